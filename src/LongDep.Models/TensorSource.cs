@@ -1,0 +1,20 @@
+namespace LongDep.Models;
+
+/// <summary>Element types a model file may hold (SPEC §6 lists the ones we read).</summary>
+public enum TensorType { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Other }
+
+/// <summary>A tensor as a file describes it. <see cref="Shape"/> is row-major, outermost first ([out, in] for a matrix).</summary>
+public sealed record TensorInfo(string Name, TensorType Type, string TypeName, long[] Shape, long ByteSize)
+{
+    public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
+}
+
+/// <summary>Named tensors from a GGUF file or a safetensors checkpoint, dequantized to float32 on read.</summary>
+public interface ITensorSource : IDisposable
+{
+    /// <summary>The file or folder the tensors come from, for error messages.</summary>
+    string SourcePath { get; }
+    IReadOnlyDictionary<string, TensorInfo> Tensors { get; }
+    /// <summary>Reads and dequantizes one tensor to float32, row-major. Throws <see cref="ModelFormatException"/> on bad data.</summary>
+    float[] ReadF32(string name);
+}
