@@ -1,0 +1,111 @@
+using System.Collections.Concurrent;
+using LongDep.Core.Probes;
+
+namespace LongDep.Models.Cpu;
+
+/// <summary>
+/// ProLong's measurement on the CPU (SPEC §3). single_ppl[j]: chunk j alone at positions 0..l−1, perplexity of
+/// its tokens 2..l. pair_ppl(i, j): chunk i's l tokens at positions l..2l−1 on top of chunk j's cached keys and
+/// values (kept from chunk j's single pass, never recomputed), perplexity of chunk i's tokens 2..l; chunk i's first
+/// token is not scored. Means and exponents in float64. Each forward is deterministic, so results do not depend on
+/// how the work is spread over threads.
+/// </summary>
+public sealed class CpuProLongProbe : IProLongProbe
+{
+    private readonly CpuForward _forward;
+
+    /// <summary>Measures with <paramref name="forward"/>'s model and thread limit.</summary>
+    public CpuProLongProbe(CpuForward forward)
+    {
+        ArgumentNullException.ThrowIfNull(forward);
+        _forward = forward;
+    }
+
+    /// <inheritdoc />
+    public ProLongMeasurement Measure(IReadOnlyList<int[]> chunks, IReadOnlyList<ChunkPair> pairs, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(chunks);
+        ArgumentNullException.ThrowIfNull(pairs);
+        int count = chunks.Count;
+        int l = count > 0 ? chunks[0]?.Length ?? 0 : 0;
+        for (int j = 0; j < count; j++)
+        {
+            if (chunks[j] is null)
+                throw new ArgumentException($"chunk {j} is null; pass {count} chunks of equal length", nameof(chunks));
+            if (chunks[j].Length != l)
+                throw new ArgumentException($"chunk {j} has {chunks[j].Length} tokens but chunk 0 has {l}; every chunk must have exactly l tokens", nameof(chunks));
+        }
+        if (count > 0 && l < 2)
+            throw new ArgumentException($"chunks have {l} token(s); at least 2 are needed to score tokens 2..l", nameof(chunks));
+
+        var byJ = new List<int>[count];
+        for (int j = 0; j < count; j++) byJ[j] = [];
+        for (int k = 0; k < pairs.Count; k++)
+        {
+            var (i, j) = (pairs[k].I, pairs[k].J);
+            if (j < 0 || j >= i || i >= count)
+                throw new ArgumentException($"pair {k} = (i {i}, j {j}) is invalid: need 0 <= j < i < {count} (the chunk count)", nameof(pairs));
+            byJ[j].Add(k);
+        }
+
+        var single = new double[count];
+        var pairPpl = new double[pairs.Count];
+        var targets = new int[count][];
+        for (int j = 0; j < count; j++) targets[j] = ShiftedTargets(chunks[j]);
+
+        // Many chunks: one chunk (its single pass, then its pairs (·, j) on its cache) per thread, the busiest first,
+        // so that at most one cache per thread is alive. Few chunks: one at a time, each forward multi-threaded.
+        bool outer = _forward.MaxThreads > 1 && count >= 2 * _forward.MaxThreads;
+        var forward = outer ? _forward.WithMaxThreads(1) : _forward;
+        void Work(int j)
+        {
+            var nll = forward.TokenNll(chunks[j], targets[j], prefix: null, out var cache, keepCache: byJ[j].Count > 0,
+                                       cancellationToken: cancellationToken);
+            single[j] = Perplexity(nll, l);
+            foreach (int k in byJ[j])
+            {
+                int i = pairs[k].I;
+                var pairNll = forward.TokenNll(chunks[i], targets[i], cache, out _, keepCache: false, cancellationToken: cancellationToken);
+                pairPpl[k] = Perplexity(pairNll, l);
+            }
+        }
+
+        if (outer)
+        {
+            var order = Enumerable.Range(0, count).OrderByDescending(j => byJ[j].Count).ThenBy(j => j).ToArray();
+            var options = new ParallelOptions { MaxDegreeOfParallelism = _forward.MaxThreads, CancellationToken = cancellationToken };
+            Parallel.ForEach(Partitioner.Create(order, EnumerablePartitionerOptions.NoBuffering), options, Work);
+        }
+        else
+        {
+            for (int j = 0; j < count; j++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                Work(j);
+            }
+        }
+        return new ProLongMeasurement(single, pairs, pairPpl);
+    }
+
+    /// <summary>targets[t] = chunk[t + 1] for t &lt; l − 1; the last position predicts nothing.</summary>
+    private static int[] ShiftedTargets(int[] chunk)
+    {
+        var targets = new int[chunk.Length];
+        for (int t = 0; t + 1 < chunk.Length; t++) targets[t] = chunk[t + 1];
+        targets[^1] = -1;
+        return targets;
+    }
+
+    /// <summary>exp(mean of nll[0..l−2]): the perplexity of tokens 2..l.</summary>
+    private static double Perplexity(double[] nll, int l)
+    {
+        double sum = 0;
+        for (int t = 0; t < l - 1; t++) sum += nll[t];
+        return Math.Exp(sum / (l - 1));
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+    }
+}
