@@ -1,0 +1,135 @@
+using System.IO.Compression;
+
+namespace LongDep.Core.Corpus;
+
+/// <summary>
+/// Decompresses a .gz stream and detects truncation, which <see cref="GZipStream"/> alone reports as a clean end.
+/// A small gzip member holding a known sentinel is appended to the compressed input: a complete file is followed
+/// by the decoded sentinel, a truncated one is not (its last member swallows the sentinel's bytes as garbage, or
+/// the decoder throws). The last <see cref="HoldBack"/> decoded bytes are held until the end is verified, so no
+/// garbage decoded from the sentinel's bytes ever reaches the caller.
+/// </summary>
+internal sealed class GzipEndGuardStream : Stream
+{
+    /// <summary>Decoded bytes kept back until the end is verified (more than a 40-byte member can decode to as garbage).</summary>
+    internal const int HoldBack = 1 << 17;
+
+    private static readonly byte[] Sentinel = "\nLONGDEP-GZIP-END-5c2e91d7a4\n"u8.ToArray();
+    private static readonly byte[] SentinelMember = CompressSentinel();
+
+    private readonly GZipStream _inner;
+    private readonly byte[] _buffer = new byte[HoldBack + (1 << 16)];
+    private int _start, _count; // valid bytes: _buffer[_start .. _start + _count)
+    private bool _innerDone;
+
+    public GzipEndGuardStream(Stream compressed)
+    {
+        _inner = new GZipStream(new ConcatStream(compressed, new MemoryStream(SentinelMember, writable: false)), CompressionMode.Decompress);
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> destination)
+    {
+        if (destination.IsEmpty) return 0;
+        while (!_innerDone && _count <= HoldBack)
+        {
+            if (_start > 0)
+            {
+                Buffer.BlockCopy(_buffer, _start, _buffer, 0, _count);
+                _start = 0;
+            }
+            int read;
+            try
+            {
+                read = _inner.Read(_buffer, _count, _buffer.Length - _count);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new GzipTruncatedException($"the gzip data is truncated or corrupt ({e.Message})", e);
+            }
+            if (read == 0)
+            {
+                _innerDone = true;
+                if (_count < Sentinel.Length || !_buffer.AsSpan(_count - Sentinel.Length, Sentinel.Length).SequenceEqual(Sentinel))
+                    throw new GzipTruncatedException("the gzip data ends before its final block: the file is truncated");
+                _count -= Sentinel.Length;
+            }
+            else
+            {
+                _count += read;
+            }
+        }
+
+        int available = _innerDone ? _count : _count - HoldBack;
+        int n = Math.Min(available, destination.Length);
+        _buffer.AsSpan(_start, n).CopyTo(destination);
+        _start += n;
+        _count -= n;
+        return n;
+    }
+
+    private static byte[] CompressSentinel()
+    {
+        var output = new MemoryStream();
+        using (var gz = new GZipStream(output, CompressionLevel.Optimal, leaveOpen: true)) gz.Write(Sentinel);
+        return output.ToArray();
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _inner.Dispose();
+        base.Dispose(disposing);
+    }
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    /// <summary>Reads one stream to its end, then another.</summary>
+    private sealed class ConcatStream(Stream first, Stream second) : Stream
+    {
+        private bool _firstDone;
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> destination)
+        {
+            if (!_firstDone)
+            {
+                int n = first.Read(destination);
+                if (n > 0) return n;
+                _firstDone = true;
+            }
+            return second.Read(destination);
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) { first.Dispose(); second.Dispose(); }
+            base.Dispose(disposing);
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
+
+/// <summary>Raised inside the gzip guard; the corpus reader turns it into a <see cref="CorpusFormatException"/> naming the file and record.</summary>
+internal sealed class GzipTruncatedException : IOException
+{
+    public GzipTruncatedException(string message, Exception? inner = null) : base(message, inner) { }
+}
