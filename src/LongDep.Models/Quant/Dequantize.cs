@@ -1,0 +1,244 @@
+using System.Buffers.Binary;
+using System.Numerics;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+
+namespace LongDep.Models.Quant;
+
+/// <summary>
+/// Turns stored tensor bytes (little-endian, GGML block layouts) into float32, and float32 into F16/BF16 for writers.
+/// Readable types: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K. Block layouts are those of ggml-common.h:
+/// <list type="bullet">
+/// <item>Q8_0: 32 values in 34 bytes: f16 scale d, then 32 int8 q; x = d * q.</item>
+/// <item>Q4_0: 32 values in 18 bytes: f16 d, then 16 bytes of nibbles; byte j holds value j (low nibble) and
+/// value j+16 (high nibble); x = d * (q - 8).</item>
+/// <item>Q4_K: 256 values in 144 bytes: f16 d, f16 dmin, 12 bytes of 6-bit (scale, min) pairs for 8 sub-blocks of 32,
+/// then 128 bytes of nibbles; x = d*scale*q - dmin*min.</item>
+/// <item>Q6_K: 256 values in 210 bytes: 128 bytes of low nibbles (ql), 64 bytes of 2-bit high parts (qh), 16 int8
+/// scales for sub-blocks of 16, f16 d; x = d*scale*(q - 32).</item>
+/// </list>
+/// </summary>
+public static class Dequantize
+{
+    /// <summary>Inputs at least this many values long are split across threads by <see cref="ToF32Parallel"/>.</summary>
+    private const int ParallelThreshold = 1 << 18;
+
+    /// <summary>Values per work item in <see cref="ToF32Parallel"/>; a multiple of every block size.</summary>
+    private const int ChunkElements = 1 << 16;
+
+    /// <summary>Values per block of a readable type (1 for F32/F16/BF16, 32 for Q8_0/Q4_0, 256 for Q4_K/Q6_K).</summary>
+    public static int BlockElements(TensorType type) => GgmlTypes.Of(type).BlockElements;
+
+    /// <summary>Bytes that <paramref name="elements"/> values of <paramref name="type"/> occupy.</summary>
+    /// <exception cref="ArgumentException">The count is negative or not a whole number of blocks, or the type is not readable.</exception>
+    public static long ByteSize(TensorType type, long elements)
+    {
+        var info = GgmlTypes.Of(type);
+        if (elements < 0)
+            throw new ArgumentException($"element count {elements} is negative", nameof(elements));
+        if (elements % info.BlockElements != 0)
+            throw new ArgumentException(
+                $"{elements} values of {info.Name} are not a whole number of blocks of {info.BlockElements}", nameof(elements));
+        long blocks = elements / info.BlockElements;
+        if (blocks > long.MaxValue / info.BlockBytes)
+            throw new ArgumentException($"{elements} values of {info.Name} exceed the largest byte size", nameof(elements));
+        return blocks * info.BlockBytes;
+    }
+
+    /// <summary>
+    /// Dequantizes <paramref name="src"/> into <paramref name="dst"/> on the calling thread. <paramref name="dst"/>'s
+    /// length is the value count; <paramref name="src"/> must be exactly <see cref="ByteSize"/> of it.
+    /// </summary>
+    /// <exception cref="ArgumentException">Wrong source length or an unreadable type.</exception>
+    public static void ToF32(TensorType type, ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        long need = ByteSize(type, dst.Length);
+        if (src.Length != need)
+            throw new ArgumentException(
+                $"{dst.Length} values of {type} take {need} bytes, but {src.Length} bytes were given", nameof(src));
+        switch (type)
+        {
+            case TensorType.F32: src.CopyTo(MemoryMarshal.AsBytes(dst)); break;
+            case TensorType.F16: TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(src), dst); break;
+            case TensorType.BF16: BF16ToF32(MemoryMarshal.Cast<byte, ushort>(src), dst); break;
+            case TensorType.Q8_0: Q8_0ToF32(src, dst); break;
+            case TensorType.Q4_0: Q4_0ToF32(src, dst); break;
+            case TensorType.Q4_K: Q4_KToF32(src, dst); break;
+            case TensorType.Q6_K: Q6_KToF32(src, dst); break;
+            default: throw new ArgumentException($"tensor type {type} cannot be dequantized", nameof(type));
+        }
+    }
+
+    /// <summary>As <see cref="ToF32"/>, split into chunks across the thread pool when the input is large.</summary>
+    public static void ToF32Parallel(TensorType type, ReadOnlyMemory<byte> src, Memory<float> dst)
+    {
+        long need = ByteSize(type, dst.Length);
+        if (src.Length != need)
+            throw new ArgumentException(
+                $"{dst.Length} values of {type} take {need} bytes, but {src.Length} bytes were given", nameof(src));
+        if (dst.Length < ParallelThreshold)
+        {
+            ToF32(type, src.Span, dst.Span);
+            return;
+        }
+        var info = GgmlTypes.Of(type);
+        int chunkBytes = ChunkElements / info.BlockElements * info.BlockBytes;
+        int chunks = (dst.Length + ChunkElements - 1) / ChunkElements;
+        Parallel.For(0, chunks, c =>
+        {
+            int first = c * ChunkElements;
+            int count = Math.Min(ChunkElements, dst.Length - first);
+            int bytes = count / info.BlockElements * info.BlockBytes;
+            ToF32(type, src.Span.Slice(c * chunkBytes, bytes), dst.Span.Slice(first, count));
+        });
+    }
+
+    /// <summary>Float32 to IEEE half, round to nearest even (overflow becomes infinity), little-endian bytes.</summary>
+    public static void FromF32ToF16(ReadOnlySpan<float> src, Span<byte> dst)
+    {
+        if (dst.Length != 2L * src.Length)
+            throw new ArgumentException($"{src.Length} values need {2L * src.Length} F16 bytes, got {dst.Length}", nameof(dst));
+        TensorPrimitives.ConvertToHalf(src, MemoryMarshal.Cast<byte, Half>(dst));
+    }
+
+    /// <summary>Float32 to bfloat16 (the top 16 bits), round to nearest even; NaN stays a quiet NaN. Little-endian bytes.</summary>
+    public static void FromF32ToBF16(ReadOnlySpan<float> src, Span<byte> dst)
+    {
+        if (dst.Length != 2L * src.Length)
+            throw new ArgumentException($"{src.Length} values need {2L * src.Length} BF16 bytes, got {dst.Length}", nameof(dst));
+        var bits = MemoryMarshal.Cast<float, uint>(src);
+        for (int i = 0; i < bits.Length; i++)
+        {
+            uint u = bits[i];
+            ushort h = float.IsNaN(src[i])
+                ? (ushort)((u >> 16) | 0x0040)                       // keep sign and payload top, force quiet
+                : (ushort)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);  // ties go to the even result
+            BinaryPrimitives.WriteUInt16LittleEndian(dst.Slice(2 * i, 2), h);
+        }
+    }
+
+    /// <summary>One little-endian IEEE half at the start of <paramref name="bytes"/>, widened to float.</summary>
+    public static float ReadHalf(ReadOnlySpan<byte> bytes) =>
+        (float)BitConverter.UInt16BitsToHalf(BinaryPrimitives.ReadUInt16LittleEndian(bytes));
+
+    private static void BF16ToF32(ReadOnlySpan<ushort> src, Span<float> dst)
+    {
+        // bfloat16 is the upper half of a float32: widen and shift, no rounding involved.
+        var outBits = MemoryMarshal.Cast<float, uint>(dst);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            int step = Vector<ushort>.Count, half = Vector<uint>.Count;
+            for (; i <= src.Length - step; i += step)
+            {
+                Vector.Widen(new Vector<ushort>(src.Slice(i)), out var lo, out var hi);
+                (lo << 16).CopyTo(outBits.Slice(i));
+                (hi << 16).CopyTo(outBits.Slice(i + half));
+            }
+        }
+        for (; i < src.Length; i++) outBits[i] = (uint)src[i] << 16;
+    }
+
+    private static void Q8_0ToF32(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        const int QK = 32, BlockBytes = 34;
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * BlockBytes, BlockBytes);
+            float d = ReadHalf(block);
+            var q = MemoryMarshal.Cast<byte, sbyte>(block.Slice(2, QK));
+            var y = dst.Slice(b * QK, QK);
+            for (int j = 0; j < QK; j++) y[j] = q[j] * d;
+        }
+    }
+
+    private static void Q4_0ToF32(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        const int QK = 32, BlockBytes = 18;
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * BlockBytes, BlockBytes);
+            float d = ReadHalf(block);
+            var qs = block.Slice(2, QK / 2);
+            var y = dst.Slice(b * QK, QK);
+            for (int j = 0; j < QK / 2; j++)
+            {
+                y[j] = ((qs[j] & 0x0F) - 8) * d;          // low nibbles: values 0..15
+                y[j + QK / 2] = ((qs[j] >> 4) - 8) * d;   // high nibbles: values 16..31
+            }
+        }
+    }
+
+    /// <summary>
+    /// Q4_K's 12 scale bytes hold 8 six-bit scales and 8 six-bit mins. Sub-blocks 0..3 keep theirs in the low 6 bits
+    /// of bytes 0..3 (scales) and 4..7 (mins); sub-blocks 4..7 keep their low 4 bits in bytes 8..11 (scale in the low
+    /// nibble, min in the high nibble) and their top 2 bits in the spare top bits of bytes 0..3 (scales) and 4..7 (mins).
+    /// </summary>
+    private static (int Scale, int Min) Q4_KScaleMin(ReadOnlySpan<byte> s, int j) => j < 4
+        ? (s[j] & 63, s[j + 4] & 63)
+        : ((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+
+    private static void Q4_KToF32(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        const int QK = 256, BlockBytes = 144;
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * BlockBytes, BlockBytes);
+            float d = ReadHalf(block);
+            float dmin = ReadHalf(block.Slice(2));
+            var scales = block.Slice(4, 12);
+            var qs = block.Slice(16, 128);
+            var y = dst.Slice(b * QK, QK);
+            // Four groups of 64 values share 32 bytes: low nibbles are sub-block 2g, high nibbles sub-block 2g+1.
+            for (int g = 0; g < 4; g++)
+            {
+                var (sc0, m0) = Q4_KScaleMin(scales, 2 * g);
+                var (sc1, m1) = Q4_KScaleMin(scales, 2 * g + 1);
+                float d0 = d * sc0, min0 = dmin * m0, d1 = d * sc1, min1 = dmin * m1;
+                var q = qs.Slice(32 * g, 32);
+                var y0 = y.Slice(64 * g, 32);
+                var y1 = y.Slice(64 * g + 32, 32);
+                for (int l = 0; l < 32; l++)
+                {
+                    y0[l] = d0 * (q[l] & 0x0F) - min0;
+                    y1[l] = d1 * (q[l] >> 4) - min1;
+                }
+            }
+        }
+    }
+
+    private static void Q6_KToF32(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        const int QK = 256, BlockBytes = 210;
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * BlockBytes, BlockBytes);
+            var qlAll = block.Slice(0, 128);
+            var qhAll = block.Slice(128, 64);
+            var scAll = MemoryMarshal.Cast<byte, sbyte>(block.Slice(192, 16));
+            float d = ReadHalf(block.Slice(208));
+            var yAll = dst.Slice(b * QK, QK);
+            // Two halves of 128 values, each with 64 ql bytes, 32 qh bytes and 8 scales.
+            for (int h = 0; h < 2; h++)
+            {
+                var ql = qlAll.Slice(64 * h, 64);
+                var qh = qhAll.Slice(32 * h, 32);
+                var sc = scAll.Slice(8 * h, 8);
+                var y = yAll.Slice(128 * h, 128);
+                for (int l = 0; l < 32; l++)
+                {
+                    int s = l / 16; // sub-blocks of 16 values
+                    int hi = qh[l];
+                    int q0 = ((ql[l] & 0x0F) | ((hi & 3) << 4)) - 32;
+                    int q1 = ((ql[l + 32] & 0x0F) | (((hi >> 2) & 3) << 4)) - 32;
+                    int q2 = ((ql[l] >> 4) | (((hi >> 4) & 3) << 4)) - 32;
+                    int q3 = ((ql[l + 32] >> 4) | (((hi >> 6) & 3) << 4)) - 32;
+                    y[l] = d * sc[s] * q0;
+                    y[l + 32] = d * sc[s + 2] * q1;
+                    y[l + 64] = d * sc[s + 4] * q2;
+                    y[l + 96] = d * sc[s + 6] * q3;
+                }
+            }
+        }
+    }
+}
