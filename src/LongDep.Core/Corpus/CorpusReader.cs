@@ -50,7 +50,8 @@ public static class CorpusReader
     /// </summary>
     /// <exception cref="CorpusFormatException">Unsupported extension now; truncated or corrupt compressed data while enumerating.</exception>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    public static IEnumerable<RawRecord> Open(string path, RecordFieldOptions? fields = null, int maxLineBytes = DefaultMaxLineBytes)
+    public static IEnumerable<RawRecord> Open(string path, RecordFieldOptions? fields = null, int maxLineBytes = DefaultMaxLineBytes,
+        CorpusPosition? position = null)
     {
         CorpusFormat format = DetectFormat(path);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxLineBytes, 1);
@@ -59,7 +60,7 @@ public static class CorpusReader
         fields ??= RecordFieldOptions.Default;
         return format == CorpusFormat.Parquet
             ? ParquetRecords.Read(path, fields)
-            : ReadJsonl(path, format, maxLineBytes);
+            : ReadJsonl(path, format, maxLineBytes, position);
     }
 
     /// <summary><see cref="Open"/> followed by <see cref="RecordParser.Parse"/> (on this thread).</summary>
@@ -70,9 +71,10 @@ public static class CorpusReader
     }
 
     /// <summary>Opens the decompressed byte stream of a JSON-lines file.</summary>
-    internal static Stream OpenDecompressed(string path, CorpusFormat format)
+    internal static Stream OpenDecompressed(string path, CorpusFormat format, CorpusPosition? position = null)
     {
         var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        position?.Attach(file);
         try
         {
             return format switch
@@ -90,9 +92,9 @@ public static class CorpusReader
         }
     }
 
-    private static IEnumerable<RawRecord> ReadJsonl(string path, CorpusFormat format, int maxLineBytes)
+    private static IEnumerable<RawRecord> ReadJsonl(string path, CorpusFormat format, int maxLineBytes, CorpusPosition? position)
     {
-        using Stream stream = OpenDecompressed(path, format);
+        using Stream stream = OpenDecompressed(path, format, position);
         using IEnumerator<ReadLine> lines = new LineReader(stream, maxLineBytes).ReadLines().GetEnumerator();
         long index = 0;
         while (true)
@@ -126,5 +128,30 @@ public static class CorpusReader
         return new CorpusFormatException(
             $"{name} is truncated or corrupt {where}: {cause.Message}. The records before this point are intact; re-download or re-compress the file to read the rest.",
             cause);
+    }
+}
+
+/// <summary>How far a reader has got through its file (compressed bytes for .zst/.gz), for progress and ETA.</summary>
+public sealed class CorpusPosition
+{
+    private FileStream? _file;
+
+    internal void Attach(FileStream file) => Volatile.Write(ref _file, file);
+
+    /// <summary>Fraction of the file read, 0..1; null before reading starts or for Parquet input.</summary>
+    public double? Fraction
+    {
+        get
+        {
+            FileStream? f = Volatile.Read(ref _file);
+            try
+            {
+                return f is null || f.Length == 0 ? null : Math.Clamp((double)f.Position / f.Length, 0, 1);
+            }
+            catch (ObjectDisposedException)
+            {
+                return 1.0;
+            }
+        }
     }
 }

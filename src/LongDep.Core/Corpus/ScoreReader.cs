@@ -67,6 +67,11 @@ public static class ScoreReader
                     Chunks = Optional(root, "chunks") is { } c ? c.GetInt32() : null,
                     Error = OptionalString(root, "error"),
                     Meta = Optional(root, "meta")?.Clone(),
+                    InputHash = OptionalString(root, "input_hash") is { } h
+                        ? ulong.TryParse(h, System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out ulong hv)
+                            ? hv
+                            : throw new FormatException($"input_hash '{h}' is not 16 hex digits")
+                        : null,
                 };
             }
             catch (Exception e) when (e is FormatException or InvalidOperationException or KeyNotFoundException)

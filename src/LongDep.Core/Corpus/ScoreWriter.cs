@@ -105,6 +105,7 @@ public sealed class ScoreWriter : IDisposable
         if (record.PairsUsed is { } pairs) w.WriteNumber("pairs_used", pairs);
         if (record.Chunks is { } chunks) w.WriteNumber("chunks", chunks);
         if (!ok && record.Error is { } error) w.WriteString("error", error);
+        if (record.InputHash is { } hash) w.WriteString("input_hash", hash.ToString("x16", CultureInfo.InvariantCulture));
         if (record.Meta is { } meta && meta.ValueKind != JsonValueKind.Undefined)
         {
             w.WritePropertyName("meta");

@@ -73,4 +73,10 @@ public sealed record ScoreRecord
     public string? Error { get; init; }
     /// <summary>The input's meta, passed through unchanged.</summary>
     public JsonElement? Meta { get; init; }
+
+    /// <summary>
+    /// FNV-1a 64 of the input record's bytes; written as <c>input_hash</c> (16 hex digits) so that a resumed run can
+    /// check that the records already in the output belong to the same input.
+    /// </summary>
+    public ulong? InputHash { get; init; }
 }

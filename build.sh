@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# LongDepEngine build.
+#   ./build.sh            restore + Release build of the solution, and the CUDA kernels when nvcc is present
+#   ./build.sh deps       install what the kernel build needs on Debian (nvidia-cuda-toolkit, clang-14; needs root)
+#   ./build.sh kernels    build only the kernels (build/native/longdep_kernels.fatbin)
+#   ./build.sh test       build, then run the test suite (the README's test command)
+#   ./build.sh bundle     self-contained trimmed longdep + kernels for a GPU node: dist/longdep-linux-x64/
+# Idempotent: a second run only rebuilds what changed.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+say() { printf '[build] %s\n' "$*" >&2; }
+die() { printf 'build.sh: %s\n' "$*" >&2; exit 1; }
+
+need_dotnet() {
+  command -v dotnet >/dev/null 2>&1 || die "the .NET SDK (10.0) is not on PATH; install it (https://dot.net) and run ./build.sh again"
+  local major
+  major=$(dotnet --version 2>/dev/null | cut -d. -f1)
+  [ "${major:-0}" -ge 10 ] || die "the .NET SDK 10 or newer is needed; found $(dotnet --version 2>/dev/null || echo none)"
+}
+
+deps() {
+  if command -v nvcc >/dev/null 2>&1; then say "nvcc present: $(nvcc --version | tail -1)"; return 0; fi
+  command -v apt-get >/dev/null 2>&1 || die "nvcc is missing and this is not a Debian/Ubuntu machine: install the CUDA toolkit"
+  [ "$(id -u)" = 0 ] || die "nvcc is missing; run './build.sh deps' as root to install Debian's nvidia-cuda-toolkit"
+  say "installing Debian's nvidia-cuda-toolkit (non-free) and clang-14"
+  local src=/etc/apt/sources.list.d/debian.sources
+  if [ -f "$src" ] && ! grep -q 'non-free' "$src"; then
+    sed -i 's/^Components: main$/Components: main contrib non-free non-free-firmware/' "$src"
+  fi
+  if [ -f /etc/apt/sources.list ] && grep -q '^deb .*debian' /etc/apt/sources.list && ! grep -q non-free /etc/apt/sources.list; then
+    sed -i '/^deb .*debian/ s/ main$/ main contrib non-free non-free-firmware/' /etc/apt/sources.list
+  fi
+  apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nvidia-cuda-toolkit nvidia-cuda-dev clang-14 >/dev/null
+  command -v nvcc >/dev/null 2>&1 || die "nvidia-cuda-toolkit installed but nvcc is still not on PATH"
+  say "nvcc: $(nvcc --version | tail -1)"
+}
+
+kernels() {
+  if ! command -v nvcc >/dev/null 2>&1; then
+    say "nvcc not found: skipping the CUDA kernels (run './build.sh deps' as root to install it); the CPU path builds without them"
+    return 0
+  fi
+  bash native/build-kernels.sh "$ROOT/build/native"
+}
+
+build() {
+  need_dotnet
+  kernels
+  say "dotnet build (Release)"
+  dotnet build LongDepEngine.sln -c Release -nologo -clp:ErrorsOnly -v:q
+}
+
+run_tests() {
+  # The README's test command.
+  dotnet test LongDepEngine.sln -c Release --no-build -nologo
+}
+
+bundle() {
+  need_dotnet
+  kernels
+  local out="$ROOT/dist/longdep-linux-x64"
+  rm -rf "$out"
+  say "dotnet publish: self-contained, trimmed, linux-x64 -> $out"
+  dotnet publish src/LongDep.Cli/LongDep.Cli.csproj -c Release -r linux-x64 --self-contained true \
+    -p:PublishTrimmed=true -p:TrimMode=partial -p:InvariantGlobalization=true -p:DebugType=none \
+    -p:GenerateDocumentationFile=false -o "$out" -nologo -clp:ErrorsOnly -v:q
+  mkdir -p "$out/kernels-src/kernels" "$out/kernels-src/native"
+  cp kernels/*.cu "$out/kernels-src/kernels/" 2>/dev/null || true
+  cp kernels/*.cuh "$out/kernels-src/kernels/" 2>/dev/null || true
+  cp native/*.cu native/*.c native/build-kernels.sh "$out/kernels-src/native/" 2>/dev/null || true
+  if [ -f build/native/longdep_kernels.fatbin ]; then cp build/native/longdep_kernels.fatbin "$out/"; fi
+  cat > "$out/build-kernels.sh" <<'EOS'
+#!/usr/bin/env bash
+# Rebuilds the kernels with this machine's nvcc (CUDA 12/13: adds sm_90a) next to the longdep executable.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+bash "$here/kernels-src/native/build-kernels.sh" "$here"
+EOS
+  chmod +x "$out/build-kernels.sh" "$out/longdep"
+  du -sh "$out" >&2
+}
+
+case "${1:-build}" in
+  build) build ;;
+  deps) deps ;;
+  kernels) kernels ;;
+  test) build; run_tests ;;
+  bundle) bundle ;;
+  *) die "unknown command '$1' (expected: build, deps, kernels, test, bundle)" ;;
+esac
