@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using LongDep.Core.Corpus;
+using LongDep.Core.Diagnostics;
 using LongDep.Core.Records;
 
 namespace LongDep.Core.Pipeline;
@@ -104,9 +105,15 @@ public static class ScoreRun
             try
             {
                 long seq = 0, shardPos = 0;
-                foreach (RawRecord r in raw)
+                using IEnumerator<RawRecord> records = raw.GetEnumerator();
+                while (true)
                 {
                     ct.ThrowIfCancellationRequested();
+                    using (Phases.Begin("read"))
+                    {
+                        if (!records.MoveNext()) break;
+                    }
+                    RawRecord r = records.Current;
                     if (r.Index % options.ShardCount != options.ShardIndex) continue;
                     if (shardPos++ < resume.Completed)
                     {
@@ -183,8 +190,11 @@ public static class ScoreRun
                         while (pending.Remove(next, out Item? ready))
                         {
                             ScoreOutcome outcome = ready.Done!;
-                            detail?.Write(outcome);
-                            writer.Write(outcome.Record);
+                            using (Phases.Begin("write"))
+                            {
+                                detail?.Write(outcome);
+                                writer.Write(outcome.Record);
+                            }
                             summary.Add(outcome.Record);
                             next++;
                             inFlight.Release();
@@ -213,6 +223,7 @@ public static class ScoreRun
 
     private static Item Prepare(long seq, RawRecord raw, RecordParser parser, ScoreSettings settings, Tokenizer tokenizer)
     {
+        using var phase = Phases.Begin("tokenize");
         InputRecord input = parser.Parse(raw);
         if (input.IsBad)
             return new Item(seq, input, null, new ScoreOutcome(RecordScorer.Base(settings, input, ScoreStatus.BadRecord, null, input.Error)));

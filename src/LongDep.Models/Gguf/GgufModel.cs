@@ -1,0 +1,124 @@
+namespace LongDep.Models.Gguf;
+
+/// <summary>
+/// A GGUF file as a Llama-family model: the config from the file's metadata (<c>general.architecture</c> and the
+/// <c>{arch}.*</c> keys), the weights through the architecture table, and a writer for tests and <c>make-model</c>.
+/// </summary>
+public static class GgufModel
+{
+    /// <summary>The model config the metadata of <paramref name="file"/> describes.</summary>
+    /// <exception cref="ModelFormatException">A required key is missing or a value is out of range.</exception>
+    public static ModelConfig ReadConfig(GgufFile file)
+    {
+        string src = file.SourcePath;
+        string arch = file.GetString("general.architecture")
+            ?? throw new ModelFormatException(src, "the metadata key 'general.architecture' is missing; this is not a model file");
+        if (!Architectures.Supported.Contains(arch))
+            throw new ModelFormatException(src, $"unsupported architecture '{arch}' (supported: {string.Join(", ", Architectures.Supported)})");
+        var info = Architectures.Get(arch, ModelFormat.Gguf);
+
+        int Int(string key, int? fallback = null)
+        {
+            long? v = file.GetInteger($"{arch}.{key}");
+            if (v is null)
+                return fallback ?? throw new ModelFormatException(src, $"the metadata key '{arch}.{key}' is missing");
+            if (v < 0 || v > int.MaxValue)
+                throw new ModelFormatException(src, $"the metadata key '{arch}.{key}' = {v} is out of range");
+            return (int)v;
+        }
+
+        int dim = Int("embedding_length");
+        int heads = Int("attention.head_count");
+        if (heads <= 0) throw new ModelFormatException(src, $"'{arch}.attention.head_count' is {heads}; expected a positive count");
+        int headDim = Int("attention.key_length", Int("rope.dimension_count", dim / heads));
+        int vocab = file.Tensors.TryGetValue(info.TokenEmbedding, out var emb) && emb.Shape.Length == 2
+            ? (int)Math.Min(emb.Shape[0], int.MaxValue)
+            : file.GetStringArray("tokenizer.ggml.tokens")?.Length
+              ?? throw new ModelFormatException(src, $"cannot tell the vocabulary size: no '{info.TokenEmbedding}' tensor and no tokenizer.ggml.tokens");
+        double eps = file.GetFloat($"{arch}.attention.layer_norm_rms_epsilon") ?? 1e-5;
+        double theta = file.GetFloat($"{arch}.rope.freq_base") ?? 10000.0;
+        var cfg = new ModelConfig
+        {
+            Architecture = arch,
+            Layers = Int("block_count"),
+            Dim = dim,
+            FfDim = Int("feed_forward_length"),
+            Heads = heads,
+            KvHeads = Int("attention.head_count_kv", heads),
+            HeadDim = headDim,
+            VocabSize = vocab,
+            ContextLength = Int("context_length", 2048),
+            RmsEps = (float)eps,
+            RopeTheta = (float)theta,
+            Rope = info.Rope,
+            QkvBias = info.QkvBias,
+            TiedEmbedding = !file.Tensors.ContainsKey(info.Output),
+        };
+        cfg.Validate(src);
+        return cfg;
+    }
+
+    /// <summary>Reads every weight of the model in <paramref name="file"/>, dequantized to float32.</summary>
+    public static ModelWeights Load(GgufFile file, ModelConfig? config = null) =>
+        Architectures.LoadWeights(file, config ?? ReadConfig(file), ModelFormat.Gguf);
+
+    /// <summary>
+    /// Writes <paramref name="weights"/> as a GGUF file (F32 or F16 tensors, norms always F32), with the
+    /// <paramref name="vocabulary"/>'s tokenizer metadata when given. Q/K rows are permuted to the file's RoPE
+    /// convention when the weights use the other one.
+    /// </summary>
+    public static void Save(string path, ModelWeights weights, TensorType type = TensorType.F16, GgufTokenizerMetadata? vocabulary = null, string? name = null)
+    {
+        var c = weights.Config;
+        var w = new GgufWriter();
+        w.Add("general.architecture", c.Architecture);
+        w.Add("general.name", name ?? $"longdep-{c.Architecture}");
+        w.Add($"{c.Architecture}.block_count", (uint)c.Layers);
+        w.Add($"{c.Architecture}.context_length", (uint)c.ContextLength);
+        w.Add($"{c.Architecture}.embedding_length", (uint)c.Dim);
+        w.Add($"{c.Architecture}.feed_forward_length", (uint)c.FfDim);
+        w.Add($"{c.Architecture}.attention.head_count", (uint)c.Heads);
+        w.Add($"{c.Architecture}.attention.head_count_kv", (uint)c.KvHeads);
+        w.Add($"{c.Architecture}.attention.key_length", (uint)c.HeadDim);
+        w.Add($"{c.Architecture}.attention.value_length", (uint)c.HeadDim);
+        w.Add($"{c.Architecture}.rope.dimension_count", (uint)c.HeadDim);
+        w.Add($"{c.Architecture}.attention.layer_norm_rms_epsilon", c.RmsEps);
+        w.Add($"{c.Architecture}.rope.freq_base", c.RopeTheta);
+        vocabulary?.AddTo(w);
+        foreach (var (tensorName, data, shape) in Architectures.TensorsFor(weights, ModelFormat.Gguf))
+            w.AddTensor(tensorName, data, shape, shape.Length == 1 ? TensorType.F32 : type);
+        w.Write(path);
+    }
+}
+
+/// <summary>The <c>tokenizer.ggml.*</c> keys of a GGUF file.</summary>
+public sealed record GgufTokenizerMetadata(string Model, string[] Tokens, float[]? Scores, int[]? TokenTypes, string[]? Merges,
+    int? BosId, int? EosId, int? UnkId, bool? AddSpacePrefix = null, string? Pre = null)
+{
+    /// <summary>Reads the keys from <paramref name="file"/>; null when the file has no tokenizer.</summary>
+    public static GgufTokenizerMetadata? From(GgufFile file)
+    {
+        string? model = file.GetString("tokenizer.ggml.model");
+        string[]? tokens = file.GetStringArray("tokenizer.ggml.tokens");
+        if (model is null || tokens is null) return null;
+        int? Id(string key) => file.GetInteger(key) is { } v && v >= 0 && v < tokens.Length ? (int)v : null;
+        return new GgufTokenizerMetadata(model, tokens, file.GetFloatArray("tokenizer.ggml.scores"),
+            file.GetIntArray("tokenizer.ggml.token_type"), file.GetStringArray("tokenizer.ggml.merges"),
+            Id("tokenizer.ggml.bos_token_id"), Id("tokenizer.ggml.eos_token_id"), Id("tokenizer.ggml.unknown_token_id"),
+            file.GetBool("tokenizer.ggml.add_space_prefix"), file.GetString("tokenizer.ggml.pre"));
+    }
+
+    internal void AddTo(GgufWriter w)
+    {
+        w.Add("tokenizer.ggml.model", Model);
+        w.Add("tokenizer.ggml.tokens", Tokens);
+        if (Scores is not null) w.Add("tokenizer.ggml.scores", Scores);
+        if (TokenTypes is not null) w.Add("tokenizer.ggml.token_type", TokenTypes);
+        if (Merges is not null) w.Add("tokenizer.ggml.merges", Merges);
+        if (BosId is { } b) w.Add("tokenizer.ggml.bos_token_id", (uint)b);
+        if (EosId is { } e) w.Add("tokenizer.ggml.eos_token_id", (uint)e);
+        if (UnkId is { } u) w.Add("tokenizer.ggml.unknown_token_id", (uint)u);
+        if (AddSpacePrefix is { } a) w.Add("tokenizer.ggml.add_space_prefix", a);
+        if (Pre is not null) w.Add("tokenizer.ggml.pre", Pre);
+    }
+}
