@@ -113,6 +113,8 @@ internal static class HuggingFaceTokenizerJson
             }
         }
         if (maxId < 0) throw new ModelFormatException(path, "model.vocab is empty");
+        if (maxId >= vocab.Count + added.Count + 65536)
+            throw new ModelFormatException(path, $"token ids are too sparse: the highest is {maxId} for {vocab.Count + added.Count} tokens");
 
         var pieces = new string[maxId + 1];
         var kinds = new TokenKind[maxId + 1];
