@@ -1,3 +1,5 @@
+using LongDep.Models.Tokenization;
+
 namespace LongDep.Models.Gguf;
 
 /// <summary>
@@ -67,7 +69,7 @@ public static class GgufModel
     /// <paramref name="vocabulary"/>'s tokenizer metadata when given. Q/K rows are permuted to the file's RoPE
     /// convention when the weights use the other one.
     /// </summary>
-    public static void Save(string path, ModelWeights weights, TensorType type = TensorType.F16, GgufTokenizerMetadata? vocabulary = null, string? name = null)
+    public static void Save(string path, ModelWeights weights, TensorType type = TensorType.F16, GgufVocabulary? vocabulary = null, string? name = null)
     {
         var c = weights.Config;
         var w = new GgufWriter();
@@ -84,41 +86,41 @@ public static class GgufModel
         w.Add($"{c.Architecture}.rope.dimension_count", (uint)c.HeadDim);
         w.Add($"{c.Architecture}.attention.layer_norm_rms_epsilon", c.RmsEps);
         w.Add($"{c.Architecture}.rope.freq_base", c.RopeTheta);
-        vocabulary?.AddTo(w);
+        if (vocabulary is not null) GgufVocabularyKeys.Write(w, vocabulary);
         foreach (var (tensorName, data, shape) in Architectures.TensorsFor(weights, ModelFormat.Gguf))
             w.AddTensor(tensorName, data, shape, shape.Length == 1 ? TensorType.F32 : type);
         w.Write(path);
     }
 }
 
-/// <summary>The <c>tokenizer.ggml.*</c> keys of a GGUF file.</summary>
-public sealed record GgufTokenizerMetadata(string Model, string[] Tokens, float[]? Scores, int[]? TokenTypes, string[]? Merges,
-    int? BosId, int? EosId, int? UnkId, bool? AddSpacePrefix = null, string? Pre = null)
+/// <summary>Reads and writes the <c>tokenizer.ggml.*</c> keys of a GGUF file as a <see cref="GgufVocabulary"/>.</summary>
+public static class GgufVocabularyKeys
 {
-    /// <summary>Reads the keys from <paramref name="file"/>; null when the file has no tokenizer.</summary>
-    public static GgufTokenizerMetadata? From(GgufFile file)
+    /// <summary>The vocabulary in <paramref name="file"/>; null when the file has no tokenizer.</summary>
+    public static GgufVocabulary? Read(GgufFile file)
     {
         string? model = file.GetString("tokenizer.ggml.model");
         string[]? tokens = file.GetStringArray("tokenizer.ggml.tokens");
         if (model is null || tokens is null) return null;
         int? Id(string key) => file.GetInteger(key) is { } v && v >= 0 && v < tokens.Length ? (int)v : null;
-        return new GgufTokenizerMetadata(model, tokens, file.GetFloatArray("tokenizer.ggml.scores"),
+        return new GgufVocabulary(model, tokens, file.GetFloatArray("tokenizer.ggml.scores"),
             file.GetIntArray("tokenizer.ggml.token_type"), file.GetStringArray("tokenizer.ggml.merges"),
             Id("tokenizer.ggml.bos_token_id"), Id("tokenizer.ggml.eos_token_id"), Id("tokenizer.ggml.unknown_token_id"),
             file.GetBool("tokenizer.ggml.add_space_prefix"), file.GetString("tokenizer.ggml.pre"));
     }
 
-    internal void AddTo(GgufWriter w)
+    /// <summary>Adds the keys of <paramref name="v"/> to a file being written.</summary>
+    public static void Write(GgufWriter w, GgufVocabulary v)
     {
-        w.Add("tokenizer.ggml.model", Model);
-        w.Add("tokenizer.ggml.tokens", Tokens);
-        if (Scores is not null) w.Add("tokenizer.ggml.scores", Scores);
-        if (TokenTypes is not null) w.Add("tokenizer.ggml.token_type", TokenTypes);
-        if (Merges is not null) w.Add("tokenizer.ggml.merges", Merges);
-        if (BosId is { } b) w.Add("tokenizer.ggml.bos_token_id", (uint)b);
-        if (EosId is { } e) w.Add("tokenizer.ggml.eos_token_id", (uint)e);
-        if (UnkId is { } u) w.Add("tokenizer.ggml.unknown_token_id", (uint)u);
-        if (AddSpacePrefix is { } a) w.Add("tokenizer.ggml.add_space_prefix", a);
-        if (Pre is not null) w.Add("tokenizer.ggml.pre", Pre);
+        w.Add("tokenizer.ggml.model", v.Model);
+        w.Add("tokenizer.ggml.tokens", v.Tokens);
+        if (v.Scores is not null) w.Add("tokenizer.ggml.scores", v.Scores);
+        if (v.TokenTypes is not null) w.Add("tokenizer.ggml.token_type", v.TokenTypes);
+        if (v.Merges is not null) w.Add("tokenizer.ggml.merges", v.Merges);
+        if (v.BosId is { } b) w.Add("tokenizer.ggml.bos_token_id", (uint)b);
+        if (v.EosId is { } e) w.Add("tokenizer.ggml.eos_token_id", (uint)e);
+        if (v.UnkId is { } u) w.Add("tokenizer.ggml.unknown_token_id", (uint)u);
+        if (v.AddSpacePrefix is { } a) w.Add("tokenizer.ggml.add_space_prefix", a);
+        if (v.Pre is not null) w.Add("tokenizer.ggml.pre", v.Pre);
     }
 }
