@@ -1,0 +1,71 @@
+using System.CommandLine;
+using LongDep.Cli.Runtime;
+using LongDep.Models;
+using LongDep.Models.Gguf;
+using LongDep.Models.HuggingFace;
+using LongDep.Models.Synthetic;
+using LongDep.Models.Tokenization;
+
+namespace LongDep.Cli.Commands;
+
+/// <summary>
+/// <c>longdep make-model</c>: random weights of a named shape as a GGUF file or a Hugging Face folder. The same
+/// shape and seed give the same weights in both formats (Q/K rows permuted for each file's RoPE convention), so a
+/// PyTorch baseline and the engine read identical models.
+/// </summary>
+public static class MakeModelCommand
+{
+    public static Command Create()
+    {
+        var shape = new Option<string>("--shape") { Description = $"model shape: {string.Join(", ", RandomModel.ShapeNames)}", DefaultValueFactory = _ => "tinyllama" };
+        var format = new Option<string>("--format") { Description = "gguf or hf", DefaultValueFactory = _ => "gguf" };
+        format.AcceptOnlyFromAmong("gguf", "hf");
+        var output = new Option<string>("--output", "-o") { Description = "the .gguf file or the checkpoint folder to write", Required = true };
+        var seed = new Option<long>("--seed") { Description = "weights seed", DefaultValueFactory = _ => 1234 };
+        var dtype = new Option<string>("--dtype") { Description = "f16 or f32 (matrices; norms stay f32 in GGUF)", DefaultValueFactory = _ => "f16" };
+        dtype.AcceptOnlyFromAmong("f16", "f32");
+        var cmd = new Command("make-model", "Write a random model of a named shape (GGUF or Hugging Face folder) with a synthetic tokenizer.")
+        {
+            shape, format, output, seed, dtype,
+        };
+        cmd.SetAction(r =>
+        {
+            ModelConfig cfg;
+            try
+            {
+                cfg = RandomModel.Shape(r.GetValue(shape)!);
+            }
+            catch (ArgumentException e)
+            {
+                throw new CliException(e.Message.Split(" (Parameter")[0], ExitCodes.Usage);
+            }
+            var type = r.GetValue(dtype) == "f32" ? TensorType.F32 : TensorType.F16;
+            string path = r.GetValue(output)!;
+            Console.Error.WriteLine($"longdep: generating {r.GetValue(shape)} ({cfg.ParameterCount:N0} parameters, seed {r.GetValue(seed)})");
+            var weights = RandomModel.Create(cfg, r.GetValue(seed));
+            Write(path, r.GetValue(format) == "hf", weights, type);
+            Console.Out.WriteLine($"wrote {path}");
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    /// <summary>Writes <paramref name="weights"/> with a synthetic vocabulary of the model's size.</summary>
+    public static void Write(string path, bool huggingFace, ModelWeights weights, TensorType type)
+    {
+        if (huggingFace)
+        {
+            var vocab = Vocabulary(weights.Config);
+            HuggingFaceModel.Save(path, weights, type, 0, vocab.BosId, vocab.EosId);
+        }
+        else
+        {
+            string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
+            if (dir is not null) Directory.CreateDirectory(dir);
+            GgufModel.Save(path, weights, type, Vocabulary(weights.Config), "longdep random " + weights.Config.Architecture);
+        }
+    }
+
+    /// <summary>The synthetic vocabulary that goes with a random model.</summary>
+    public static GgufVocabulary Vocabulary(ModelConfig cfg) => SyntheticText.Vocabulary(cfg.VocabSize, SyntheticText.Words(Math.Min(2000, cfg.VocabSize / 4)));
+}
