@@ -50,7 +50,7 @@ public static class InspectCommand
                 list.AddColumn("tensor");
                 list.AddColumn("type");
                 list.AddColumn("shape");
-                foreach (var x in d.Tensors) list.AddRow(Markup.Escape(x.Name), x.TypeName, $"[{string.Join(", ", x.Shape)}]");
+                foreach (var x in d.Tensors) list.AddRow(Markup.Escape(x.Name), Markup.Escape(x.TypeName), Markup.Escape($"[{string.Join(", ", x.Shape)}]"));
                 AnsiConsole.Write(list);
             }
             return ExitCodes.Ok;

@@ -41,7 +41,7 @@ public static class MakeModelCommand
             }
             var type = r.GetValue(dtype) == "f32" ? TensorType.F32 : TensorType.F16;
             string path = r.GetValue(output)!;
-            Console.Error.WriteLine($"longdep: generating {r.GetValue(shape)} ({cfg.ParameterCount:N0} parameters, seed {r.GetValue(seed)})");
+            Console.Error.WriteLine($"generating {r.GetValue(shape)} ({cfg.ParameterCount:N0} parameters, seed {r.GetValue(seed)})");
             var weights = RandomModel.Create(cfg, r.GetValue(seed));
             Write(path, r.GetValue(format) == "hf", weights, type);
             Console.Out.WriteLine($"wrote {path}");

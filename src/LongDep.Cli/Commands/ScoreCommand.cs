@@ -88,13 +88,13 @@ public static class ScoreCommand
             Phases.Timing = r.GetValue(profile);
 
             var stderr = Console.Error;
-            stderr.WriteLine($"longdep: loading {r.GetValue(model)}");
+            stderr.WriteLine($"loading {r.GetValue(model)}");
             LoadedModel loaded;
             using (Phases.Begin("load model")) loaded = ModelLoader.Load(r.GetValue(model)!, r.GetValue(ropeTheta));
             var tokenizer = MakeTokenizer(loaded, r.GetValue(addBos));
             var (workers, description) = Backends.Create(deviceSpec, loaded, settings,
                 new BackendOptions(r.GetValue(threads), r.GetValue(pairBatch), r.GetValue(bf16)));
-            stderr.WriteLine($"longdep: {settings.MethodName} on {description}");
+            stderr.WriteLine($"scoring with {settings.MethodName} on {description}");
             CancellationToken ct = CliApp.CancelOnCtrlC();
             RunSummary summary;
             try

@@ -34,7 +34,7 @@ public static class CliApp
         {
             var command = parse.CommandResult.Command;
             string name = command == root ? "longdep" : $"longdep {command.Name}";
-            stderr.WriteLine($"longdep: {parse.Errors[0].Message} (see '{name} --help')");
+            stderr.WriteLine($"longdep: {OneLine(parse.Errors[0].Message)} (see '{name} --help')");
             return ExitCodes.Usage;
         }
         try
@@ -69,7 +69,7 @@ public static class CliApp
         return code;
     }
 
-    private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
+    private static string OneLine(string s) => string.Join(' ', s.Split(['\r', '\n', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     /// <summary>A token cancelled by Ctrl+C (the first press; a second one kills the process as usual).</summary>
     public static CancellationToken CancelOnCtrlC()
