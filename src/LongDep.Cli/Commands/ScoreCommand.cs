@@ -154,6 +154,7 @@ public static class ScoreCommand
         table.AddRow("records/s", s.RecordsPerSecond.ToString("F3"));
         table.AddRow("tokens/s", s.TokensPerSecond.ToString("F0"));
         table.AddRow("device", Markup.Escape(device));
+        table.AddRow("peak host memory", $"{System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024.0):F0} MiB");
         table.AddRow("output", Markup.Escape(output));
         AnsiConsole.Write(table);
     }
