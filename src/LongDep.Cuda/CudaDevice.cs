@@ -13,16 +13,19 @@ public sealed unsafe class CudaDevice : IDisposable
     private readonly PrimaryContextHandle context;
     private bool disposed;
 
-    private CudaDevice(int ordinal, PrimaryContextHandle context)
+    private readonly int handle; // the driver's CUdevice for this ordinal
+
+    private CudaDevice(int ordinal, int handle, PrimaryContextHandle context)
     {
         Ordinal = ordinal;
+        this.handle = handle;
         this.context = context;
-        Name = ReadName(ordinal);
+        Name = ReadName(handle);
         ComputeCapability = (Attribute(CuDeviceAttribute.ComputeCapabilityMajor), Attribute(CuDeviceAttribute.ComputeCapabilityMinor));
         MultiprocessorCount = Attribute(CuDeviceAttribute.MultiprocessorCount);
         MaxSharedBytesPerBlockOptin = Attribute(CuDeviceAttribute.MaxSharedMemoryPerBlockOptin);
         nuint total;
-        CudaCheck.Driver(DriverApi.cuDeviceTotalMem(&total, ordinal), "cuDeviceTotalMem_v2");
+        CudaCheck.Driver(DriverApi.cuDeviceTotalMem(&total, handle), "cuDeviceTotalMem_v2");
         TotalMemory = (long)total;
         int version;
         CudaCheck.Driver(DriverApi.cuDriverGetVersion(&version), "cuDriverGetVersion");
@@ -67,7 +70,7 @@ public sealed unsafe class CudaDevice : IDisposable
         try
         {
             context.MakeCurrent();
-            return new CudaDevice(ordinal, context);
+            return new CudaDevice(ordinal, device, context);
         }
         catch
         {
@@ -148,7 +151,7 @@ public sealed unsafe class CudaDevice : IDisposable
     private int Attribute(int attribute)
     {
         int value;
-        CudaCheck.Driver(DriverApi.cuDeviceGetAttribute(&value, attribute, Ordinal), "cuDeviceGetAttribute", $"attribute {attribute}");
+        CudaCheck.Driver(DriverApi.cuDeviceGetAttribute(&value, attribute, handle), "cuDeviceGetAttribute", $"attribute {attribute}");
         return value;
     }
 

@@ -86,6 +86,16 @@ public class LibrarySearchTests
     }
 
     [Test]
+    public void TryOpen_OfAMissingDevice_GivesAReason_NotAnException()
+    {
+        bool ok = CudaDevice.TryOpen(4096, out var device, out string reason);
+        Assert.That(ok, Is.False);
+        Assert.That(device, Is.Null);
+        Assert.That(reason, Does.Contain("device 4096 does not exist").Or.Contain("cuInit").Or.Contain("Cannot load"));
+        if (!CudaDevice.Available(out string why)) Assert.That(why, Is.Not.Empty);
+    }
+
+    [Test]
     public void Fatbin_CandidatesInOrder_AndMissingListsThemWithTheBuildCommand()
     {
         string root = Path.Combine(Path.GetTempPath(), "longdep-fatbin-test-" + Guid.NewGuid().ToString("N"));

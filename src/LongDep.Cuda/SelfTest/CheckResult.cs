@@ -13,10 +13,10 @@ namespace LongDep.Cuda.SelfTest;
 public sealed record CheckResult(string Name, long Count, double MaxAbs, double MaxRel, double Tolerance, bool Passed, string Note = "")
 {
     public static string Header =>
-        $"{"check",-58} {"n",9} {"max_abs",10} {"max_rel",10} {"tol",8}  result";
+        $"{"check",-72} {"n",9} {"max_abs",10} {"max_rel",10} {"tol",8}  result";
 
     public string Row => string.Create(CultureInfo.InvariantCulture,
-        $"{Truncate(Name, 58),-58} {Count,9} {MaxAbs,10:0.00e+00} {MaxRel,10:0.00e+00} {Tolerance,8:0.0e+00}  {(Passed ? "PASS" : "FAIL")}{(Note.Length > 0 ? "  " + Note : "")}");
+        $"{Truncate(Name, 72),-72} {Count,9} {MaxAbs,10:0.00e+00} {MaxRel,10:0.00e+00} {Tolerance,8:0.0e+00}  {(Passed ? "PASS" : "FAIL")}{(Note.Length > 0 ? "  " + Note : "")}");
 
     private static string Truncate(string s, int n) => s.Length <= n ? s : s[..(n - 1)] + "…";
 

@@ -23,6 +23,11 @@ public sealed record SelfTestOptions
     public double Tolerance { get; init; } = 2e-3;
     /// <summary>Relative tolerance when the GPU runs in float32 (tiny model).</summary>
     public double F32Tolerance { get; init; } = 1e-4;
+    /// <summary>
+    /// Relative tolerance of the tiny model in f16: with 64 dimensions few rounding errors average out, so f16 weighs
+    /// more there than at TinyLlama's shape (which is held to <see cref="Tolerance"/>).
+    /// </summary>
+    public double TinyF16Tolerance { get; init; } = 5e-3;
     public int Seed { get; init; } = 1234;
 }
 
@@ -90,7 +95,7 @@ public static class CudaSelfTest
             var schedule = LadmSchedule.Create(200, chunk: 8, dAfs: 2, dCds: 3);
             var (chunks, pairs) = ProLongInputs(config.VocabSize, chunkCount: 9, chunkLength: 12, pairCount: 20, seed: options.Seed);
             var tokens = RandomTokens(schedule.T, config.VocabSize, options.Seed + 1);
-            foreach (var (precision, tol) in new[] { (CudaPrecision.F32, options.F32Tolerance), (CudaPrecision.F16, options.Tolerance) })
+            foreach (var (precision, tol) in new[] { (CudaPrecision.F32, options.F32Tolerance), (CudaPrecision.F16, options.TinyF16Tolerance) })
             {
                 var modelOptions = new CudaModelOptions { Precision = precision, MlpTileRows = 64, LogitsTileBytes = 40 * config.VocabSize * 4 };
                 foreach (var r in Guard($"{name} LADM", () => CompareLadm($"{name} LADM PFS ({precision})", backend, weights, modelOptions,
