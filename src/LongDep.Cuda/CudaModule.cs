@@ -90,7 +90,6 @@ public sealed unsafe class CudaKernel
     /// <summary>Queues the kernel on <paramref name="stream"/>.</summary>
     public void Launch(Dim3 grid, Dim3 block, int sharedBytes, CudaStream stream, params ReadOnlySpan<object> args)
     {
-        GC.KeepAlive(module);
         if (grid.Count == 0 || block.Count == 0)
             throw new ArgumentException($"kernel {Spec.Name}: empty launch grid {grid} block {block}");
         if (block.Count > 1024)
@@ -110,5 +109,6 @@ public sealed unsafe class CudaKernel
             DriverApi.cuLaunchKernel(function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)sharedBytes,
                 stream.Raw, pointers, null),
             "cuLaunchKernel", $"kernel {Spec.Name} grid {grid} block {block} shared {sharedBytes} B");
+        GC.KeepAlive(module); // the function handle is valid only while its module is loaded
     }
 }

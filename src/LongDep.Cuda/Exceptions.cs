@@ -18,10 +18,10 @@ public class CudaException : Exception
         ErrorName = errorName;
     }
 
-    protected CudaException(string call, int code, string errorName, string message, bool preformatted)
+    /// <summary>For subclasses that word the whole message themselves.</summary>
+    protected CudaException(string message, string call, int code, string errorName)
         : base(message)
     {
-        _ = preformatted;
         Call = call;
         Code = code;
         ErrorName = errorName;
@@ -44,10 +44,9 @@ public sealed class CudaOutOfMemoryException : CudaException
     public string Hint { get; }
 
     public CudaOutOfMemoryException(string call, long requestedBytes, long freeBytes, long totalBytes, string what, string hint)
-        : base(call, 2, "CUDA_ERROR_OUT_OF_MEMORY",
-            $"Out of GPU memory: {call} could not allocate {FormatBytes(requestedBytes)} for {what} " +
-            $"({FormatBytes(freeBytes)} free of {FormatBytes(totalBytes)}). Lower {hint}, or use a GPU with more memory.",
-            preformatted: true)
+        : base($"Out of GPU memory: {call} could not allocate {FormatBytes(requestedBytes)} for {what} " +
+               $"({FormatBytes(freeBytes)} free of {FormatBytes(totalBytes)}). Lower {hint}, or use a GPU with more memory.",
+            call, 2, "CUDA_ERROR_OUT_OF_MEMORY")
     {
         RequestedBytes = requestedBytes;
         Hint = hint;

@@ -6,7 +6,7 @@ namespace LongDep.Cuda;
 /// Arguments are checked against the kernel's <see cref="KernelSpec.Parameters"/> first, so a wrong count or type is an
 /// <see cref="ArgumentException"/> naming the kernel and the argument, not a corrupted launch.
 /// </summary>
-public static unsafe class KernelArgs
+internal static unsafe class KernelArgs
 {
     /// <summary>Bytes per argument slot (every kind we pass fits in 8 bytes and 8-byte alignment suits all).</summary>
     public const int SlotBytes = 8;

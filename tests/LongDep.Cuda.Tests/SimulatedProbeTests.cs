@@ -61,10 +61,18 @@ public class SimulatedProbeTests
         using var backend = new SimulatedBackend();
         ProLongMeasurement gpu;
         var options = new CudaModelOptions { Precision = CudaPrecision.F32, MlpTileRows = 16, LogitsTileBytes = 10L * config.VocabSize * 4 };
+        ProLongMeasurement again;
+        var fewer = new List<int[]> { chunks[0], chunks[1], chunks[2] };
         using (var model = new CudaModel(backend, weights, options))
         using (var probe = new CudaProLongProbe(model, new CudaProLongOptions { PairBatch = 4 }))
+        {
             gpu = probe.Measure(chunks, pairs);
+            again = probe.Measure(fewer, [new ChunkPair(2, 0)]); // reuses the larger buffers
+        }
         var expected = new ReferenceProLongProbe(weights).Measure(chunks, pairs);
+        var expectedAgain = new ReferenceProLongProbe(weights).Measure(fewer, [new ChunkPair(2, 0)]);
+        Assert.That(again.SinglePpl, Is.EqualTo(expectedAgain.SinglePpl).Within(1e-3).Percent);
+        Assert.That(again.PairPpl, Is.EqualTo(expectedAgain.PairPpl).Within(1e-3).Percent);
         Assert.Multiple(() =>
         {
             Assert.That(gpu.Pairs, Is.EqualTo(pairs));

@@ -180,8 +180,7 @@ internal sealed unsafe class CudaBackend : GpuBackend
             }
             catch (CudaException e)
             {
-                throw new CudaException("cuStreamSynchronize", e.Code, e.ErrorName,
-                    $"after kernel {kernel.Name} grid {grid} block {block}: {e.Message}");
+                throw CudaCheck.DriverError((CuResult)e.Code, "cuStreamSynchronize", $"right after kernel {kernel.Name} grid {grid} block {block}");
             }
         }
     }

@@ -45,12 +45,17 @@ internal abstract class ContextBoundHandle : SafeHandle
     protected ContextBoundHandle(PrimaryContextHandle context) : base(IntPtr.Zero, ownsHandle: true)
     {
         this.context = context;
-        context.DangerousAddRef(ref contextReferenced);
     }
 
     public override bool IsInvalid => handle == IntPtr.Zero;
 
-    internal void Set(IntPtr value) => SetHandle(value);
+    /// <summary>Adopts a freshly created driver object; from here on it holds a reference on the context.</summary>
+    internal void Set(IntPtr value)
+    {
+        if (value == IntPtr.Zero) return;
+        context.DangerousAddRef(ref contextReferenced);
+        SetHandle(value);
+    }
 
     protected abstract bool Destroy(IntPtr value);
 

@@ -39,6 +39,20 @@ public sealed class CudaLadmProbe : ILadmProbe
 
     public LadmMeasurement Measure(ReadOnlySpan<int> tokens, LadmSchedule schedule, CancellationToken cancellationToken = default)
     {
+        try
+        {
+            return MeasureCore(tokens, schedule, cancellationToken);
+        }
+        catch (CudaOutOfMemoryException)
+        {
+            workspace?.Dispose(); // give the memory back so that a shorter sample can still run
+            workspace = null;
+            throw;
+        }
+    }
+
+    private LadmMeasurement MeasureCore(ReadOnlySpan<int> tokens, LadmSchedule schedule, CancellationToken cancellationToken)
+    {
         ArgumentNullException.ThrowIfNull(schedule);
         var c = model.Config;
         int T = tokens.Length;

@@ -23,6 +23,10 @@ public sealed class CudaProLongProbe : IProLongProbe
     private readonly CudaModel model;
     private readonly CudaProLongOptions options;
     private readonly bool ownsModel;
+    // Reused across records while large enough (records are usually the same size).
+    private ForwardWorkspace? workspace;
+    private DeviceBuffer<float>? kCache;
+    private DeviceBuffer<float>? vCache;
 
     public CudaProLongProbe(CudaModel model, CudaProLongOptions? options = null, bool ownsModel = false)
     {
@@ -39,6 +43,19 @@ public sealed class CudaProLongProbe : IProLongProbe
     public CudaModel Model => model;
 
     public ProLongMeasurement Measure(IReadOnlyList<int[]> chunks, IReadOnlyList<ChunkPair> pairs, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return MeasureCore(chunks, pairs, cancellationToken);
+        }
+        catch (CudaOutOfMemoryException)
+        {
+            ReleaseBuffers(); // give the memory back so that a smaller record can still run
+            throw;
+        }
+    }
+
+    private ProLongMeasurement MeasureCore(IReadOnlyList<int[]> chunks, IReadOnlyList<ChunkPair> pairs, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(chunks);
         ArgumentNullException.ThrowIfNull(pairs);
@@ -71,11 +88,25 @@ public sealed class CudaProLongProbe : IProLongProbe
 
         var backend = model.Backend;
         var ops = model.Ops;
-        using var ws = new ForwardWorkspace(model, capacity, $"ProLong activations ({n} chunks x {l} tokens, pair batch {batch})",
-            singleRows >= (long)batch * l ? SinglesHint : PairsHint, withLoss: true);
+        if (workspace is null || workspace.Capacity < capacity)
+        {
+            workspace?.Dispose();
+            workspace = null;
+            workspace = new ForwardWorkspace(model, capacity, $"ProLong activations ({n} chunks x {l} tokens, pair batch {batch})",
+                singleRows >= (long)batch * l ? SinglesHint : PairsHint, withLoss: true);
+        }
+        var ws = workspace;
         long cacheLayer = singleRows * c.KvDim;
-        using var kCache = backend.Allocate<float>(cacheLayer * c.Layers, $"ProLong key cache ({n} chunks x {l} tokens x {c.Layers} layers)", SinglesHint);
-        using var vCache = backend.Allocate<float>(cacheLayer * c.Layers, $"ProLong value cache ({n} chunks x {l} tokens x {c.Layers} layers)", SinglesHint);
+        if (kCache is null || vCache is null || kCache.Length < cacheLayer * c.Layers)
+        {
+            kCache?.Dispose();
+            vCache?.Dispose();
+            kCache = vCache = null;
+            kCache = backend.Allocate<float>(cacheLayer * c.Layers, $"ProLong key cache ({n} chunks x {l} tokens x {c.Layers} layers)", SinglesHint);
+            vCache = backend.Allocate<float>(cacheLayer * c.Layers, $"ProLong value cache ({n} chunks x {l} tokens x {c.Layers} layers)", SinglesHint);
+        }
+        var keys = kCache;
+        var values = vCache;
         int maxSegments = Math.Max(n, batch);
         using var segStart = backend.Allocate<int>(maxSegments, "ProLong segment table", PairsHint);
         using var segLen = backend.Allocate<int>(maxSegments, "ProLong segment table", PairsHint);
@@ -93,8 +124,8 @@ public sealed class CudaProLongProbe : IProLongProbe
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 using var _ = backend.Range($"forward layer {layer}");
-                var k = kCache.At(layer * cacheLayer);
-                var v = vCache.At(layer * cacheLayer);
+                var k = keys.At(layer * cacheLayer);
+                var v = values.At(layer * cacheLayer);
                 model.ProjectQkv(layer, ws, (int)singleRows, k, v);
                 model.AttendAndFeedForward(layer, ws, n, l, k, v, 0, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null);
             }
@@ -125,7 +156,7 @@ public sealed class CudaProLongProbe : IProLongProbe
                 using var __ = backend.Range($"forward layer {layer}");
                 model.ProjectQkv(layer, ws, rows, ws.K.Pointer, ws.V.Pointer);
                 model.AttendAndFeedForward(layer, ws, count, l, ws.K.Pointer, ws.V.Pointer,
-                    l, kCache.At(layer * cacheLayer), vCache.At(layer * cacheLayer), prefixStart.Pointer);
+                    l, keys.At(layer * cacheLayer), values.At(layer * cacheLayer), prefixStart.Pointer);
             }
             var result = new double[count];
             Perplexities(ws, rows, count, segStart, segLen, segSum, segCount, result);
@@ -190,8 +221,18 @@ public sealed class CudaProLongProbe : IProLongProbe
             result[s] = counts[s] > 0 ? Math.Exp(sums[s] / counts[s]) : double.NaN;
     }
 
+    private void ReleaseBuffers()
+    {
+        workspace?.Dispose();
+        kCache?.Dispose();
+        vCache?.Dispose();
+        workspace = null;
+        kCache = vCache = null;
+    }
+
     public void Dispose()
     {
+        ReleaseBuffers();
         if (ownsModel) model.Dispose();
     }
 }

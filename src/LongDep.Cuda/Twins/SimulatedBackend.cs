@@ -14,6 +14,7 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
 {
     private readonly SortedDictionary<ulong, long> live = new();
     private readonly Dictionary<string, int> launches = new(StringComparer.Ordinal);
+    private readonly object gate = new(); // a leaked buffer is freed from the finalizer thread
     private bool disposed;
 
     /// <param name="capacityBytes">Simulated device memory; allocations beyond it raise <see cref="CudaOutOfMemoryException"/>.</param>
@@ -42,16 +43,22 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         void* p = NativeMemory.AlignedAlloc((nuint)bytes, 256);
         new Span<byte>(p, checked((int)bytes)).Fill(0xFF); // NaN in every float lane: uninitialized reads become visible
         ulong address = (ulong)p;
-        live.Add(address, bytes);
-        AllocatedBytes += bytes;
-        PeakBytes = Math.Max(PeakBytes, AllocatedBytes);
+        lock (gate)
+        {
+            live.Add(address, bytes);
+            AllocatedBytes += bytes;
+            PeakBytes = Math.Max(PeakBytes, AllocatedBytes);
+        }
         return address;
     }
 
     internal override bool FreeRaw(ulong address)
     {
-        if (!live.Remove(address, out long bytes)) return false;
-        AllocatedBytes -= bytes;
+        lock (gate)
+        {
+            if (!live.Remove(address, out long bytes)) return false;
+            AllocatedBytes -= bytes;
+        }
         NativeMemory.AlignedFree((void*)address);
         return true;
     }
@@ -62,15 +69,18 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         if (count < 0) throw new InvalidOperationException($"{what}: negative element count {count}");
         if (count == 0) return Span<T>.Empty;
         long bytes = count * sizeof(T);
-        foreach (var (start, length) in live)
+        lock (gate)
         {
-            if (address < start) break;
-            if (address >= start + (ulong)length) continue;
-            if (address + (ulong)bytes > start + (ulong)length)
-                throw new InvalidOperationException(
-                    $"{what}: {count} x {typeof(T).Name} at 0x{address:x} runs {address + (ulong)bytes - (start + (ulong)length)} bytes " +
-                    $"past the end of its allocation (0x{start:x}, {length} bytes)");
-            return new Span<T>((void*)address, checked((int)count));
+            foreach (var (start, length) in live)
+            {
+                if (address < start) break;
+                if (address >= start + (ulong)length) continue;
+                if (address + (ulong)bytes > start + (ulong)length)
+                    throw new InvalidOperationException(
+                        $"{what}: {count} x {typeof(T).Name} at 0x{address:x} runs {address + (ulong)bytes - (start + (ulong)length)} bytes " +
+                        $"past the end of its allocation (0x{start:x}, {length} bytes)");
+                return new Span<T>((void*)address, checked((int)count));
+            }
         }
         throw new InvalidOperationException($"{what}: address 0x{address:x} is not inside any live device allocation");
     }
@@ -78,9 +88,14 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
     /// <summary>A view from <paramref name="address"/> to the end of its allocation.</summary>
     internal Span<T> ViewToEnd<T>(ulong address, string what) where T : unmanaged
     {
-        foreach (var (start, length) in live)
-            if (address >= start && address < start + (ulong)length)
-                return View<T>(address, (long)(start + (ulong)length - address) / sizeof(T), what);
+        long available = -1;
+        lock (gate)
+        {
+            foreach (var (start, length) in live)
+                if (address >= start && address < start + (ulong)length)
+                    available = (long)(start + (ulong)length - address);
+        }
+        if (available >= 0) return View<T>(address, available / sizeof(T), what);
         throw new InvalidOperationException($"{what}: address 0x{address:x} is not inside any live device allocation");
     }
 
@@ -343,7 +358,9 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
     {
         if (disposed) return;
         disposed = true;
-        foreach (var address in live.Keys.ToList()) FreeRaw(address);
+        List<ulong> remaining;
+        lock (gate) remaining = live.Keys.ToList();
+        foreach (var address in remaining) FreeRaw(address);
     }
 
     /// <summary>Typed access to a launch's arguments; pointer arguments become checked views of simulated device memory.</summary>
