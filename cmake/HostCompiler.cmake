@@ -1,0 +1,26 @@
+# longdep_host_compiler_flags(<out-var> <nvcc-version>)
+# nvcc 11.x supports gcc up to 11 only; with a newer default gcc (Debian 12 ships gcc 12) pass
+# `-ccbin clang-14`, which nvcc 11.8 supports. NVCC_CCBIN (environment or cache) overrides the choice.
+# native/build-kernels.sh makes the same choice.
+function(longdep_host_compiler_flags out_var nvcc_version)
+  set(flags "")
+  if(DEFINED ENV{NVCC_CCBIN} AND NOT "$ENV{NVCC_CCBIN}" STREQUAL "")
+    set(flags -ccbin $ENV{NVCC_CCBIN})
+  elseif(NVCC_CCBIN)
+    set(flags -ccbin ${NVCC_CCBIN})
+  elseif(nvcc_version VERSION_LESS 12.0)
+    execute_process(COMMAND gcc -dumpversion OUTPUT_VARIABLE gcc_version OUTPUT_STRIP_TRAILING_WHITESPACE
+                    RESULT_VARIABLE rc ERROR_QUIET)
+    if(rc EQUAL 0)
+      string(REGEX MATCH "^[0-9]+" gcc_major "${gcc_version}")
+      if(gcc_major GREATER 11)
+        find_program(LONGDEP_CLANG14 clang-14)
+        if(NOT LONGDEP_CLANG14)
+          message(FATAL_ERROR "nvcc ${nvcc_version} does not support gcc ${gcc_major}; install clang-14 or set NVCC_CCBIN")
+        endif()
+        set(flags -ccbin ${LONGDEP_CLANG14})
+      endif()
+    endif()
+  endif()
+  set(${out_var} ${flags} PARENT_SCOPE)
+endfunction()

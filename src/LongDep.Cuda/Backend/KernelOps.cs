@@ -1,0 +1,158 @@
+using LongDep.Models;
+
+namespace LongDep.Cuda;
+
+/// <summary>
+/// Typed launchers: one method per kernel family, each choosing the kernel variant, the launch geometry and the shared
+/// memory size that the kernel's indexing expects (see the comment at the top of each kernels/*.cu), and checking the
+/// shapes it is given. The forward and the self-test launch kernels only through here.
+/// </summary>
+internal sealed class KernelOps(GpuBackend backend)
+{
+    public GpuBackend Backend { get; } = backend;
+
+    /// <summary>Block size of the row-reduction and element-wise kernels.</summary>
+    public const int RowBlock = 256;
+    /// <summary>Largest head dimension the attention and PFS kernels support.</summary>
+    public const int MaxHeadDim = 256;
+
+    public static int AttentionSharedBytes(int headDim) => (32 * (headDim + 1) + 32 * headDim + 16 * headDim) * sizeof(float);
+    public static int PfsRowStatsSharedBytes(int headDim) => (32 * (headDim + 1) + 16 * headDim) * sizeof(float);
+    public static int PfsColumnMassSharedBytes(int headDim) => (64 * (headDim + 1) + 16 * headDim + 4 * 64) * sizeof(float);
+
+    private static Dim3 GridStride(long n) => (int)Math.Clamp((n + RowBlock - 1) / RowBlock, 1, 1 << 20);
+
+    private static void Positive(int value, string name)
+    {
+        if (value <= 0) throw new ArgumentOutOfRangeException(name, value, $"{name} must be positive");
+    }
+
+    private static void CheckHeads(int heads, int kvHeads, int headDim)
+    {
+        Positive(heads, nameof(heads));
+        Positive(kvHeads, nameof(kvHeads));
+        if (heads % kvHeads != 0) throw new ArgumentException($"head count {heads} is not a multiple of the KV head count {kvHeads}");
+        if (headDim <= 0 || headDim % 2 != 0 || headDim > MaxHeadDim)
+            throw new NotSupportedException($"head dimension {headDim}: the CUDA kernels support even head dimensions up to {MaxHeadDim}");
+    }
+
+    public void EmbedGather(DevicePtr tokens, DevicePtr table, CudaPrecision tableType, DevicePtr output, int rows, int dim, int vocab)
+    {
+        if (rows == 0) return;
+        Positive(dim, nameof(dim));
+        Backend.Launch(KernelNames.EmbedGather(tableType), rows, RowBlock, 0, [tokens, table, output, rows, dim, vocab]);
+    }
+
+    public void RmsNorm(DevicePtr x, DevicePtr weight, DevicePtr y, CudaPrecision outputType, int rows, int n, float eps)
+    {
+        if (rows == 0) return;
+        Positive(n, nameof(n));
+        Backend.Launch(KernelNames.RmsNorm(outputType), rows, RowBlock, 0, [x, weight, y, rows, n, eps]);
+    }
+
+    public void Rope(DevicePtr x, DevicePtr positions, DevicePtr invFreq, int rows, int heads, int headDim, int rowStride, RopeStyle style)
+    {
+        if (rows == 0) return;
+        Positive(heads, nameof(heads));
+        if (headDim <= 0 || headDim % 2 != 0) throw new ArgumentException($"head dimension {headDim} must be positive and even");
+        if ((long)heads * headDim > rowStride) throw new ArgumentException($"{heads} heads of {headDim} do not fit in a row of {rowStride}");
+        int threads = Math.Min(128, (headDim / 2 + 31) / 32 * 32);
+        Backend.Launch(KernelNames.RopeApply, new Dim3((uint)rows, (uint)heads), threads, 0,
+            [x, positions, invFreq, rows, heads, headDim, rowStride, Twins.RopeTwin.StyleCode(style)]);
+    }
+
+    public void AddBias(DevicePtr x, DevicePtr bias, int rows, int n)
+    {
+        if (rows == 0) return;
+        Positive(n, nameof(n));
+        Backend.Launch(KernelNames.AddBiasF32, GridStride((long)rows * n), RowBlock, 0, [x, bias, rows, n]);
+    }
+
+    public void Convert(DevicePtr source, DevicePtr destination, CudaPrecision destinationType, long n)
+    {
+        if (n == 0) return;
+        Backend.Launch(KernelNames.Convert(destinationType), GridStride(n), RowBlock, 0, [source, destination, n]);
+    }
+
+    public void SwiGlu(DevicePtr gate, DevicePtr up, DevicePtr output, CudaPrecision outputType, long n)
+    {
+        if (n == 0) return;
+        Backend.Launch(KernelNames.SwiGlu(outputType), GridStride(n), RowBlock, 0, [gate, up, output, n]);
+    }
+
+    /// <summary>Causal GQA attention over <paramref name="nSeq"/> sequences of <paramref name="seqLen"/> rows (see attention.cu).</summary>
+    public void Attention(DevicePtr q, DevicePtr k, DevicePtr v, DevicePtr kPrefix, DevicePtr vPrefix, DevicePtr prefixStart,
+        DevicePtr output, CudaPrecision outputType, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim)
+    {
+        if (nSeq == 0 || seqLen == 0) return;
+        CheckHeads(heads, kvHeads, headDim);
+        if (nSeq > 65535) throw new ArgumentOutOfRangeException(nameof(nSeq), nSeq, "at most 65535 sequences per launch (grid.z)");
+        if (prefixLen < 0) throw new ArgumentOutOfRangeException(nameof(prefixLen));
+        if (prefixLen > 0 && (kPrefix.IsNull || vPrefix.IsNull || prefixStart.IsNull))
+            throw new ArgumentException("a prefix length needs the prefix key, value and start buffers");
+        var grid = new Dim3((uint)((seqLen + 15) / 16), (uint)heads, (uint)nSeq);
+        Backend.Launch(KernelNames.Attention(outputType), grid, 128, AttentionSharedBytes(headDim),
+            [q, k, v, kPrefix, vPrefix, prefixStart, output, nSeq, seqLen, prefixLen, heads, kvHeads, headDim, Scale(headDim)]);
+    }
+
+    /// <summary>1/sqrt(headDim) as float, the attention and PFS score scale.</summary>
+    public static float Scale(int headDim) => (float)(1.0 / Math.Sqrt(headDim));
+
+    public void PfsRowStats(DevicePtr q, DevicePtr k, DevicePtr spanStart, DevicePtr spanEnd, DevicePtr rowMax, DevicePtr rowSum,
+        int nSpans, int maxSpanLen, int heads, int kvHeads, int headDim)
+    {
+        if (nSpans == 0) return;
+        CheckHeads(heads, kvHeads, headDim);
+        Positive(maxSpanLen, nameof(maxSpanLen));
+        if (nSpans > 65535) throw new ArgumentOutOfRangeException(nameof(nSpans), nSpans, "at most 65535 spans per launch (grid.z)");
+        var grid = new Dim3((uint)((maxSpanLen + 15) / 16), (uint)heads, (uint)nSpans);
+        Backend.Launch(KernelNames.PfsRowStats, grid, 128, PfsRowStatsSharedBytes(headDim),
+            [q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim, Scale(headDim)]);
+    }
+
+    public void PfsColumnMass(DevicePtr q, DevicePtr k, DevicePtr spanStart, DevicePtr spanEnd, DevicePtr rowMax, DevicePtr rowSum,
+        DevicePtr col, int nSpans, int maxSpanLen, int maxStart, int T, int heads, int kvHeads, int headDim)
+    {
+        if (nSpans == 0 || maxStart == 0) return;
+        CheckHeads(heads, kvHeads, headDim);
+        if (nSpans > 65535) throw new ArgumentOutOfRangeException(nameof(nSpans), nSpans, "at most 65535 spans per launch (grid.y)");
+        var grid = new Dim3((uint)((maxStart + 63) / 64), (uint)nSpans);
+        Backend.Launch(KernelNames.PfsColumnMass, grid, 256, PfsColumnMassSharedBytes(headDim),
+            [q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, headDim, Scale(headDim)]);
+    }
+
+    public void PfsWindowSum(DevicePtr col, DevicePtr itemSpan, DevicePtr itemLo, DevicePtr itemHi, DevicePtr pfs, int nItems, int T)
+    {
+        if (nItems == 0) return;
+        Backend.Launch(KernelNames.PfsWindowSum, (nItems + 127) / 128, 128, 0, [col, itemSpan, itemLo, itemHi, pfs, nItems, T]);
+    }
+
+    public void LossRowNll(DevicePtr logits, DevicePtr targets, DevicePtr nll, int rows, int vocab)
+    {
+        if (rows == 0) return;
+        Positive(vocab, nameof(vocab));
+        Backend.Launch(KernelNames.LossRowNll, rows, RowBlock, 0, [logits, targets, nll, rows, vocab]);
+    }
+
+    public void LossSegmentSum(DevicePtr nll, DevicePtr targets, DevicePtr segStart, DevicePtr segLen, DevicePtr segSum, DevicePtr segCount, int nSeg)
+    {
+        if (nSeg == 0) return;
+        Backend.Launch(KernelNames.LossSegmentSum, (nSeg + 127) / 128, 128, 0, [nll, targets, segStart, segLen, segSum, segCount, nSeg]);
+    }
+
+    /// <summary>
+    /// Row-major linear layer y[r, o] (+)= Σ_i W[o, i]·x[r, i] for r &lt; rows: W [outDim, inDim] and x [rows, inDim] in
+    /// <paramref name="type"/>, y [rows, outDim] float32. In cuBLAS's column-major terms y^T = W^T(stored [in, out]) op T · x^T:
+    /// cublasGemmEx(T, N, m = outDim, n = rows, k = inDim, A = W, lda = inDim, B = x, ldb = inDim, C = y, ldc = outDim).
+    /// </summary>
+    public void Linear(DevicePtr x, DevicePtr w, CudaPrecision type, DevicePtr y, int rows, int inDim, int outDim, bool accumulate)
+    {
+        if (rows == 0) return;
+        Backend.Gemm(new GemmCall(
+            TransA: true, TransB: false, M: outDim, N: rows, K: inDim,
+            A: w, AType: type, Lda: inDim, StrideA: 0,
+            B: x, BType: type, Ldb: inDim, StrideB: 0,
+            C: y, Ldc: outDim, StrideC: 0,
+            Alpha: 1f, Beta: accumulate ? 1f : 0f));
+    }
+}

@@ -1,0 +1,104 @@
+namespace LongDep.Cuda;
+
+/// <summary>
+/// A kernel the host launches: its exported name in the fatbin and its parameter kinds, one letter each:
+/// <c>p</c> device pointer, <c>i</c> int32, <c>l</c> int64, <c>f</c> float32, <c>d</c> float64.
+/// Every launch is checked against these kinds before it reaches the driver; a test checks them against kernels/*.cu.
+/// </summary>
+public sealed record KernelSpec(string Name, string Parameters)
+{
+    public int ParameterCount => Parameters.Length;
+    public override string ToString() => $"{Name}({Parameters})";
+}
+
+/// <summary>The one list of every kernel the host launches (the names exported by longdep_kernels.fatbin).</summary>
+public static class KernelNames
+{
+    // embedding.cu: (tokens, table, out, rows, dim, vocab)
+    public static readonly KernelSpec EmbedGatherF32 = new("embed_gather_f32", "pppiii");
+    public static readonly KernelSpec EmbedGatherF16 = new("embed_gather_f16", "pppiii");
+    public static readonly KernelSpec EmbedGatherBF16 = new("embed_gather_bf16", "pppiii");
+
+    // rmsnorm.cu: (x, w, y, rows, n, eps)
+    public static readonly KernelSpec RmsNormF32 = new("rmsnorm_f32", "pppiif");
+    public static readonly KernelSpec RmsNormF16 = new("rmsnorm_f16", "pppiif");
+    public static readonly KernelSpec RmsNormBF16 = new("rmsnorm_bf16", "pppiif");
+
+    // rope.cu: (x, positions, invFreq, rows, heads, headDim, rowStride, style)
+    public static readonly KernelSpec RopeApply = new("rope_apply", "pppiiiii");
+
+    // elementwise.cu
+    public static readonly KernelSpec AddBiasF32 = new("add_bias_f32", "ppii");            // (x, bias, rows, n)
+    public static readonly KernelSpec ConvertF32ToF16 = new("convert_f32_to_f16", "ppl");  // (src, dst, n)
+    public static readonly KernelSpec ConvertF32ToBF16 = new("convert_f32_to_bf16", "ppl");
+
+    // swiglu.cu: (gate, up, out, n)
+    public static readonly KernelSpec SwiGluF32 = new("swiglu_f32", "pppl");
+    public static readonly KernelSpec SwiGluF16 = new("swiglu_f16", "pppl");
+    public static readonly KernelSpec SwiGluBF16 = new("swiglu_bf16", "pppl");
+
+    // attention.cu: (q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads, headDim, scale)
+    public static readonly KernelSpec AttentionF32 = new("attention_fwd_f32", "pppppppiiiiiif");
+    public static readonly KernelSpec AttentionF16 = new("attention_fwd_f16", "pppppppiiiiiif");
+    public static readonly KernelSpec AttentionBF16 = new("attention_fwd_bf16", "pppppppiiiiiif");
+
+    // pfs.cu
+    // (q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim, scale)
+    public static readonly KernelSpec PfsRowStats = new("pfs_row_stats", "ppppppiiiiif");
+    // (q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, headDim, scale)
+    public static readonly KernelSpec PfsColumnMass = new("pfs_column_mass", "pppppppiiiiiif");
+    // (col, itemSpan, itemLo, itemHi, pfs, nItems, T)
+    public static readonly KernelSpec PfsWindowSum = new("pfs_window_sum", "pppppii");
+
+    // loss.cu
+    public static readonly KernelSpec LossRowNll = new("loss_row_nll", "pppii");               // (logits, targets, nll, rows, vocab)
+    public static readonly KernelSpec LossSegmentSum = new("loss_segment_sum", "ppppppi");  // (nll, targets, segStart, segLen, segSum, segCount, nSeg)
+
+    /// <summary>Every kernel above.</summary>
+    public static IReadOnlyList<KernelSpec> All { get; } =
+    [
+        EmbedGatherF32, EmbedGatherF16, EmbedGatherBF16,
+        RmsNormF32, RmsNormF16, RmsNormBF16,
+        RopeApply,
+        AddBiasF32, ConvertF32ToF16, ConvertF32ToBF16,
+        SwiGluF32, SwiGluF16, SwiGluBF16,
+        AttentionF32, AttentionF16, AttentionBF16,
+        PfsRowStats, PfsColumnMass, PfsWindowSum,
+        LossRowNll, LossSegmentSum,
+    ];
+
+    internal static KernelSpec EmbedGather(CudaPrecision table) => table switch
+    {
+        CudaPrecision.F32 => EmbedGatherF32,
+        CudaPrecision.F16 => EmbedGatherF16,
+        _ => EmbedGatherBF16,
+    };
+
+    internal static KernelSpec RmsNorm(CudaPrecision output) => output switch
+    {
+        CudaPrecision.F32 => RmsNormF32,
+        CudaPrecision.F16 => RmsNormF16,
+        _ => RmsNormBF16,
+    };
+
+    internal static KernelSpec SwiGlu(CudaPrecision output) => output switch
+    {
+        CudaPrecision.F32 => SwiGluF32,
+        CudaPrecision.F16 => SwiGluF16,
+        _ => SwiGluBF16,
+    };
+
+    internal static KernelSpec Attention(CudaPrecision output) => output switch
+    {
+        CudaPrecision.F32 => AttentionF32,
+        CudaPrecision.F16 => AttentionF16,
+        _ => AttentionBF16,
+    };
+
+    internal static KernelSpec Convert(CudaPrecision output) => output switch
+    {
+        CudaPrecision.F16 => ConvertF32ToF16,
+        CudaPrecision.BF16 => ConvertF32ToBF16,
+        _ => throw new ArgumentException("float32 needs no conversion kernel", nameof(output)),
+    };
+}

@@ -1,0 +1,228 @@
+using LongDep.Core.Probes;
+using LongDep.Models;
+
+namespace LongDep.Cuda;
+
+/// <summary>Options of the CUDA LADM probe.</summary>
+public sealed record CudaLadmOptions
+{
+    /// <summary>Bytes of the per-span key-column buffer (spans × T floats); spans are processed in groups that fit.</summary>
+    public long ColumnBufferBytes { get; init; } = 64L << 20;
+}
+
+/// <summary>
+/// LADM's measurement on the GPU (SPEC §2): one sample at a time, every layer's PFS through the fused span-sum kernels
+/// (pfs.cu); the span's attention matrix never exists, memory is linear in T. The last layer needs only its q and k,
+/// so its attention output, feed-forward and the output head are skipped.
+/// </summary>
+public sealed class CudaLadmProbe : ILadmProbe
+{
+    private const string Hint = "--window";
+    private readonly CudaModel model;
+    private readonly bool ownsModel;
+    private readonly CudaLadmOptions options;
+    private ForwardWorkspace? workspace;
+
+    public CudaLadmProbe(CudaModel model, CudaLadmOptions? options = null, bool ownsModel = false)
+    {
+        this.model = model ?? throw new ArgumentNullException(nameof(model));
+        this.options = options ?? new CudaLadmOptions();
+        this.ownsModel = ownsModel;
+        if (this.options.ColumnBufferBytes < 4) throw new ArgumentOutOfRangeException(nameof(options), "ColumnBufferBytes must be positive");
+    }
+
+    /// <summary>Uploads <paramref name="weights"/> and returns a probe that owns the resulting model.</summary>
+    public static CudaLadmProbe Create(CudaDevice device, ModelWeights weights, CudaModelOptions? modelOptions = null, CudaLadmOptions? options = null) =>
+        new(new CudaModel(device, weights, modelOptions), options, ownsModel: true);
+
+    public CudaModel Model => model;
+
+    public LadmMeasurement Measure(ReadOnlySpan<int> tokens, LadmSchedule schedule, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return MeasureCore(tokens, schedule, cancellationToken);
+        }
+        catch (CudaOutOfMemoryException)
+        {
+            workspace?.Dispose(); // give the memory back so that a shorter sample can still run
+            workspace = null;
+            throw;
+        }
+    }
+
+    private LadmMeasurement MeasureCore(ReadOnlySpan<int> tokens, LadmSchedule schedule, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(schedule);
+        var c = model.Config;
+        int T = tokens.Length;
+        if (T != schedule.T)
+            throw new ArgumentException($"the sample has {T} tokens but the schedule was built for T = {schedule.T}", nameof(tokens));
+        var spans = schedule.Spans;
+        var pfs = new double[c.Layers][][];
+        if (spans.Count == 0)
+        {
+            for (int l = 0; l < c.Layers; l++) pfs[l] = [];
+            return new LadmMeasurement(schedule, pfs);
+        }
+        TokenChecks.CheckTokens(tokens, c.VocabSize, "sample");
+        var plan = SpanPlan.Build(spans, T, options.ColumnBufferBytes);
+
+        var backend = model.Backend;
+        var ops = model.Ops;
+        if (workspace is null || workspace.Capacity < T)
+        {
+            workspace?.Dispose();
+            workspace = null;
+            workspace = new ForwardWorkspace(model, T, $"LADM activations for T = {T}", Hint);
+        }
+        var ws = workspace;
+
+        using var spanStart = backend.Allocate<int>(spans.Count, "LADM span table", Hint);
+        using var spanEnd = backend.Allocate<int>(spans.Count, "LADM span table", Hint);
+        using var itemSpan = backend.Allocate<int>(plan.Items, "LADM interval table", Hint);
+        using var itemLo = backend.Allocate<int>(plan.Items, "LADM interval table", Hint);
+        using var itemHi = backend.Allocate<int>(plan.Items, "LADM interval table", Hint);
+        using var rowMax = backend.Allocate<float>((long)plan.GroupSize * c.Heads * plan.MaxSpanLen, "LADM softmax statistics", Hint);
+        using var rowSum = backend.Allocate<float>((long)plan.GroupSize * c.Heads * plan.MaxSpanLen, "LADM softmax statistics", Hint);
+        using var col = backend.Allocate<float>((long)plan.GroupSize * T, "LADM key-column mass", Hint);
+        using var pfsDevice = backend.Allocate<double>((long)c.Layers * plan.Items, "LADM PFS values", Hint);
+
+        using (backend.Range("h2d"))
+        {
+            ws.Tokens.CopyFrom(tokens);
+            var positions = new int[T];
+            for (int t = 0; t < T; t++) positions[t] = t;
+            ws.Positions.CopyFrom(positions);
+            spanStart.CopyFrom(plan.SpanStart);
+            spanEnd.CopyFrom(plan.SpanEnd);
+            itemSpan.CopyFrom(plan.ItemSpanInGroup);
+            itemLo.CopyFrom(plan.ItemLo);
+            itemHi.CopyFrom(plan.ItemHi);
+        }
+
+        model.Embed(ws, T);
+        for (int layer = 0; layer < c.Layers; layer++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            bool last = layer == c.Layers - 1;
+            using (backend.Range($"forward layer {layer}"))
+                model.ProjectQkv(layer, ws, T, ws.K.Pointer, last ? DevicePtr.Null : ws.V.Pointer);
+            using (backend.Range($"pfs layer {layer}"))
+            {
+                foreach (var g in plan.Groups)
+                {
+                    col.Clear(0, (long)g.SpanCount * T);
+                    ops.PfsRowStats(ws.Q.Pointer, ws.K.Pointer, spanStart.At(g.FirstSpan), spanEnd.At(g.FirstSpan),
+                        rowMax.Pointer, rowSum.Pointer, g.SpanCount, plan.MaxSpanLen, c.Heads, c.KvHeads, c.HeadDim);
+                    ops.PfsColumnMass(ws.Q.Pointer, ws.K.Pointer, spanStart.At(g.FirstSpan), spanEnd.At(g.FirstSpan),
+                        rowMax.Pointer, rowSum.Pointer, col.Pointer, g.SpanCount, plan.MaxSpanLen, g.MaxStart, T,
+                        c.Heads, c.KvHeads, c.HeadDim);
+                    ops.PfsWindowSum(col.Pointer, itemSpan.At(g.FirstItem), itemLo.At(g.FirstItem), itemHi.At(g.FirstItem),
+                        pfsDevice.At((long)layer * plan.Items + g.FirstItem), g.ItemCount, T);
+                }
+            }
+            if (!last)
+            {
+                using (backend.Range($"forward layer {layer} attention+ffn"))
+                    model.AttendAndFeedForward(layer, ws, 1, T, ws.K.Pointer, ws.V.Pointer, 0, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null);
+            }
+        }
+
+        var flat = new double[(long)c.Layers * plan.Items];
+        using (backend.Range("d2h"))
+            pfsDevice.CopyTo(flat);
+        for (int layer = 0; layer < c.Layers; layer++)
+        {
+            var perSpan = new double[spans.Count][];
+            int at = layer * plan.Items;
+            for (int s = 0; s < spans.Count; s++)
+            {
+                perSpan[s] = flat.AsSpan(at, spans[s].Intervals.Length).ToArray();
+                at += spans[s].Intervals.Length;
+            }
+            pfs[layer] = perSpan;
+        }
+        return new LadmMeasurement(schedule, pfs);
+    }
+
+    public void Dispose()
+    {
+        workspace?.Dispose();
+        workspace = null;
+        if (ownsModel) model.Dispose();
+    }
+
+    /// <summary>The span and interval tables of one sample, and their split into groups whose key columns fit the buffer.</summary>
+    internal sealed class SpanPlan
+    {
+        public required int[] SpanStart { get; init; }
+        public required int[] SpanEnd { get; init; }
+        public required int[] ItemSpanInGroup { get; init; }
+        public required int[] ItemLo { get; init; }
+        public required int[] ItemHi { get; init; }
+        public required int MaxSpanLen { get; init; }
+        public required int GroupSize { get; init; }
+        public required IReadOnlyList<Group> Groups { get; init; }
+        public int Items => ItemLo.Length;
+
+        internal readonly record struct Group(int FirstSpan, int SpanCount, int FirstItem, int ItemCount, int MaxStart);
+
+        public static SpanPlan Build(IReadOnlyList<LadmSpan> spans, int T, long columnBufferBytes)
+        {
+            int maxSpanLen = 0;
+            var starts = new int[spans.Count];
+            var ends = new int[spans.Count];
+            for (int s = 0; s < spans.Count; s++)
+            {
+                var span = spans[s];
+                if (span.Start <= 0 || span.End <= span.Start || span.End > T)
+                    throw new ArgumentException($"span {s} = [{span.Start}, {span.End}) is not a non-empty range with 0 < start and end <= T = {T}");
+                foreach (int iv in span.Intervals)
+                    if (iv <= 0 || iv > span.Start)
+                        throw new ArgumentException($"span {s} has interval {iv}, outside 1..{span.Start}");
+                starts[s] = span.Start;
+                ends[s] = span.End;
+                maxSpanLen = Math.Max(maxSpanLen, span.End - span.Start);
+            }
+            int groupSize = (int)Math.Clamp(columnBufferBytes / ((long)T * sizeof(float)), 1, Math.Min(65535, spans.Count));
+            var itemSpan = new List<int>();
+            var lo = new List<int>();
+            var hi = new List<int>();
+            var groups = new List<Group>();
+            for (int g0 = 0; g0 < spans.Count; g0 += groupSize)
+            {
+                int count = Math.Min(groupSize, spans.Count - g0);
+                int firstItem = lo.Count;
+                int maxStart = 0;
+                for (int s = g0; s < g0 + count; s++)
+                {
+                    maxStart = Math.Max(maxStart, starts[s]);
+                    foreach (int iv in spans[s].Intervals)
+                    {
+                        itemSpan.Add(s - g0);
+                        lo.Add(starts[s] - iv);
+                        hi.Add(ends[s] - iv);
+                    }
+                }
+                groups.Add(new Group(g0, count, firstItem, lo.Count - firstItem, maxStart));
+            }
+            return new SpanPlan
+            {
+                SpanStart = starts, SpanEnd = ends, ItemSpanInGroup = itemSpan.ToArray(), ItemLo = lo.ToArray(), ItemHi = hi.ToArray(),
+                MaxSpanLen = maxSpanLen, GroupSize = groupSize, Groups = groups,
+            };
+        }
+    }
+}
+
+internal static class TokenChecks
+{
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first token outside [0, vocab).</summary>
+    public static void CheckTokens(ReadOnlySpan<int> tokens, int vocab, string what)
+    {
+        for (int i = 0; i < tokens.Length; i++)
+            if ((uint)tokens[i] >= (uint)vocab)
+                throw new ArgumentException($"{what}: token {tokens[i]} at position {i} is outside the model's vocabulary 0..{vocab - 1}");
+    }
+}

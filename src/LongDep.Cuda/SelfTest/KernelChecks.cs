@@ -1,0 +1,348 @@
+using LongDep.Cuda.Twins;
+using LongDep.Models;
+
+namespace LongDep.Cuda.SelfTest;
+
+/// <summary>
+/// Kernel-by-kernel comparisons: each check makes random inputs, runs the kernel through <see cref="KernelOps"/> (the
+/// launch geometry the forward uses) and its C# twin on the same inputs, and compares. Used by the self-test and by the
+/// GPU tests; on the simulated backend the "kernel" is the twin itself, which exercises this harness without a GPU.
+/// </summary>
+internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
+{
+    private readonly KernelOps ops = new(backend);
+    private readonly Random random = new(seed);
+
+    /// <summary>Relative tolerance for a kernel output stored in <paramref name="type"/>.</summary>
+    public static double OutputTolerance(CudaPrecision type, double f32 = 1e-5) => type switch
+    {
+        CudaPrecision.F32 => f32,
+        CudaPrecision.F16 => 2e-3,
+        _ => 1.6e-2,
+    };
+
+    /// <summary>Every check, in a fixed order.</summary>
+    public IEnumerable<CheckResult> All()
+    {
+        foreach (var t in Types) yield return Embed(t);
+        foreach (var t in Types) yield return RmsNorm(t);
+        yield return Rope(RopeStyle.AdjacentPairs, 10000f);
+        yield return Rope(RopeStyle.Halves, 500000f);
+        yield return AddBias();
+        yield return Convert(CudaPrecision.F16);
+        yield return Convert(CudaPrecision.BF16);
+        foreach (var t in Types) yield return SwiGlu(t);
+        yield return Attention(CudaPrecision.F32, nSeq: 1, seqLen: 77, prefixLen: 0, heads: 4, kvHeads: 2, headDim: 64);
+        yield return Attention(CudaPrecision.F16, nSeq: 3, seqLen: 40, prefixLen: 0, heads: 4, kvHeads: 1, headDim: 128);
+        yield return Attention(CudaPrecision.BF16, nSeq: 3, seqLen: 33, prefixLen: 21, heads: 2, kvHeads: 2, headDim: 80);
+        yield return Attention(CudaPrecision.F32, nSeq: 2, seqLen: 50, prefixLen: 50, heads: 4, kvHeads: 2, headDim: 256);
+        foreach (var r in Pfs(T: 300, heads: 4, kvHeads: 2, headDim: 64, spans: [(200, 216), (150, 166), (131, 140)])) yield return r;
+        foreach (var r in Pfs(T: 1100, heads: 8, kvHeads: 2, headDim: 128, spans: [(1000, 1100), (700, 828), (401, 402)])) yield return r;
+        foreach (var r in Loss()) yield return r;
+        foreach (var t in Types)
+        {
+            yield return Linear(t, accumulate: false);
+            yield return Linear(t, accumulate: true);
+        }
+        yield return StridedBatchedGemm();
+    }
+
+    private static readonly CudaPrecision[] Types = [CudaPrecision.F32, CudaPrecision.F16, CudaPrecision.BF16];
+
+    private float[] RandomFloats(long n, double scale = 1.0)
+    {
+        var result = new float[n];
+        for (long i = 0; i < n; i++) result[i] = (float)((random.NextDouble() * 2 - 1) * scale);
+        return result;
+    }
+
+    private DeviceBuffer<T> Upload<T>(T[] values) where T : unmanaged
+    {
+        var buffer = backend.Allocate<T>(values.Length, "self-test input", "the self-test size");
+        buffer.CopyFrom(values);
+        return buffer;
+    }
+
+    private DeviceBuffer<float> Fresh(long n) => backend.Allocate<float>(n, "self-test output", "the self-test size");
+
+    /// <summary>Values rounded through <paramref name="type"/> and uploaded in that type.</summary>
+    private DeviceBuffer<byte> UploadTyped(float[] values, CudaPrecision type, out float[] rounded)
+    {
+        var raw = new byte[values.Length * type.ElementSize()];
+        ElementTypes.FromFloat(values, type, raw);
+        rounded = new float[values.Length];
+        ElementTypes.ToFloat(raw, type, rounded);
+        return Upload(raw);
+    }
+
+    private static float[] DownloadTyped(DeviceBuffer<byte> buffer, CudaPrecision type, long count)
+    {
+        var raw = buffer.ToArray();
+        var result = new float[count];
+        ElementTypes.ToFloat(raw, type, result);
+        return result;
+    }
+
+    private static float[] RoundAll(float[] values, CudaPrecision type)
+    {
+        var result = new float[values.Length];
+        for (int i = 0; i < values.Length; i++) result[i] = ElementTypes.Round(values[i], type);
+        return result;
+    }
+
+    public CheckResult Embed(CudaPrecision tableType)
+    {
+        const int vocab = 50, dim = 96, rows = 37;
+        var tokens = new int[rows];
+        for (int i = 0; i < rows; i++) tokens[i] = random.Next(vocab);
+        using var table = UploadTyped(RandomFloats((long)vocab * dim), tableType, out var rounded);
+        using var tok = Upload(tokens);
+        using var output = Fresh((long)rows * dim);
+        ops.EmbedGather(tok.Pointer, table.Pointer, tableType, output.Pointer, rows, dim, vocab);
+        var expected = new float[rows * dim];
+        EmbeddingTwin.Gather(tokens, rounded, expected, rows, dim, vocab);
+        return Compare.Arrays($"embed_gather ({tableType} table, {rows} rows x {dim})", output.ToArray(), expected, 0);
+    }
+
+    public CheckResult RmsNorm(CudaPrecision outputType)
+    {
+        const int rows = 19, n = 300;
+        const float eps = 1e-5f;
+        var x = RandomFloats((long)rows * n, 3.0);
+        var w = RandomFloats(n, 2.0);
+        using var dx = Upload(x);
+        using var dw = Upload(w);
+        using var dy = backend.Allocate<byte>((long)rows * n * outputType.ElementSize(), "self-test output", "the self-test size");
+        ops.RmsNorm(dx.Pointer, dw.Pointer, dy.Pointer, outputType, rows, n, eps);
+        var expected = new float[rows * n];
+        RmsNormTwin.Apply(x, w, expected, rows, n, eps);
+        return Compare.Arrays($"rmsnorm ({outputType} out, {rows} rows x {n})", DownloadTyped(dy, outputType, (long)rows * n),
+            RoundAll(expected, outputType), OutputTolerance(outputType));
+    }
+
+    public CheckResult Rope(RopeStyle style, float theta)
+    {
+        const int rows = 23, heads = 3, headDim = 64, rowStride = heads * headDim + 8;
+        var x = RandomFloats((long)rows * rowStride);
+        var positions = new int[rows];
+        for (int i = 0; i < rows; i++) positions[i] = i < 3 ? i : random.Next(131072);
+        var invFreq = RopeTwin.InverseFrequencies(theta, headDim);
+        using var dx = Upload(x);
+        using var dp = Upload(positions);
+        using var df = Upload(invFreq);
+        ops.Rope(dx.Pointer, dp.Pointer, df.Pointer, rows, heads, headDim, rowStride, style);
+        var expected = (float[])x.Clone();
+        RopeTwin.Apply(expected, positions, invFreq, rows, heads, headDim, rowStride, style);
+        return Compare.Arrays($"rope_apply ({style}, theta {theta}, positions < 131072)", dx.ToArray(), expected, 1e-5);
+    }
+
+    public CheckResult AddBias()
+    {
+        const int rows = 7, n = 129;
+        var x = RandomFloats((long)rows * n);
+        var b = RandomFloats(n);
+        using var dx = Upload(x);
+        using var db = Upload(b);
+        ops.AddBias(dx.Pointer, db.Pointer, rows, n);
+        var expected = (float[])x.Clone();
+        ElementwiseTwin.AddBias(expected, b, rows, n);
+        return Compare.Arrays($"add_bias_f32 ({rows} x {n})", dx.ToArray(), expected, 1e-6);
+    }
+
+    public CheckResult Convert(CudaPrecision type)
+    {
+        const int n = 1000;
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float)((random.NextDouble() * 2 - 1) * Math.Pow(10, random.Next(-6, 4)));
+        using var dx = Upload(x);
+        using var dy = backend.Allocate<byte>((long)n * type.ElementSize(), "self-test output", "the self-test size");
+        ops.Convert(dx.Pointer, dy.Pointer, type, n);
+        return Compare.Arrays($"convert_f32_to_{type.ToString().ToLowerInvariant()} (bit-exact rounding)", DownloadTyped(dy, type, n),
+            RoundAll(x, type), 0);
+    }
+
+    public CheckResult SwiGlu(CudaPrecision outputType)
+    {
+        const int n = 1000;
+        var gate = RandomFloats(n, 8.0);
+        var up = RandomFloats(n, 2.0);
+        using var dg = Upload(gate);
+        using var du = Upload(up);
+        using var dy = backend.Allocate<byte>((long)n * outputType.ElementSize(), "self-test output", "the self-test size");
+        ops.SwiGlu(dg.Pointer, du.Pointer, dy.Pointer, outputType, n);
+        var expected = new float[n];
+        ElementwiseTwin.SwiGlu(gate, up, expected, n);
+        return Compare.Arrays($"swiglu ({outputType} out)", DownloadTyped(dy, outputType, n), RoundAll(expected, outputType),
+            OutputTolerance(outputType, 2e-5));
+    }
+
+    public CheckResult Attention(CudaPrecision outputType, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim)
+    {
+        long rows = (long)nSeq * seqLen;
+        var q = RandomFloats(rows * heads * headDim, 2.0);
+        var k = RandomFloats(rows * kvHeads * headDim, 2.0);
+        var v = RandomFloats(rows * kvHeads * headDim);
+        int prefixRows = prefixLen > 0 ? (nSeq + 2) * prefixLen : 0;
+        var kp = RandomFloats((long)prefixRows * kvHeads * headDim, 2.0);
+        var vp = RandomFloats((long)prefixRows * kvHeads * headDim);
+        var starts = new int[nSeq];
+        for (int b = 0; b < nSeq; b++) starts[b] = prefixLen > 0 ? random.Next(prefixRows - prefixLen + 1) : 0;
+        using var dq = Upload(q);
+        using var dk = Upload(k);
+        using var dv = Upload(v);
+        using var dkp = Upload(kp);
+        using var dvp = Upload(vp);
+        using var ds = Upload(starts);
+        using var dout = backend.Allocate<byte>(rows * heads * headDim * outputType.ElementSize(), "self-test output", "the self-test size");
+        ops.Attention(dq.Pointer, dk.Pointer, dv.Pointer, dkp.Pointer, dvp.Pointer, ds.Pointer, dout.Pointer, outputType,
+            nSeq, seqLen, prefixLen, heads, kvHeads, headDim);
+        var expected = new float[rows * heads * headDim];
+        AttentionTwin.Forward(q, k, v, kp, vp, starts, expected, nSeq, seqLen, prefixLen, heads, kvHeads, headDim, KernelOps.Scale(headDim));
+        return Compare.Arrays(
+            $"attention_fwd ({outputType} out, {nSeq}x{seqLen}, prefix {prefixLen}, H {heads}/{kvHeads}, d {headDim})",
+            DownloadTyped(dout, outputType, rows * heads * headDim), RoundAll(expected, outputType), OutputTolerance(outputType, 1e-4));
+    }
+
+    /// <summary>The three PFS passes, each against its twin fed with the GPU's own inputs, plus the mass invariant Σ col = span length.</summary>
+    public IEnumerable<CheckResult> Pfs(int T, int heads, int kvHeads, int headDim, (int Start, int End)[] spans)
+    {
+        int nSpans = spans.Length;
+        int maxSpanLen = spans.Max(s => s.End - s.Start);
+        int maxStart = spans.Max(s => s.Start);
+        var q = RandomFloats((long)T * heads * headDim, 2.0);
+        var k = RandomFloats((long)T * kvHeads * headDim, 2.0);
+        var starts = spans.Select(s => s.Start).ToArray();
+        var ends = spans.Select(s => s.End).ToArray();
+        var itemSpan = new List<int>();
+        var lo = new List<int>();
+        var hi = new List<int>();
+        for (int s = 0; s < nSpans; s++)
+        {
+            for (int iv = 16; spans[s].Start - iv >= 0; iv += 37)
+            {
+                itemSpan.Add(s);
+                lo.Add(spans[s].Start - iv);
+                hi.Add(spans[s].End - iv);
+            }
+        }
+        int nItems = lo.Count;
+        long stats = (long)nSpans * heads * maxSpanLen;
+        using var dq = Upload(q);
+        using var dk = Upload(k);
+        using var dStart = Upload(starts);
+        using var dEnd = Upload(ends);
+        using var dMax = Fresh(stats);
+        using var dSum = Fresh(stats);
+        using var dCol = Fresh((long)nSpans * T);
+        using var dItemSpan = Upload(itemSpan.ToArray());
+        using var dLo = Upload(lo.ToArray());
+        using var dHi = Upload(hi.ToArray());
+        using var dPfs = backend.Allocate<double>(nItems, "self-test output", "the self-test size");
+        dMax.Clear();
+        dSum.Clear();
+        dCol.Clear();
+        ops.PfsRowStats(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, nSpans, maxSpanLen, heads, kvHeads, headDim);
+        ops.PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, dCol.Pointer, nSpans, maxSpanLen,
+            maxStart, T, heads, kvHeads, headDim);
+        ops.PfsWindowSum(dCol.Pointer, dItemSpan.Pointer, dLo.Pointer, dHi.Pointer, dPfs.Pointer, nItems, T);
+
+        string shape = $"T {T}, {nSpans} spans, H {heads}/{kvHeads}, d {headDim}";
+        var gpuMax = dMax.ToArray();
+        var gpuSum = dSum.ToArray();
+        var gpuCol = dCol.ToArray();
+        var expMax = new float[stats];
+        var expSum = new float[stats];
+        float scale = KernelOps.Scale(headDim);
+        PfsTwin.RowStats(q, k, starts, ends, expMax, expSum, nSpans, maxSpanLen, heads, kvHeads, headDim, scale);
+        var used = UsedStatEntries(spans, heads, maxSpanLen);
+        yield return Compare.Arrays($"pfs_row_stats max ({shape})", Pick(gpuMax, used), Pick(expMax, used), 1e-5);
+        yield return Compare.Arrays($"pfs_row_stats sum ({shape})", Pick(gpuSum, used), Pick(expSum, used), 1e-4);
+
+        var expCol = new float[(long)nSpans * T];
+        PfsTwin.ColumnMass(q, k, starts, ends, gpuMax, gpuSum, expCol, nSpans, maxSpanLen, T, heads, kvHeads, headDim, scale);
+        yield return Compare.Arrays($"pfs_column_mass ({shape})", gpuCol, expCol, 1e-4);
+
+        var massPerSpan = new double[nSpans];
+        var lengths = new double[nSpans];
+        for (int s = 0; s < nSpans; s++)
+        {
+            for (int c = 0; c < T; c++) massPerSpan[s] += gpuCol[s * T + c];
+            lengths[s] = spans[s].End - spans[s].Start;
+        }
+        yield return Compare.Arrays($"pfs mass invariant: sum of col = span length ({shape})", massPerSpan, lengths, 1e-4);
+
+        var expPfs = new double[nItems];
+        PfsTwin.WindowSum(gpuCol, itemSpan.ToArray(), lo.ToArray(), hi.ToArray(), expPfs, nItems, T);
+        yield return Compare.Arrays($"pfs_window_sum ({nItems} windows)", dPfs.ToArray(), expPfs, 1e-9);
+    }
+
+    private static int[] UsedStatEntries((int Start, int End)[] spans, int heads, int maxSpanLen)
+    {
+        var used = new List<int>();
+        for (int s = 0; s < spans.Length; s++)
+            for (int h = 0; h < heads; h++)
+                for (int r = 0; r < spans[s].End - spans[s].Start; r++) used.Add((s * heads + h) * maxSpanLen + r);
+        return used.ToArray();
+    }
+
+    private static float[] Pick(float[] values, int[] at) => at.Select(i => values[i]).ToArray();
+
+    public IEnumerable<CheckResult> Loss()
+    {
+        const int rows = 40, vocab = 1000;
+        var logits = RandomFloats((long)rows * vocab, 6.0);
+        var targets = new int[rows];
+        for (int r = 0; r < rows; r++) targets[r] = r % 9 == 4 ? -1 : random.Next(vocab);
+        int[] segStart = [0, 10, 25];
+        int[] segLen = [10, 15, 15];
+        using var dl = Upload(logits);
+        using var dt = Upload(targets);
+        using var dn = Fresh(rows);
+        using var dss = Upload(segStart);
+        using var dsl = Upload(segLen);
+        using var dsum = backend.Allocate<double>(segStart.Length, "self-test output", "the self-test size");
+        using var dcount = backend.Allocate<int>(segStart.Length, "self-test output", "the self-test size");
+        ops.LossRowNll(dl.Pointer, dt.Pointer, dn.Pointer, rows, vocab);
+        ops.LossSegmentSum(dn.Pointer, dt.Pointer, dss.Pointer, dsl.Pointer, dsum.Pointer, dcount.Pointer, segStart.Length);
+        var nll = dn.ToArray();
+        var expected = new float[rows];
+        LossTwin.RowNll(logits, targets, expected, rows, vocab);
+        yield return Compare.Arrays($"loss_row_nll ({rows} rows x {vocab}, some targets -1)", nll, expected, 1e-5);
+        var expSum = new double[segStart.Length];
+        var expCount = new int[segStart.Length];
+        LossTwin.SegmentSum(nll, targets, segStart, segLen, expSum, expCount, segStart.Length);
+        yield return Compare.Arrays("loss_segment_sum sums", dsum.ToArray(), expSum, 1e-9);
+        var counts = dcount.ToArray();
+        yield return Compare.Arrays("loss_segment_sum counts", counts.Select(c => (double)c).ToArray(), expCount.Select(c => (double)c).ToArray(), 0);
+    }
+
+    public CheckResult Linear(CudaPrecision type, bool accumulate)
+    {
+        const int rows = 33, inDim = 96, outDim = 70;
+        using var dx = UploadTyped(RandomFloats((long)rows * inDim), type, out var x);
+        using var dw = UploadTyped(RandomFloats((long)outDim * inDim), type, out var w);
+        var y0 = RandomFloats((long)rows * outDim);
+        using var dy = Upload(y0);
+        ops.Linear(dx.Pointer, dw.Pointer, type, dy.Pointer, rows, inDim, outDim, accumulate);
+        var expected = (float[])y0.Clone();
+        GemmTwin.Linear(x, w, expected, rows, inDim, outDim, accumulate);
+        return Compare.Arrays($"cublasGemmEx linear ({type} inputs, {(accumulate ? "y +=" : "y =")} W x)", dy.ToArray(), expected, 1e-4);
+    }
+
+    public CheckResult StridedBatchedGemm()
+    {
+        const int m = 17, n = 9, kDim = 24, batch = 3;
+        var a = RandomFloats((long)m * kDim * batch);
+        var b = RandomFloats((long)kDim * n * batch);
+        using var da = Upload(a);
+        using var db = Upload(b);
+        using var dc = Fresh((long)m * n * batch);
+        backend.Gemm(new GemmCall(false, false, m, n, kDim, da.Pointer, CudaPrecision.F32, m, (long)m * kDim,
+            db.Pointer, CudaPrecision.F32, kDim, (long)kDim * n, dc.Pointer, m, (long)m * n, 1f, 0f, batch));
+        var expected = new float[m * n * batch];
+        for (int i = 0; i < batch; i++)
+            GemmTwin.Gemm(false, false, m, n, kDim, 1f, a.AsSpan(i * m * kDim), m, b.AsSpan(i * kDim * n), kDim, 0f,
+                expected.AsSpan(i * m * n), m);
+        return Compare.Arrays($"cublasGemmStridedBatchedEx (f32, batch {batch})", dc.ToArray(), expected, 1e-4);
+    }
+}

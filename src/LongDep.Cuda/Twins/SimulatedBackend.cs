@@ -1,0 +1,380 @@
+using System.Runtime.InteropServices;
+using LongDep.Models;
+
+namespace LongDep.Cuda.Twins;
+
+/// <summary>
+/// A host-memory stand-in for the GPU that runs each kernel's C# twin in place of the kernel and <see cref="GemmTwin"/>
+/// in place of cuBLAS. It checks what the real GPU would silently get wrong: every pointer range a kernel or GEMM
+/// touches must lie inside one live allocation, the launch geometry must cover the work the kernel's indexing expects,
+/// and fresh allocations are filled with NaN bytes so that reading memory nobody wrote shows up in the results.
+/// Used by the tests to run the whole CUDA forward and probes on a machine without a GPU.
+/// </summary>
+internal sealed unsafe class SimulatedBackend : GpuBackend
+{
+    private readonly SortedDictionary<ulong, long> live = new();
+    private readonly Dictionary<string, int> launches = new(StringComparer.Ordinal);
+    private readonly object gate = new(); // a leaked buffer is freed from the finalizer thread
+    private bool disposed;
+
+    /// <param name="capacityBytes">Simulated device memory; allocations beyond it raise <see cref="CudaOutOfMemoryException"/>.</param>
+    public SimulatedBackend(long capacityBytes = 8L << 30, int maxDynamicSharedBytes = 227 * 1024)
+    {
+        CapacityBytes = capacityBytes;
+        MaxDynamicSharedBytes = maxDynamicSharedBytes;
+    }
+
+    public override string Description => "simulated GPU (C# kernel twins on host memory)";
+    internal override int MaxDynamicSharedBytes { get; }
+    public long CapacityBytes { get; }
+    public long AllocatedBytes { get; private set; }
+    public long PeakBytes { get; private set; }
+    public int LiveAllocations => live.Count;
+    public int GemmCount { get; private set; }
+    /// <summary>How many times each kernel was launched.</summary>
+    public IReadOnlyDictionary<string, int> Launches => launches;
+
+    internal override ulong AllocateRaw(long bytes, string what, string hint)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
+        if (AllocatedBytes + bytes > CapacityBytes)
+            throw new CudaOutOfMemoryException("cuMemAlloc_v2", bytes, CapacityBytes - AllocatedBytes, CapacityBytes, what, hint);
+        void* p = NativeMemory.AlignedAlloc((nuint)bytes, 256);
+        new Span<byte>(p, checked((int)bytes)).Fill(0xFF); // NaN in every float lane: uninitialized reads become visible
+        ulong address = (ulong)p;
+        lock (gate)
+        {
+            live.Add(address, bytes);
+            AllocatedBytes += bytes;
+            PeakBytes = Math.Max(PeakBytes, AllocatedBytes);
+        }
+        return address;
+    }
+
+    internal override bool FreeRaw(ulong address)
+    {
+        lock (gate)
+        {
+            if (!live.Remove(address, out long bytes)) return false;
+            AllocatedBytes -= bytes;
+        }
+        NativeMemory.AlignedFree((void*)address);
+        return true;
+    }
+
+    /// <summary>A view of <paramref name="count"/> elements at <paramref name="address"/>, which must lie inside one live allocation.</summary>
+    internal Span<T> View<T>(ulong address, long count, string what) where T : unmanaged
+    {
+        if (count < 0) throw new InvalidOperationException($"{what}: negative element count {count}");
+        if (count == 0) return Span<T>.Empty;
+        long bytes = count * sizeof(T);
+        lock (gate)
+        {
+            foreach (var (start, length) in live)
+            {
+                if (address < start) break;
+                if (address >= start + (ulong)length) continue;
+                if (address + (ulong)bytes > start + (ulong)length)
+                    throw new InvalidOperationException(
+                        $"{what}: {count} x {typeof(T).Name} at 0x{address:x} runs {address + (ulong)bytes - (start + (ulong)length)} bytes " +
+                        $"past the end of its allocation (0x{start:x}, {length} bytes)");
+                return new Span<T>((void*)address, checked((int)count));
+            }
+        }
+        throw new InvalidOperationException($"{what}: address 0x{address:x} is not inside any live device allocation");
+    }
+
+    /// <summary>A view from <paramref name="address"/> to the end of its allocation.</summary>
+    internal Span<T> ViewToEnd<T>(ulong address, string what) where T : unmanaged
+    {
+        long available = -1;
+        lock (gate)
+        {
+            foreach (var (start, length) in live)
+                if (address >= start && address < start + (ulong)length)
+                    available = (long)(start + (ulong)length - address);
+        }
+        if (available >= 0) return View<T>(address, available / sizeof(T), what);
+        throw new InvalidOperationException($"{what}: address 0x{address:x} is not inside any live device allocation");
+    }
+
+    internal override void CopyToDevice(ulong destination, void* source, long bytes) =>
+        new ReadOnlySpan<byte>(source, checked((int)bytes)).CopyTo(View<byte>(destination, bytes, "host-to-device copy"));
+
+    internal override void CopyToHost(void* destination, ulong source, long bytes) =>
+        View<byte>(source, bytes, "device-to-host copy").CopyTo(new Span<byte>(destination, checked((int)bytes)));
+
+    internal override void CopyDeviceToDevice(ulong destination, ulong source, long bytes) =>
+        View<byte>(source, bytes, "device copy source").CopyTo(View<byte>(destination, bytes, "device copy destination"));
+
+    internal override void Memset8(ulong destination, byte value, long count) => View<byte>(destination, count, "memset").Fill(value);
+
+    internal override void Memset32(ulong destination, uint value, long count) => View<uint>(destination, count, "memset").Fill(value);
+
+    internal override void Synchronize() { }
+
+    internal override (long Free, long Total) MemoryInfo() => (CapacityBytes - AllocatedBytes, CapacityBytes);
+
+    internal override void Gemm(in GemmCall g)
+    {
+        g.Validate();
+        GemmCount++;
+        if (g.M == 0 || g.N == 0) return;
+        for (int batch = 0; batch < g.BatchCount; batch++)
+        {
+            long aCount = (long)g.Lda * ((g.TransA ? g.M : g.K) - 1) + (g.TransA ? g.K : g.M);
+            long bCount = (long)g.Ldb * ((g.TransB ? g.K : g.N) - 1) + (g.TransB ? g.N : g.K);
+            long cCount = (long)g.Ldc * (g.N - 1) + g.M;
+            var a = ReadTyped(g.A.AddBytes(batch * g.StrideA * g.AType.ElementSize()).Address, aCount, g.AType, "GEMM A");
+            var b = ReadTyped(g.B.AddBytes(batch * g.StrideB * g.BType.ElementSize()).Address, bCount, g.BType, "GEMM B");
+            var c = View<float>(g.C.AddBytes(batch * g.StrideC * 4).Address, cCount, "GEMM C");
+            GemmTwin.Gemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, b, g.Ldb, g.Beta, c, g.Ldc);
+        }
+    }
+
+    private float[] ReadTyped(ulong address, long count, CudaPrecision type, string what)
+    {
+        var raw = View<byte>(address, count * type.ElementSize(), what);
+        var result = new float[count];
+        ElementTypes.ToFloat(raw, type, result);
+        return result;
+    }
+
+    private void WriteTyped(ulong address, ReadOnlySpan<float> values, CudaPrecision type, string what) =>
+        ElementTypes.FromFloat(values, type, View<byte>(address, (long)values.Length * type.ElementSize(), what));
+
+    internal override void Launch(KernelSpec kernel, Dim3 grid, Dim3 block, int sharedBytes, ReadOnlySpan<object> args)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        KernelArgs.Validate(kernel, args);
+        if (grid.Count == 0 || block.Count == 0 || block.Count > 1024)
+            throw new InvalidOperationException($"kernel {kernel.Name}: invalid launch grid {grid} block {block}");
+        if (sharedBytes > MaxDynamicSharedBytes)
+            throw new InvalidOperationException($"kernel {kernel.Name}: {sharedBytes} bytes of shared memory exceed {MaxDynamicSharedBytes}");
+        launches[kernel.Name] = launches.GetValueOrDefault(kernel.Name) + 1;
+        var a = new Args(this, kernel, args);
+        switch (kernel.Name)
+        {
+            case "embed_gather_f32":
+            case "embed_gather_f16":
+            case "embed_gather_bf16":
+                RunEmbed(a, grid, kernel.Name switch { "embed_gather_f32" => CudaPrecision.F32, "embed_gather_f16" => CudaPrecision.F16, _ => CudaPrecision.BF16 });
+                break;
+            case "rmsnorm_f32":
+            case "rmsnorm_f16":
+            case "rmsnorm_bf16":
+                RunRmsNorm(a, grid, block, OutputType(kernel.Name));
+                break;
+            case "rope_apply":
+                RunRope(a, grid);
+                break;
+            case "add_bias_f32":
+            {
+                int rows = a.Int(2), n = a.Int(3);
+                ElementwiseTwin.AddBias(a.Floats(0, (long)rows * n), a.Floats(1, n), rows, n);
+                break;
+            }
+            case "convert_f32_to_f16":
+            case "convert_f32_to_bf16":
+            {
+                long n = a.Long(2);
+                WriteTyped(a.Ptr(1), a.Floats(0, n), kernel.Name.EndsWith("bf16", StringComparison.Ordinal) ? CudaPrecision.BF16 : CudaPrecision.F16, "convert dst");
+                break;
+            }
+            case "swiglu_f32":
+            case "swiglu_f16":
+            case "swiglu_bf16":
+            {
+                long n = a.Long(3);
+                var result = new float[n];
+                ElementwiseTwin.SwiGlu(a.Floats(0, n), a.Floats(1, n), result, n);
+                WriteTyped(a.Ptr(2), result, OutputType(kernel.Name), "swiglu out");
+                break;
+            }
+            case "attention_fwd_f32":
+            case "attention_fwd_f16":
+            case "attention_fwd_bf16":
+                RunAttention(a, grid, block, sharedBytes, OutputType(kernel.Name));
+                break;
+            case "pfs_row_stats":
+                RunPfsRowStats(a, grid, block, sharedBytes);
+                break;
+            case "pfs_column_mass":
+                RunPfsColumnMass(a, grid, block, sharedBytes);
+                break;
+            case "pfs_window_sum":
+            {
+                int nItems = a.Int(5), T = a.Int(6);
+                Need(kernel, grid.X * (long)block.X >= nItems, $"grid.x*block.x = {grid.X * (long)block.X} < nItems {nItems}");
+                var itemSpan = a.Ints(1, nItems);
+                int spans = nItems == 0 ? 0 : itemSpan.ToArray().Max() + 1;
+                PfsTwin.WindowSum(a.Floats(0, (long)spans * T), itemSpan, a.Ints(2, nItems), a.Ints(3, nItems),
+                    a.Doubles(4, nItems), nItems, T);
+                break;
+            }
+            case "loss_row_nll":
+            {
+                int rows = a.Int(3), vocab = a.Int(4);
+                Need(kernel, grid.X >= rows, $"grid.x {grid.X} < rows {rows}");
+                Need(kernel, block.X % 32 == 0, $"block.x {block.X} is not a multiple of 32");
+                LossTwin.RowNll(a.Floats(0, (long)rows * vocab), a.Ints(1, rows), a.Floats(2, rows), rows, vocab);
+                break;
+            }
+            case "loss_segment_sum":
+            {
+                int nSeg = a.Int(6);
+                Need(kernel, grid.X * (long)block.X >= nSeg, $"grid.x*block.x < nSeg {nSeg}");
+                var starts = a.Ints(2, nSeg);
+                var lens = a.Ints(3, nSeg);
+                int rows = 0;
+                for (int i = 0; i < nSeg; i++) rows = Math.Max(rows, starts[i] + lens[i]);
+                LossTwin.SegmentSum(a.Floats(0, rows), a.Ints(1, rows), starts, lens, a.Doubles(4, nSeg), a.Ints(5, nSeg), nSeg);
+                break;
+            }
+            default:
+                throw new InvalidOperationException($"the simulator has no twin for kernel {kernel.Name}");
+        }
+    }
+
+    private static CudaPrecision OutputType(string name) =>
+        name.EndsWith("_f32", StringComparison.Ordinal) ? CudaPrecision.F32
+        : name.EndsWith("_bf16", StringComparison.Ordinal) ? CudaPrecision.BF16
+        : CudaPrecision.F16;
+
+    private void RunEmbed(Args a, Dim3 grid, CudaPrecision tableType)
+    {
+        int rows = a.Int(3), dim = a.Int(4), vocab = a.Int(5);
+        Need(a.Kernel, grid.X >= rows, $"grid.x {grid.X} < rows {rows}");
+        var table = ReadTyped(a.Ptr(1), (long)vocab * dim, tableType, "embedding table");
+        EmbeddingTwin.Gather(a.Ints(0, rows), table, a.Floats(2, (long)rows * dim), rows, dim, vocab);
+    }
+
+    private void RunRmsNorm(Args a, Dim3 grid, Dim3 block, CudaPrecision output)
+    {
+        int rows = a.Int(3), n = a.Int(4);
+        Need(a.Kernel, grid.X >= rows, $"grid.x {grid.X} < rows {rows}");
+        Need(a.Kernel, block.X % 32 == 0 && block.Y == 1 && block.Z == 1, $"block {block} must be 1-D with a multiple of 32 threads");
+        var y = new float[(long)rows * n];
+        RmsNormTwin.Apply(a.Floats(0, (long)rows * n), a.Floats(1, n), y, rows, n, a.Float(5));
+        WriteTyped(a.Ptr(2), y, output, "rmsnorm y");
+    }
+
+    private void RunRope(Args a, Dim3 grid)
+    {
+        int rows = a.Int(3), heads = a.Int(4), headDim = a.Int(5), rowStride = a.Int(6), style = a.Int(7);
+        Need(a.Kernel, grid.X >= rows && grid.Y >= heads, $"grid {grid} does not cover rows {rows} x heads {heads}");
+        Need(a.Kernel, style is 0 or 1, $"style {style} is neither 0 (adjacent pairs) nor 1 (halves)");
+        Need(a.Kernel, heads * headDim <= rowStride, $"heads*headDim {heads * headDim} exceeds rowStride {rowStride}");
+        long count = rows == 0 ? 0 : (long)(rows - 1) * rowStride + heads * headDim;
+        RopeTwin.Apply(a.Floats(0, count), a.Ints(1, rows), a.Doubles(2, headDim / 2), rows, heads, headDim, rowStride,
+            style == 0 ? RopeStyle.AdjacentPairs : RopeStyle.Halves);
+    }
+
+    private void RunAttention(Args a, Dim3 grid, Dim3 block, int sharedBytes, CudaPrecision output)
+    {
+        int nSeq = a.Int(7), seqLen = a.Int(8), prefixLen = a.Int(9), heads = a.Int(10), kvHeads = a.Int(11), d = a.Int(12);
+        float scale = a.Float(13);
+        Need(a.Kernel, grid.X >= (seqLen + 15) / 16 && grid.Y >= heads && grid.Z >= nSeq,
+            $"grid {grid} does not cover ({(seqLen + 15) / 16}, {heads}, {nSeq})");
+        Need(a.Kernel, block.X == 128 && block.Y == 1 && block.Z == 1, $"block {block} must be (128, 1, 1): 4 warps x 4 rows");
+        Need(a.Kernel, d % 2 == 0 && d <= 256, $"head dimension {d} must be even and at most 256");
+        Need(a.Kernel, kvHeads > 0 && heads % kvHeads == 0, $"heads {heads} not a multiple of kvHeads {kvHeads}");
+        int needShared = (32 * (d + 1) + 32 * d + 16 * d) * 4;
+        Need(a.Kernel, sharedBytes >= needShared, $"shared memory {sharedBytes} < {needShared} needed for head dimension {d}");
+        long rows = (long)nSeq * seqLen;
+        ReadOnlySpan<float> kPrefix = default, vPrefix = default;
+        ReadOnlySpan<int> prefixStart = default;
+        if (prefixLen > 0)
+        {
+            prefixStart = a.Ints(5, nSeq);
+            kPrefix = ViewToEnd<float>(a.Ptr(3), $"{a.Kernel.Name} kPrefix");
+            vPrefix = ViewToEnd<float>(a.Ptr(4), $"{a.Kernel.Name} vPrefix");
+            long need = 0;
+            foreach (int s in prefixStart)
+            {
+                Need(a.Kernel, s >= 0, $"negative prefix start {s}");
+                need = Math.Max(need, ((long)s + prefixLen) * kvHeads * d);
+            }
+            Need(a.Kernel, kPrefix.Length >= need && vPrefix.Length >= need, "a prefix row lies past the end of the prefix buffers");
+        }
+        var result = new float[rows * heads * d];
+        AttentionTwin.Forward(a.Floats(0, rows * heads * d), a.Floats(1, rows * kvHeads * d), a.Floats(2, rows * kvHeads * d),
+            kPrefix, vPrefix, prefixStart, result, nSeq, seqLen, prefixLen, heads, kvHeads, d, scale);
+        WriteTyped(a.Ptr(6), result, output, "attention out");
+    }
+
+    private void RunPfsRowStats(Args a, Dim3 grid, Dim3 block, int sharedBytes)
+    {
+        int nSpans = a.Int(6), maxSpanLen = a.Int(7), heads = a.Int(8), kvHeads = a.Int(9), d = a.Int(10);
+        Need(a.Kernel, grid.X >= (maxSpanLen + 15) / 16 && grid.Y >= heads && grid.Z >= nSpans,
+            $"grid {grid} does not cover ({(maxSpanLen + 15) / 16}, {heads}, {nSpans})");
+        Need(a.Kernel, block.X == 128 && block.Y == 1 && block.Z == 1, $"block {block} must be (128, 1, 1)");
+        int needShared = (32 * (d + 1) + 16 * d) * 4;
+        Need(a.Kernel, sharedBytes >= needShared, $"shared memory {sharedBytes} < {needShared}");
+        var (starts, ends, lastRow) = Spans(a, nSpans, maxSpanLen);
+        PfsTwin.RowStats(a.Floats(0, (long)lastRow * heads * d), a.Floats(1, (long)lastRow * kvHeads * d), starts, ends,
+            a.Floats(4, (long)nSpans * heads * maxSpanLen), a.Floats(5, (long)nSpans * heads * maxSpanLen),
+            nSpans, maxSpanLen, heads, kvHeads, d, a.Float(11));
+    }
+
+    private void RunPfsColumnMass(Args a, Dim3 grid, Dim3 block, int sharedBytes)
+    {
+        int nSpans = a.Int(7), maxSpanLen = a.Int(8), T = a.Int(9), heads = a.Int(10), kvHeads = a.Int(11), d = a.Int(12);
+        var (starts, ends, lastRow) = Spans(a, nSpans, maxSpanLen);
+        int maxStart = 0;
+        foreach (int s in starts) maxStart = Math.Max(maxStart, s);
+        Need(a.Kernel, grid.X >= (maxStart + 63) / 64 && grid.Y >= nSpans, $"grid {grid} does not cover ({(maxStart + 63) / 64}, {nSpans})");
+        Need(a.Kernel, block.X == 256 && block.Y == 1 && block.Z == 1, $"block {block} must be (256, 1, 1)");
+        Need(a.Kernel, lastRow <= T, $"a span ends at {lastRow}, past T = {T}");
+        int needShared = (64 * (d + 1) + 16 * d + 4 * 64) * 4;
+        Need(a.Kernel, sharedBytes >= needShared, $"shared memory {sharedBytes} < {needShared}");
+        PfsTwin.ColumnMass(a.Floats(0, (long)lastRow * heads * d), a.Floats(1, (long)lastRow * kvHeads * d), starts, ends,
+            a.Floats(4, (long)nSpans * heads * maxSpanLen), a.Floats(5, (long)nSpans * heads * maxSpanLen),
+            a.Floats(6, (long)nSpans * T), nSpans, maxSpanLen, T, heads, kvHeads, d, a.Float(13));
+    }
+
+    /// <summary>The span arrays, checked: 0 ≤ start &lt; end, end − start ≤ maxSpanLen; returns the largest end.</summary>
+    private static (int[] Starts, int[] Ends, int LastRow) Spans(Args a, int nSpans, int maxSpanLen)
+    {
+        var starts = a.Ints(2, nSpans).ToArray();
+        var ends = a.Ints(3, nSpans).ToArray();
+        int last = 0;
+        for (int i = 0; i < nSpans; i++)
+        {
+            Need(a.Kernel, starts[i] >= 0 && ends[i] > starts[i] && ends[i] - starts[i] <= maxSpanLen,
+                $"span {i} = [{starts[i]}, {ends[i]}) is empty or longer than maxSpanLen {maxSpanLen}");
+            last = Math.Max(last, ends[i]);
+        }
+        return (starts, ends, last);
+    }
+
+    private static void Need(KernelSpec kernel, bool ok, string what)
+    {
+        if (!ok) throw new InvalidOperationException($"kernel {kernel.Name}: {what}");
+    }
+
+    public override void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        List<ulong> remaining;
+        lock (gate) remaining = live.Keys.ToList();
+        foreach (var address in remaining) FreeRaw(address);
+    }
+
+    /// <summary>Typed access to a launch's arguments; pointer arguments become checked views of simulated device memory.</summary>
+    private readonly ref struct Args(SimulatedBackend owner, KernelSpec kernel, ReadOnlySpan<object> values)
+    {
+        private readonly ReadOnlySpan<object> values = values;
+        public KernelSpec Kernel { get; } = kernel;
+
+        public ulong Ptr(int i) => KernelArgs.AddressOf(values[i]);
+        public int Int(int i) => (int)values[i];
+        public long Long(int i) => values[i] is int small ? small : (long)values[i];
+        public float Float(int i) => (float)values[i];
+        public Span<float> Floats(int i, long count) => owner.View<float>(Ptr(i), count, $"{Kernel.Name} argument {i}");
+        public Span<int> Ints(int i, long count) => owner.View<int>(Ptr(i), count, $"{Kernel.Name} argument {i}");
+        public Span<double> Doubles(int i, long count) => owner.View<double>(Ptr(i), count, $"{Kernel.Name} argument {i}");
+    }
+}

@@ -1,0 +1,219 @@
+using LongDep.Core.Probes;
+using LongDep.Cuda.SelfTest;
+using LongDep.Cuda.Twins;
+using LongDep.Models;
+
+namespace LongDep.Cuda.Tests;
+
+/// <summary>
+/// The CUDA forward and probes, run on the simulated backend (kernel twins on host memory, with pointer-range and launch
+/// geometry checks), against the float64 reference model. This checks the orchestration — offsets, strides, GEMM
+/// transposes, batching, prefix reuse, tiling and grouping — without a GPU.
+/// </summary>
+public class SimulatedProbeTests
+{
+    private static IEnumerable<TestCaseData> Models()
+    {
+        yield return new TestCaseData(RandomModel.TinyConfig()).SetName("tiny llama, adjacent-pair RoPE");
+        yield return new TestCaseData(RandomModel.TinyConfig(RopeStyle.Halves, qkvBias: true, tied: true)).SetName("tiny qwen2, halves RoPE, bias, tied");
+    }
+
+    private static readonly LadmSchedule Schedule = LadmSchedule.Create(120, chunk: 6, dAfs: 2, dCds: 2);
+
+    [TestCaseSource(nameof(Models))]
+    public void Ladm_F32_MatchesReference(ModelConfig config)
+    {
+        var weights = RandomModel.Create(config, 11);
+        var tokens = CudaSelfTest.RandomTokens(Schedule.T, config.VocabSize, 3);
+        using var backend = new SimulatedBackend();
+        LadmMeasurement gpu;
+        // a column buffer of 2 spans forces several span groups
+        using (var model = new CudaModel(backend, weights, new CudaModelOptions { Precision = CudaPrecision.F32, MlpTileRows = 50 }))
+        using (var probe = new CudaLadmProbe(model, new CudaLadmOptions { ColumnBufferBytes = 2L * Schedule.T * 4 }))
+            gpu = probe.Measure(tokens, Schedule);
+        var expected = new ReferenceLadmProbe(weights).Measure(tokens, Schedule);
+
+        Assert.That(Schedule.Spans, Has.Count.GreaterThan(2));
+        for (int layer = 0; layer < config.Layers; layer++)
+        {
+            Assert.That(gpu.Pfs[layer], Has.Length.EqualTo(Schedule.Spans.Count));
+            for (int s = 0; s < Schedule.Spans.Count; s++)
+            {
+                Assert.That(gpu.Pfs[layer][s], Has.Length.EqualTo(Schedule.Spans[s].Intervals.Length));
+                for (int k = 0; k < gpu.Pfs[layer][s].Length; k++)
+                {
+                    double e = expected.Pfs[layer][s][k];
+                    Assert.That(gpu.Pfs[layer][s][k], Is.EqualTo(e).Within(1e-5 * Math.Abs(e) + 1e-7), $"layer {layer} span {s} interval {k}");
+                }
+            }
+        }
+        Assert.That(backend.LiveAllocations, Is.Zero, "every device buffer is freed");
+        Assert.That(backend.Launches.ContainsKey(KernelNames.AttentionF32.Name), Is.True);
+        // the last layer needs only q and k: attention runs for the other layers only
+        Assert.That(backend.Launches[KernelNames.AttentionF32.Name], Is.EqualTo(config.Layers - 1));
+    }
+
+    [TestCaseSource(nameof(Models))]
+    public void ProLong_F32_MatchesReference_WithPrefixReuseAndBatching(ModelConfig config)
+    {
+        var weights = RandomModel.Create(config, 12);
+        var (chunks, pairs) = CudaSelfTest.ProLongInputs(config.VocabSize, chunkCount: 6, chunkLength: 7, pairCount: 11, seed: 5);
+        using var backend = new SimulatedBackend();
+        ProLongMeasurement gpu;
+        var options = new CudaModelOptions { Precision = CudaPrecision.F32, MlpTileRows = 16, LogitsTileBytes = 10L * config.VocabSize * 4 };
+        ProLongMeasurement again;
+        var fewer = new List<int[]> { chunks[0], chunks[1], chunks[2] };
+        using (var model = new CudaModel(backend, weights, options))
+        using (var probe = new CudaProLongProbe(model, new CudaProLongOptions { PairBatch = 4 }))
+        {
+            gpu = probe.Measure(chunks, pairs);
+            again = probe.Measure(fewer, [new ChunkPair(2, 0)]); // reuses the larger buffers
+        }
+        var expected = new ReferenceProLongProbe(weights).Measure(chunks, pairs);
+        var expectedAgain = new ReferenceProLongProbe(weights).Measure(fewer, [new ChunkPair(2, 0)]);
+        Assert.That(again.SinglePpl, Is.EqualTo(expectedAgain.SinglePpl).Within(1e-3).Percent);
+        Assert.That(again.PairPpl, Is.EqualTo(expectedAgain.PairPpl).Within(1e-3).Percent);
+        Assert.Multiple(() =>
+        {
+            Assert.That(gpu.Pairs, Is.EqualTo(pairs));
+            for (int i = 0; i < chunks.Count; i++)
+                Assert.That(gpu.SinglePpl[i], Is.EqualTo(expected.SinglePpl[i]).Within(1e-3).Percent, $"single {i}");
+            for (int p = 0; p < pairs.Count; p++)
+                Assert.That(gpu.PairPpl[p], Is.EqualTo(expected.PairPpl[p]).Within(1e-3).Percent, $"pair {pairs[p]}");
+        });
+        // the prefix changes the result: a pair's perplexity is not its single's
+        Assert.That(gpu.PairPpl[0], Is.Not.EqualTo(gpu.SinglePpl[pairs[0].I]).Within(1e-6).Percent);
+        Assert.That(backend.LiveAllocations, Is.Zero);
+    }
+
+    [TestCase(CudaPrecision.F16, 0.2)]
+    [TestCase(CudaPrecision.BF16, 2.0)]
+    public void ReducedPrecision_StaysCloseToReference(CudaPrecision precision, double percent)
+    {
+        var config = RandomModel.TinyConfig();
+        var weights = RandomModel.Create(config, 13);
+        var tokens = CudaSelfTest.RandomTokens(Schedule.T, config.VocabSize, 4);
+        var (chunks, pairs) = CudaSelfTest.ProLongInputs(config.VocabSize, chunkCount: 4, chunkLength: 8, pairCount: 4, seed: 6);
+        using var backend = new SimulatedBackend();
+        using var model = new CudaModel(backend, weights, new CudaModelOptions { Precision = precision });
+        Assert.That(model.WeightBytes, Is.LessThan(config.ParameterCount * 3), "weights stored in 2 bytes (norms in 4)");
+        using var ladm = new CudaLadmProbe(model);
+        using var prolong = new CudaProLongProbe(model);
+        var gpuPfs = ladm.Measure(tokens, Schedule).Pfs.SelectMany(l => l.SelectMany(s => s)).ToArray();
+        var refPfs = new ReferenceLadmProbe(weights).Measure(tokens, Schedule).Pfs.SelectMany(l => l.SelectMany(s => s)).ToArray();
+        double scale = refPfs.Max();
+        for (int i = 0; i < gpuPfs.Length; i++)
+            Assert.That(gpuPfs[i], Is.EqualTo(refPfs[i]).Within(percent / 100 * scale), $"PFS {i}");
+        var gpu = prolong.Measure(chunks, pairs);
+        var expected = new ReferenceProLongProbe(weights).Measure(chunks, pairs);
+        for (int i = 0; i < chunks.Count; i++)
+            Assert.That(gpu.SinglePpl[i], Is.EqualTo(expected.SinglePpl[i]).Within(percent).Percent);
+        for (int p = 0; p < pairs.Count; p++)
+            Assert.That(gpu.PairPpl[p], Is.EqualTo(expected.PairPpl[p]).Within(percent).Percent);
+    }
+
+    [Test]
+    public void Ladm_ReusesItsWorkspace_AndGivesTheSameAnswerTwice()
+    {
+        var config = RandomModel.TinyConfig();
+        var weights = RandomModel.Create(config, 14);
+        var tokens = CudaSelfTest.RandomTokens(Schedule.T, config.VocabSize, 5);
+        using var backend = new SimulatedBackend();
+        using var model = new CudaModel(backend, weights, new CudaModelOptions { Precision = CudaPrecision.F32 });
+        using var probe = new CudaLadmProbe(model);
+        var first = probe.Measure(tokens, Schedule).Pfs.SelectMany(l => l.SelectMany(s => s)).ToArray();
+        var shorter = LadmSchedule.Create(100, chunk: 6, dAfs: 2, dCds: 2);
+        var other = probe.Measure(tokens.AsSpan(0, 100), shorter);
+        var second = probe.Measure(tokens, Schedule).Pfs.SelectMany(l => l.SelectMany(s => s)).ToArray();
+        Assert.That(second, Is.EqualTo(first));
+        Assert.That(other.Schedule, Is.SameAs(shorter));
+    }
+
+    [Test]
+    public void Ladm_ScheduleWithoutSpans_ReturnsEmptyLayers_WithoutGpuWork()
+    {
+        var config = RandomModel.TinyConfig();
+        using var backend = new SimulatedBackend();
+        using var model = new CudaModel(backend, RandomModel.Create(config, 15), new CudaModelOptions());
+        using var probe = new CudaLadmProbe(model);
+        var schedule = LadmSchedule.Create(20, chunk: 6, dAfs: 2, dCds: 2);
+        Assert.That(schedule.Spans, Is.Empty);
+        int before = backend.Launches.Values.Sum();
+        var m = probe.Measure(new int[20], schedule);
+        Assert.That(m.Pfs, Has.Length.EqualTo(config.Layers));
+        Assert.That(m.Pfs.All(l => l.Length == 0), Is.True);
+        Assert.That(backend.Launches.Values.Sum(), Is.EqualTo(before));
+    }
+
+    [Test]
+    public void BadInputs_AreClearErrors()
+    {
+        var config = RandomModel.TinyConfig();
+        using var backend = new SimulatedBackend();
+        using var model = new CudaModel(backend, RandomModel.Create(config, 16), new CudaModelOptions());
+        using var ladm = new CudaLadmProbe(model);
+        using var prolong = new CudaProLongProbe(model);
+        var tokens = new int[Schedule.T];
+        tokens[17] = config.VocabSize;
+        var e = Assert.Throws<ArgumentException>(() => ladm.Measure(tokens, Schedule));
+        Assert.That(e!.Message, Does.Contain("position 17").And.Contain($"0..{config.VocabSize - 1}"));
+        Assert.Throws<ArgumentException>(() => ladm.Measure(new int[Schedule.T - 1], Schedule));
+        var ok = new[] { new int[5], new int[5] };
+        Assert.That(Assert.Throws<ArgumentException>(() => prolong.Measure([new int[5], new int[4]], []))!.Message, Does.Contain("chunk 1"));
+        Assert.That(Assert.Throws<ArgumentException>(() => prolong.Measure(ok, [new ChunkPair(0, 1)]))!.Message, Does.Contain("0 <= j < i"));
+        Assert.Throws<ArgumentException>(() => prolong.Measure([new int[1]], []));
+        var empty = prolong.Measure([], []);
+        Assert.That(empty.SinglePpl, Is.Empty);
+    }
+
+    [Test]
+    public void OutOfMemory_NamesTheSettingToLower()
+    {
+        var config = RandomModel.TinyConfig();
+        var weights = RandomModel.Create(config, 17);
+        long weightsBytes, uploadPeak;
+        using (var probeBackend = new SimulatedBackend())
+        using (var m = new CudaModel(probeBackend, weights, new CudaModelOptions()))
+            (weightsBytes, uploadPeak) = (probeBackend.AllocatedBytes, probeBackend.PeakBytes);
+        using var backend = new SimulatedBackend(capacityBytes: uploadPeak + 20_000);
+        using var model = new CudaModel(backend, weights, new CudaModelOptions());
+        using var ladm = new CudaLadmProbe(model);
+        var e = Assert.Throws<CudaOutOfMemoryException>(() => ladm.Measure(new int[Schedule.T], Schedule));
+        Assert.That(e!.Message, Does.Contain("--window").And.Contain("LADM"));
+        using var prolong = new CudaProLongProbe(model, new CudaProLongOptions { PairBatch = 64 });
+        var chunks = Enumerable.Range(0, 2).Select(_ => new int[16]).ToList();
+        var pairs = new List<ChunkPair> { new(1, 0) };
+        var e2 = Assert.Throws<CudaOutOfMemoryException>(() => prolong.Measure(chunks, pairs));
+        Assert.That(e2!.Message, Does.Contain("Lower --window").And.Contain("ProLong"));
+        Assert.That(backend.AllocatedBytes, Is.EqualTo(weightsBytes), "a failed measurement frees what it had allocated");
+    }
+
+    [Test]
+    public void SpanPlan_GroupsSpansAndIndexesItemsWithinTheirGroup()
+    {
+        var schedule = LadmSchedule.Create(200, chunk: 8, dAfs: 2, dCds: 3);
+        var plan = CudaLadmProbe.SpanPlan.Build(schedule.Spans, schedule.T, columnBufferBytes: 2L * 200 * 4);
+        Assert.That(plan.GroupSize, Is.EqualTo(2));
+        Assert.That(plan.Groups.Sum(g => g.SpanCount), Is.EqualTo(schedule.Spans.Count));
+        Assert.That(plan.Items, Is.EqualTo(schedule.Spans.Sum(s => s.Intervals.Length)));
+        int item = 0;
+        foreach (var g in plan.Groups)
+        {
+            Assert.That(g.FirstItem, Is.EqualTo(item));
+            for (int s = g.FirstSpan; s < g.FirstSpan + g.SpanCount; s++)
+            {
+                var span = schedule.Spans[s];
+                Assert.That(g.MaxStart, Is.GreaterThanOrEqualTo(span.Start));
+                foreach (int iv in span.Intervals)
+                {
+                    Assert.That(plan.ItemSpanInGroup[item], Is.EqualTo(s - g.FirstSpan));
+                    Assert.That(plan.ItemLo[item], Is.EqualTo(span.Start - iv));
+                    Assert.That(plan.ItemHi[item], Is.EqualTo(span.End - iv));
+                    item++;
+                }
+            }
+        }
+        Assert.Throws<ArgumentException>(() => CudaLadmProbe.SpanPlan.Build([new LadmSpan(10, 5, [])], 20, 1000));
+        Assert.Throws<ArgumentException>(() => CudaLadmProbe.SpanPlan.Build([new LadmSpan(10, 12, [11])], 20, 1000));
+    }
+}
