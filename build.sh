@@ -44,6 +44,11 @@ kernels() {
     say "nvcc not found: skipping the CUDA kernels (run './build.sh deps' as root to install it); the CPU path builds without them"
     return 0
   fi
+  local fatbin="$ROOT/build/native/longdep_kernels.fatbin"
+  if [ -f "$fatbin" ] && [ -z "$(find kernels native -newer "$fatbin" -type f 2>/dev/null | head -1)" ]; then
+    say "kernels up to date ($fatbin)"
+    return 0
+  fi
   bash native/build-kernels.sh "$ROOT/build/native"
 }
 

@@ -24,5 +24,6 @@ public static class Program
         InspectCommand.Create(),
         DemoCommand.Create(),
         MakeModelCommand.Create(),
+        SelfTestCommand.Create(),
     ];
 }

@@ -1,3 +1,4 @@
+using LongDep.Models.Synthetic;
 using LongDep.Core.Probes;
 using LongDep.Cuda.SelfTest;
 using LongDep.Cuda.Twins;

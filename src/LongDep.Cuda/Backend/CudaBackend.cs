@@ -216,8 +216,6 @@ internal sealed unsafe class CudaBackend : GpuBackend
         return ((long)free, (long)total);
     }
 
-    internal override void RangePush(string name) => NvtxApi.Push(name);
-    internal override void RangePop() => NvtxApi.Pop();
 
     public override void Dispose()
     {

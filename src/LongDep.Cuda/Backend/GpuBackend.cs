@@ -64,19 +64,20 @@ internal abstract unsafe class GpuBackend : IDisposable
     internal abstract void Synchronize();
     internal abstract (long Free, long Total) MemoryInfo();
 
-    internal virtual void RangePush(string name) { }
-    internal virtual void RangePop() { }
+    /// <summary>
+    /// A named phase for the duration of a using block: an NVTX range (through <see cref="Core.Diagnostics.Phases"/>'s
+    /// listener, which <see cref="NvtxRanges"/> installs) and, under <c>--profile</c>, a timed phase. While timing, the
+    /// stream is synchronized at the end of each range so that host time is the GPU's time for the phase.
+    /// </summary>
+    internal RangeScope Range(string name) => new(this, Core.Diagnostics.Phases.Begin(name));
 
-    /// <summary>An NVTX range for the duration of a using block.</summary>
-    internal RangeScope Range(string name)
+    internal readonly struct RangeScope(GpuBackend backend, Core.Diagnostics.Phases.Scope phase) : IDisposable
     {
-        RangePush(name);
-        return new RangeScope(this);
-    }
-
-    internal readonly struct RangeScope(GpuBackend backend) : IDisposable
-    {
-        public void Dispose() => backend.RangePop();
+        public void Dispose()
+        {
+            if (Core.Diagnostics.Phases.Timing) backend.Synchronize();
+            phase.Dispose();
+        }
     }
 
     /// <summary>A typed buffer of <paramref name="count"/> elements (uninitialized).</summary>

@@ -1,3 +1,4 @@
+using LongDep.Models.Synthetic;
 using System.Diagnostics;
 using LongDep.Core.Probes;
 using LongDep.Models;

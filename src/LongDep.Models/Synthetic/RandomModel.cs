@@ -37,65 +37,113 @@ public static class RandomModel
         TiedEmbedding = false,
     };
 
-    /// <summary>
-    /// Weights with entries uniform in ±sqrt(3)·σ (σ = 1/sqrt(fan-in) for matrices, 1 for the embedding), norms
-    /// near 1 and small biases: activations stay O(1) through any depth.
-    /// </summary>
-    public static ModelWeights Create(ModelConfig cfg, long seed)
+    /// <summary>A small llama-style config for quick checks (dims divisible as the kernels like, GQA 2:1).</summary>
+    public static ModelConfig TinyConfig(RopeStyle rope = RopeStyle.AdjacentPairs, bool qkvBias = false, bool tied = false) => new()
     {
-        cfg.Validate("random model");
-        long stream = 0;
-        float[] Matrix(int rows, int cols) => Fill((long)rows * cols, 1.0 / Math.Sqrt(cols), 0, seed, stream++);
-        float[] Norm(int n) => Fill(n, 0.1, 1.0, seed, stream++);
-        float[] Bias(int n) => Fill(n, 0.02, 0, seed, stream++);
+        Architecture = qkvBias ? "qwen2" : "llama",
+        Layers = 2,
+        Dim = 64,
+        FfDim = 96,
+        Heads = 4,
+        KvHeads = 2,
+        HeadDim = 16,
+        VocabSize = 97,
+        ContextLength = 4096,
+        RmsEps = 1e-5f,
+        RopeTheta = 10000f,
+        Rope = rope,
+        QkvBias = qkvBias,
+        TiedEmbedding = tied,
+    };
 
-        var embedding = Fill((long)cfg.VocabSize * cfg.Dim, 1.0, 0, seed, stream++);
-        var layers = new LayerWeights[cfg.Layers];
-        for (int i = 0; i < cfg.Layers; i++)
+    /// <summary>TinyLlama-1.1B's shape: 22 layers, 2048 dims, 32 heads, 4 KV heads, 5632 FF, 32000 vocabulary.</summary>
+    public static ModelConfig TinyLlamaConfig(int layers = 22) => new()
+    {
+        Architecture = "llama",
+        Layers = layers,
+        Dim = 2048,
+        FfDim = 5632,
+        Heads = 32,
+        KvHeads = 4,
+        HeadDim = 64,
+        VocabSize = 32000,
+        ContextLength = 2048,
+        RmsEps = 1e-5f,
+        RopeTheta = 10000f,
+        Rope = RopeStyle.AdjacentPairs,
+        QkvBias = false,
+        TiedEmbedding = false,
+    };
+
+    /// <summary>
+    /// Weights for <paramref name="config"/>: matrices uniform with standard deviation 1/sqrt(fan-in), norm weights near 1,
+    /// embeddings with unit variance, the output head scaled for logits of standard deviation about 2.
+    /// </summary>
+    public static ModelWeights Create(ModelConfig config, long seed)
+    {
+        config.Validate("random model config");
+        var c = config;
+        int tensor = 0;
+        float[] Matrix(long rows, long cols, double std) => Fill(rows * cols, seed, tensor++, std, 0.0);
+        float[] Norm(int n) => Fill(n, seed, tensor++, 0.1, 1.0);
+        float[] Bias(int n) => Fill(n, seed, tensor++, 0.1, 0.0);
+
+        // A tied table is also the output head: scale it like one (logits of standard deviation about 2).
+        var embedding = Matrix(c.VocabSize, c.Dim, c.TiedEmbedding ? 2.0 / Math.Sqrt(c.Dim) : 1.0);
+        var layers = new LayerWeights[c.Layers];
+        for (int i = 0; i < c.Layers; i++)
         {
+            double inv = 1.0 / Math.Sqrt(c.Dim);
             layers[i] = new LayerWeights
             {
-                AttnNorm = Norm(cfg.Dim),
-                Wq = Matrix(cfg.QDim, cfg.Dim),
-                Wk = Matrix(cfg.KvDim, cfg.Dim),
-                Wv = Matrix(cfg.KvDim, cfg.Dim),
-                Wo = Matrix(cfg.Dim, cfg.QDim),
-                Bq = cfg.QkvBias ? Bias(cfg.QDim) : null,
-                Bk = cfg.QkvBias ? Bias(cfg.KvDim) : null,
-                Bv = cfg.QkvBias ? Bias(cfg.KvDim) : null,
-                FfnNorm = Norm(cfg.Dim),
-                WGate = Matrix(cfg.FfDim, cfg.Dim),
-                WUp = Matrix(cfg.FfDim, cfg.Dim),
-                WDown = Matrix(cfg.Dim, cfg.FfDim),
+                AttnNorm = Norm(c.Dim),
+                Wq = Matrix(c.QDim, c.Dim, inv),
+                Wk = Matrix(c.KvDim, c.Dim, inv),
+                Wv = Matrix(c.KvDim, c.Dim, inv),
+                Wo = Matrix(c.Dim, c.QDim, 1.0 / Math.Sqrt(c.QDim)),
+                Bq = c.QkvBias ? Bias(c.QDim) : null,
+                Bk = c.QkvBias ? Bias(c.KvDim) : null,
+                Bv = c.QkvBias ? Bias(c.KvDim) : null,
+                FfnNorm = Norm(c.Dim),
+                WGate = Matrix(c.FfDim, c.Dim, inv),
+                WUp = Matrix(c.FfDim, c.Dim, inv),
+                WDown = Matrix(c.Dim, c.FfDim, 1.0 / Math.Sqrt(c.FfDim)),
             };
         }
-        var outputNorm = Norm(cfg.Dim);
-        var output = cfg.TiedEmbedding ? embedding : Matrix(cfg.VocabSize, cfg.Dim);
-        var w = new ModelWeights { Config = cfg, TokenEmbedding = embedding, Layers = layers, OutputNorm = outputNorm, Output = output };
-        w.Validate("random model");
-        return w;
+        var outputNorm = Norm(c.Dim);
+        var output = c.TiedEmbedding ? embedding : Matrix(c.VocabSize, c.Dim, 2.0 / Math.Sqrt(c.Dim));
+        var weights = new ModelWeights
+        {
+            Config = c,
+            TokenEmbedding = embedding,
+            Layers = layers,
+            OutputNorm = outputNorm,
+            Output = output,
+        };
+        weights.Validate("random model");
+        return weights;
     }
 
-    /// <summary>n values uniform in center ± sqrt(3)·sigma, filled in fixed 64K blocks each with its own stream.</summary>
-    private static float[] Fill(long n, double sigma, double center, long seed, long stream)
+    /// <summary>Uniform values with the given mean and standard deviation; blocks are seeded independently so threads do not matter.</summary>
+    private static float[] Fill(long count, long seed, int tensor, double std, double mean)
     {
-        if (n > Array.MaxLength) throw new ArgumentException($"a tensor of {n} elements is larger than one array can hold");
-        var a = new float[n];
-        const int Block = 1 << 16;
-        long blocks = (n + Block - 1) / Block;
-        double half = Math.Sqrt(3) * sigma;
-        Parallel.For(0L, blocks, b =>
+        if (count > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(count), $"{count} weights do not fit in one array");
+        var result = new float[count];
+        const int block = 1 << 16;
+        int blocks = (int)((count + block - 1) / block);
+        double halfWidth = std * Math.Sqrt(3.0);
+        Parallel.For(0, blocks, b =>
         {
-            ulong s = Mix((ulong)seed ^ Mix((ulong)stream * 0x9E3779B97F4A7C15UL ^ Mix((ulong)b + 1)));
-            long end = Math.Min(n, (b + 1) * Block);
-            for (long k = b * Block; k < end; k++)
+            ulong state = Mix((ulong)seed * 0x9E3779B97F4A7C15UL ^ ((ulong)tensor << 32) ^ (ulong)b);
+            long end = Math.Min(count, (long)(b + 1) * block);
+            for (long i = (long)b * block; i < end; i++)
             {
-                s += 0x9E3779B97F4A7C15UL;
-                double u = (Mix(s) >> 11) * (1.0 / (1UL << 53)); // [0, 1)
-                a[k] = (float)(center + (2 * u - 1) * half);
+                state += 0x9E3779B97F4A7C15UL;
+                double u = (Mix(state) >> 11) * (1.0 / (1UL << 53)); // [0, 1)
+                result[i] = (float)(mean + (2.0 * u - 1.0) * halfWidth);
             }
         });
-        return a;
+        return result;
     }
 
     private static ulong Mix(ulong z)
