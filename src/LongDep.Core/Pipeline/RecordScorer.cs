@@ -55,7 +55,8 @@ public sealed class RecordScorer
             string why = $"LADM needs more than {LadmSchedule.MinimumTokens(s.Chunk, s.DAfs) - 1} tokens for one span (chunk {s.Chunk}, d_afs {s.DAfs}); the record has {tokens.Length}";
             return new ScoreOutcome(Base(s, input, ScoreStatus.TooShort, tokens.Length, why));
         }
-        LadmMeasurement m = _ladm!.Measure(tokens.AsSpan(0, t), schedule, ct);
+        LadmMeasurement m;
+        using (Diagnostics.Phases.Begin("measure ladm")) m = _ladm!.Measure(tokens.AsSpan(0, t), schedule, ct);
         LadmResult r = Ladm.Cds(m, s.Ablation);
         bool finite = !r.HasNonFinite && double.IsFinite(r.Cds);
         var record = Base(s, input, finite ? ScoreStatus.Ok : ScoreStatus.NumericError, tokens.Length,
@@ -76,7 +77,8 @@ public sealed class RecordScorer
             string why = $"ProLong needs at least two full chunks of {s.Chunk} tokens; the record has {tokens.Length} tokens";
             return new ScoreOutcome(Base(s, input, ScoreStatus.TooShort, tokens.Length, why) with { Chunks = plan.Chunks.Count });
         }
-        ProLongMeasurement m = _proLong!.Measure(plan.Chunks, plan.Pairs, ct);
+        ProLongMeasurement m;
+        using (Diagnostics.Phases.Begin("measure prolong")) m = _proLong!.Measure(plan.Chunks, plan.Pairs, ct);
         ProLongResult r = ProLong.Lds(m, plan.ChunkCountN, s.Threshold);
         bool finite = !r.HasNonFinite && double.IsFinite(r.Lds);
         var record = Base(s, input, finite ? ScoreStatus.Ok : ScoreStatus.NumericError, tokens.Length,

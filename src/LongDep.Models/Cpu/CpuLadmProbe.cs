@@ -51,7 +51,11 @@ public sealed class CpuLadmProbe : ILadmProbe
         if (schedule.Spans.Count == 0) return new LadmMeasurement(schedule, pfs);
 
         _forward.RunCore(tokens, prefix: null, keepCache: false,
-            onLayer: (layer, q, keys, _, _) => MeasureLayer(q, keys, schedule, pfs[layer], cancellationToken),
+            onLayer: (layer, q, keys, _, _) =>
+            {
+                using var phase = Core.Diagnostics.Phases.Begin($"pfs layer {layer}");
+                MeasureLayer(q, keys, schedule, pfs[layer], cancellationToken);
+            },
             wantHidden: false, out _, cancellationToken);
         return new LadmMeasurement(schedule, pfs);
     }
