@@ -114,7 +114,6 @@ public static class Charts
             return Render(plot, width, h);
         }
 
-        var boxes = new List<Box>();
         var tickPositions = new double[n];
         var tickLabels = new string[n];
         for (int k = 0; k < n; k++)
@@ -125,29 +124,29 @@ public static class Charts
             double lowFence = q1 - 1.5 * iqr, highFence = q3 + 1.5 * iqr;
             double whiskerLow = d.Scores.First(v => v >= lowFence);
             double whiskerHigh = d.Scores.Last(v => v <= highFence);
-            boxes.Add(new Box
+            // Whiskers with end caps, then the box over them (ScottPlot's own boxes are vertical only).
+            foreach (var (x1, x2) in new[] { (whiskerLow, q1), (q3, whiskerHigh) })
             {
-                Position = y,
-                BoxMin = q1,
-                BoxMax = q3,
-                BoxMiddle = d.Median,
-                WhiskerMin = whiskerLow,
-                WhiskerMax = whiskerHigh,
-                Orientation = Orientation.Horizontal,
-                Width = 0.6,
-                FillColor = BoxFill,
-                LineColor = Colors.Black,
-            });
+                var whisker = plot.Add.Line(x1, y, x2, y);
+                whisker.LineColor = Colors.Black;
+                whisker.LineWidth = 1.5f;
+            }
+            foreach (double cap in new[] { whiskerLow, whiskerHigh })
+            {
+                var capLine = plot.Add.Line(cap, y - 0.15, cap, y + 0.15);
+                capLine.LineColor = Colors.Black;
+                capLine.LineWidth = 1.5f;
+            }
+            var box = plot.Add.Rectangle(q1, q3, y - 0.3, y + 0.3);
+            box.FillColor = BoxFill;
+            box.LineColor = Colors.Black;
+            box.LineWidth = 1;
             double[] outliers = Thin(d.Scores.Where(v => v < lowFence || v > highFence).ToArray(), 1000);
             if (outliers.Length > 0)
-            {
-                var dots = plot.Add.Markers(outliers, Enumerable.Repeat(y, outliers.Length).ToArray(), MarkerShape.OpenCircle, 5, Colors.Gray);
-                dots.LegendText = "";
-            }
+                plot.Add.Markers(outliers, Enumerable.Repeat(y, outliers.Length).ToArray(), MarkerShape.OpenCircle, 5, Colors.Gray);
             tickPositions[k] = y;
             tickLabels[k] = $"{d.Domain} (n={d.Ok})";
         }
-        plot.Add.Boxes(boxes);
         // The median: a red bar across the box and its value written beside the box.
         for (int k = 0; k < n; k++)
         {
@@ -196,11 +195,11 @@ public static class Charts
         }
         Array.Sort(values);
         double median = ScoreSummary.Quantile(values, 0.5);
-        var line = plot.Add.VerticalLine(median, 2, MedianMark, LinePattern.Dashed);
-        line.Text = $"median {median:G4}";
-        line.LabelOppositeAxis = true;
-        plot.Axes.Margins(bottom: 0);
-        plot.Title($"Distribution of {scoreName} ({values.Length} ok records)");
+        plot.Add.VerticalLine(median, 2, MedianMark, LinePattern.Dashed);
+        double pad = 0.02 * (max - min);
+        plot.Axes.SetLimits(min - pad, max + pad, 0, Math.Max(1, hist.Counts.Max()) * 1.1);
+        plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+        plot.Title($"Distribution of {scoreName} ({values.Length} ok records; dashed red line: median {median.ToString("G4", System.Globalization.CultureInfo.InvariantCulture)})");
         plot.XLabel(scoreName);
         plot.YLabel("records");
         return Render(plot, width, height);
