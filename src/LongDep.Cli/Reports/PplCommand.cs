@@ -131,7 +131,7 @@ public static class PplCommand
             var clock = Stopwatch.StartNew();
             ppl.Add(tokens, backend);
             samples++;
-            progress?.Invoke(samples, Math.Min(tokens.Length, windows.Max()), clock.Elapsed.TotalSeconds);
+            progress?.Invoke(samples, ppl.TokensNeeded(tokens.Length), clock.Elapsed.TotalSeconds);
         }
         return new PplRun(ppl.Results(), samples, bad, addBos);
     }

@@ -25,10 +25,12 @@ public sealed class DetailWriter : IDetailSink
     /// <param name="path">The detail file.</param>
     /// <param name="settings">The run's settings (ProLong's N = W / l and δ are stored with each entry).</param>
     /// <param name="append">Keep the entries already in the file (resume); false starts a new file.</param>
-    /// <param name="flushEvery">Hand the written frames to the OS every this many entries.</param>
+    /// <param name="flushEvery">Hand the written frames to the OS every this many entries. The default, 1, keeps the file
+    /// at least as far along as the score file (the pipeline writes an entry before its score line), so a killed run
+    /// loses no entry that its score file kept.</param>
     /// <param name="compressionLevel">zstd level.</param>
     /// <exception cref="Corpus.CorpusFormatException">The existing file is not a detail file, or is damaged before its last frame.</exception>
-    public DetailWriter(string path, ScoreSettings settings, bool append = true, int flushEvery = 8, int compressionLevel = 3)
+    public DetailWriter(string path, ScoreSettings settings, bool append = true, int flushEvery = 1, int compressionLevel = 3)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(settings);
