@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # LongDepEngine build.
 #   ./build.sh            restore + Release build of the solution, and the CUDA kernels when nvcc is present
-#   ./build.sh deps       install what the kernel build needs on Debian (nvidia-cuda-toolkit, clang-14; needs root)
+#   ./build.sh deps       install what the build and tests need on Debian (CUDA toolkit, clang-14, chromium, a font; root)
 #   ./build.sh kernels    build only the kernels (build/native/longdep_kernels.fatbin)
 #   ./build.sh test       build, then run the test suite (the README's test command)
 #   ./build.sh bundle     self-contained trimmed longdep + kernels for a GPU node: dist/longdep-linux-x64/
@@ -22,10 +22,17 @@ need_dotnet() {
 }
 
 deps() {
-  if command -v nvcc >/dev/null 2>&1; then say "nvcc present: $(nvcc --version | tail -1)"; return 0; fi
-  command -v apt-get >/dev/null 2>&1 || die "nvcc is missing and this is not a Debian/Ubuntu machine: install the CUDA toolkit"
-  [ "$(id -u)" = 0 ] || die "nvcc is missing; run './build.sh deps' as root to install Debian's nvidia-cuda-toolkit"
-  say "installing Debian's nvidia-cuda-toolkit (non-free) and clang-14"
+  # What the full build and test suite need beyond the .NET SDK: the CUDA toolkit (kernels, cuobjdump), clang-14 (nvcc
+  # 11.8's host compiler on Debian 12), chromium (the report test renders headless) and a TrueType font (chart text).
+  local missing=()
+  command -v nvcc >/dev/null 2>&1 || missing+=(nvidia-cuda-toolkit nvidia-cuda-dev)
+  command -v clang-14 >/dev/null 2>&1 || missing+=(clang-14)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  [ -n "$(find /usr/share/fonts -name '*.ttf' 2>/dev/null | head -1)" ] || missing+=(fonts-dejavu-core)
+  if [ ${#missing[@]} = 0 ]; then say "dependencies present: $(nvcc --version | tail -1)"; return 0; fi
+  command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and this is not a Debian/Ubuntu machine: install them by hand"
+  [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; run './build.sh deps' as root to install them"
+  say "installing ${missing[*]}"
   local src=/etc/apt/sources.list.d/debian.sources
   if [ -f "$src" ] && ! grep -q 'non-free' "$src"; then
     sed -i 's/^Components: main$/Components: main contrib non-free non-free-firmware/' "$src"
@@ -34,7 +41,7 @@ deps() {
     sed -i '/^deb .*debian/ s/ main$/ main contrib non-free non-free-firmware/' /etc/apt/sources.list
   fi
   apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nvidia-cuda-toolkit nvidia-cuda-dev clang-14 >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
   command -v nvcc >/dev/null 2>&1 || die "nvidia-cuda-toolkit installed but nvcc is still not on PATH"
   say "nvcc: $(nvcc --version | tail -1)"
 }

@@ -15,6 +15,21 @@ public static class Program
         return CliApp.Invoke(root, args);
     }
 
+    /// <summary>The GPU backend of <c>longdep ppl</c> for cuda, cuda:N or auto (null when CUDA cannot be used there).</summary>
+    private static Core.Detail.ISequenceNll? GpuSequenceNll(string device, Models.LoadedModel model)
+    {
+        var spec = DeviceSpec.Parse(device);
+        if (spec.Cpu) return null;
+        int ordinal = spec.Gpus is [var g] ? g : spec.Auto ? 0 : throw new CliException("ppl runs on one GPU: use --device cuda:N", ExitCodes.Usage);
+        if (!Cuda.CudaDevice.TryOpen(ordinal, out var gpu, out string reason))
+        {
+            if (spec.Auto) return new Reports.CpuSequenceNll(new Models.Cpu.CpuForward(model.Weights));
+            throw new CliException($"--device {device}: {reason}");
+        }
+        Cuda.NvtxRanges.Install();
+        return Cuda.CudaSequenceNll.Create(gpu, model.Weights);
+    }
+
     /// <summary>Every subcommand of <c>longdep</c>.</summary>
     public static IEnumerable<Command> Commands() =>
     [
@@ -25,5 +40,8 @@ public static class Program
         DemoCommand.Create(),
         MakeModelCommand.Create(),
         SelfTestCommand.Create(),
+        Reports.PlotCommand.Create(),
+        Reports.ReportCommand.Create(),
+        Reports.PplCommand.Create(GpuSequenceNll),
     ];
 }

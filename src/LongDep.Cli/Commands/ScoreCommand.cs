@@ -99,7 +99,7 @@ public static class ScoreCommand
             RunSummary summary;
             try
             {
-                using IDetailSink? sink = DetailSinks.Open(r.GetValue(detail), options);
+                using IDetailSink? sink = DetailSinks.Open(r.GetValue(detail), options, settings);
                 summary = ProgressDisplay.Run(progress => ScoreRun.Execute(options, settings, tokenizer, workers, sink, progress, ct),
                     TimeSpan.FromSeconds(Math.Max(1, r.GetValue(progressEvery))));
             }

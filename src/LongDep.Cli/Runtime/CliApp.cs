@@ -60,6 +60,7 @@ public static class CliApp
             OperationCanceledException => ("interrupted; what was written is kept: rerun the same command to resume", ExitCodes.Interrupted),
             ModelFormatException or CorpusFormatException or ScoreRunException => (e.Message, ExitCodes.Failed),
             FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or IOException => (e.Message, ExitCodes.Failed),
+            ArgumentException a when a is not ArgumentNullException => (a.Message.Split(" (Parameter '")[0], ExitCodes.Failed),
             OutOfMemoryException => ("out of host memory: lower --window or score fewer records at once", ExitCodes.Failed),
             _ when e.GetType().Namespace?.StartsWith("LongDep.Cuda", StringComparison.Ordinal) == true => (e.Message, ExitCodes.Failed),
             _ => ($"internal error ({e.GetType().Name}): {e.Message}; please report it with the command line (set LONGDEP_DEBUG=1 for the stack trace)", 70),

@@ -1,13 +1,16 @@
+using LongDep.Core.Detail;
 using LongDep.Core.Pipeline;
 
 namespace LongDep.Cli.Runtime;
 
-/// <summary>Opens the <c>--detail</c> side file for a run.</summary>
+/// <summary>Opens the <c>--detail</c> side file for a run (appended to when the run resumes, replaced with --overwrite).</summary>
 public static class DetailSinks
 {
-    public static IDetailSink? Open(string? path, ScoreRunOptions options)
+    public static IDetailSink? Open(string? path, ScoreRunOptions options, ScoreSettings settings)
     {
         if (path is null) return null;
-        throw new CliException("--detail is not available in this build");
+        if (Path.GetFullPath(path) == Path.GetFullPath(options.OutputPath))
+            throw new CliException("--detail must name another file than --output");
+        return new DetailWriter(path, settings, append: !options.Overwrite);
     }
 }
