@@ -70,9 +70,11 @@ bundle() {
   local out="$ROOT/dist/longdep-linux-x64"
   rm -rf "$out"
   say "dotnet publish: self-contained, trimmed, linux-x64 -> $out"
+  # IL2104 (a package such as Parquet or Microsoft.ML.Tokenizers "produced trim warnings") stays a warning: with
+  # TrimMode=partial those packages are kept whole, and warnings-as-errors would otherwise stop the bundle.
   dotnet publish src/LongDep.Cli/LongDep.Cli.csproj -c Release -r linux-x64 --self-contained true \
     -p:PublishTrimmed=true -p:TrimMode=partial -p:InvariantGlobalization=true -p:DebugType=none \
-    -p:GenerateDocumentationFile=false -o "$out" -nologo -clp:ErrorsOnly -v:q
+    -p:GenerateDocumentationFile=false -p:WarningsNotAsErrors=IL2104 -o "$out" -nologo -clp:ErrorsOnly -v:q
   mkdir -p "$out/kernels-src/kernels" "$out/kernels-src/native"
   cp kernels/*.cu "$out/kernels-src/kernels/" 2>/dev/null || true
   cp kernels/*.cuh "$out/kernels-src/kernels/" 2>/dev/null || true
@@ -86,6 +88,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 bash "$here/kernels-src/native/build-kernels.sh" "$here"
 EOS
   chmod +x "$out/build-kernels.sh" "$out/longdep"
+  # The GPU session's script (bench/gpu-session.sh), the PyTorch baseline and its tests travel with the bundle.
+  if [ -d bench ]; then
+    cp -r bench "$out/"
+    find "$out/bench" -name __pycache__ -type d -prune -exec rm -rf {} +
+    chmod +x "$out/bench/gpu-session.sh" "$out/bench/baseline/baseline.py" "$out/bench/baseline/crosscheck.py"
+  fi
   du -sh "$out" >&2
 }
 
