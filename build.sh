@@ -70,11 +70,9 @@ bundle() {
   local out="$ROOT/dist/longdep-linux-x64"
   rm -rf "$out"
   say "dotnet publish: self-contained, trimmed, linux-x64 -> $out"
-  # IL2104 (a package such as Parquet or Microsoft.ML.Tokenizers "produced trim warnings") stays a warning: with
-  # TrimMode=partial those packages are kept whole, and warnings-as-errors would otherwise stop the bundle.
   dotnet publish src/LongDep.Cli/LongDep.Cli.csproj -c Release -r linux-x64 --self-contained true \
     -p:PublishTrimmed=true -p:TrimMode=partial -p:InvariantGlobalization=true -p:DebugType=none \
-    -p:GenerateDocumentationFile=false -p:WarningsNotAsErrors=IL2104 -o "$out" -nologo -clp:ErrorsOnly -v:q
+    -p:GenerateDocumentationFile=false -o "$out" -nologo -clp:ErrorsOnly -v:q
   mkdir -p "$out/kernels-src/kernels" "$out/kernels-src/native"
   cp kernels/*.cu "$out/kernels-src/kernels/" 2>/dev/null || true
   cp kernels/*.cuh "$out/kernels-src/kernels/" 2>/dev/null || true
