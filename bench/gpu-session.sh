@@ -14,7 +14,7 @@
 #
 # Parameters (environment): BUDGET (540), WORK (/tmp/longdep-bench), SHAPE (tinyllama), TOKENS (32768),
 # SAMPLES (16, LADM: the reference batch), PROLONG_SAMPLES (3), PAIRS (5000), LADM_BATCH (16, the reference's), SELFTEST (quick|full|skip),
-# UTIL_SAMPLES (200), DEVICE (cuda; cpu for a dry run of the script without a GPU), LONGDEP (the longdep executable;
+# UTIL_SAMPLES (200), SCALE_TOKENS ("32768 65536 131072"), DEVICE (cuda; cpu for a dry run of the script without a GPU), LONGDEP (the longdep executable;
 # default: the bundle's).
 set -uo pipefail
 
@@ -31,6 +31,7 @@ PAIRS="${PAIRS:-5000}"
 LADM_BATCH="${LADM_BATCH:-16}"
 SELFTEST="${SELFTEST:-quick}"
 UTIL_SAMPLES="${UTIL_SAMPLES:-200}"
+SCALE_TOKENS="${SCALE_TOKENS:-32768 65536 131072}"
 DEVICE="${DEVICE:-cuda}"
 MODEL_SEED=1234
 START=$(date +%s)
@@ -219,15 +220,15 @@ EOF
 
   # Memory against T: LADM at 32K, 64K and 128K tokens (issue: linear in T).
   local t
-  for t in 32768 65536 131072; do
+  for t in $SCALE_TOKENS; do
     step "LADM memory at T=$t" 120 40 "$LONGDEP" bench --model "$model" --device "$DEVICE" --tokens "$t" --window "$t" --samples 1 \
       --methods ladm --ladm-settings 4:4 --warmup 0 --no-phases --json "$WORK/scale-$t.json"
   done
-  python3 - "$WORK" "$OUT/scaling.json" >>"$LOG" 2>&1 <<'EOF'
+  python3 - "$WORK" "$OUT/scaling.json" $SCALE_TOKENS >>"$LOG" 2>&1 <<'EOF'
 import json, os, sys
 work, out = sys.argv[1], sys.argv[2]
 rows = []
-for t in (32768, 65536, 131072):
+for t in map(int, sys.argv[3:]):
     path = os.path.join(work, f"scale-{t}.json")
     if not os.path.exists(path):
         continue
