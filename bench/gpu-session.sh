@@ -236,9 +236,10 @@ for t in map(int, sys.argv[3:]):
     rows.append({"tokens": t, "seconds": m["seconds_per_sample"], "peak_memory_bytes": m["peak_memory_bytes"],
                  "peak_allocated_bytes": m["peak_allocated_bytes"]})
 json.dump(rows, open(out, "w"), indent=1)
+gib = lambda b: "n/a" if b is None else f"{b / 2**30:.2f} GiB"
 for r in rows:
-    print(f"LADM T={r['tokens']}: {r['seconds']:.3f} s, peak memory {r['peak_memory_bytes'] / 2**30:.2f} GiB, our buffers {r['peak_allocated_bytes'] / 2**30:.2f} GiB")
-if len(rows) >= 2:
+    print(f"LADM T={r['tokens']}: {r['seconds']:.3f} s, peak memory {gib(r['peak_memory_bytes'])}, our buffers {gib(r['peak_allocated_bytes'])}")
+if len(rows) >= 2 and rows[0]["peak_allocated_bytes"] and rows[-1]["peak_allocated_bytes"]:
     a, b = rows[0], rows[-1]
     print(f"growth of our buffers from T={a['tokens']} to T={b['tokens']}: x{b['peak_allocated_bytes'] / a['peak_allocated_bytes']:.2f} "
           f"(T grew x{b['tokens'] / a['tokens']:.0f}; the weights are in both)")
