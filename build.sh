@@ -94,6 +94,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 bash "$here/kernels-src/native/build-kernels.sh" "$here"
 EOS
   chmod +x "$out/build-kernels.sh" "$out/longdep"
+  # The GPU session's script (bench/gpu-session.sh), the PyTorch baseline and its tests travel with the bundle.
+  if [ -d bench ]; then
+    cp -r bench "$out/"
+    find "$out/bench" -name __pycache__ -type d -prune -exec rm -rf {} +
+    chmod +x "$out/bench/gpu-session.sh" "$out/bench/baseline/baseline.py" "$out/bench/baseline/crosscheck.py"
+  fi
   du -sh "$out" >&2
 }
 

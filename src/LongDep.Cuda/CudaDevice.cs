@@ -113,6 +113,15 @@ public sealed unsafe class CudaDevice : IDisposable
         return true;
     }
 
+    /// <summary>Bytes held now by buffers allocated through this device object (not cuBLAS's or the driver's own).</summary>
+    public long AllocatedBytes => Backend.TrackedBytes;
+
+    /// <summary>The most bytes held at once by this device object's buffers since it opened or since <see cref="ResetPeakAllocated"/>.</summary>
+    public long PeakAllocatedBytes => Backend.PeakTrackedBytes;
+
+    /// <summary>Starts a new <see cref="PeakAllocatedBytes"/> from what is held now.</summary>
+    public void ResetPeakAllocated() => Backend.ResetPeakTracked();
+
     /// <summary>Free and total device memory in bytes.</summary>
     public (long Free, long Total) MemoryInfo() => Backend.MemoryInfo();
 

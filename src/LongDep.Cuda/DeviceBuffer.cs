@@ -17,7 +17,12 @@ public sealed unsafe class DeviceBuffer<T> : IDeviceMemory, IDisposable where T 
         if (length > long.MaxValue / sizeof(T)) throw new ArgumentOutOfRangeException(nameof(length), $"{length} elements do not fit in memory");
         this.backend = backend;
         Length = length;
-        if (length > 0) handle = new Native.DeviceMemoryHandle(backend, backend.AllocateRaw(length * sizeof(T), what, hint));
+        if (length > 0)
+        {
+            ulong address = backend.AllocateRaw(length * sizeof(T), what, hint);
+            handle = new Native.DeviceMemoryHandle(backend, address);
+            backend.NoteAllocated(address, length * sizeof(T));
+        }
     }
 
     public long Length { get; }
@@ -123,7 +128,12 @@ public sealed unsafe class DeviceBuffer<T> : IDeviceMemory, IDisposable where T 
                 $"elements [{offset}, {offset + count}) are outside the buffer of {Length} elements");
     }
 
-    public void Dispose() => handle?.Dispose();
+    public void Dispose()
+    {
+        if (handle is null || handle.IsClosed) return;
+        backend.NoteFreed(handle.Address);
+        handle.Dispose();
+    }
 
     public override string ToString() => $"DeviceBuffer<{typeof(T).Name}>[{Length}] at {(handle is null ? "null" : Pointer.ToString())}";
 }

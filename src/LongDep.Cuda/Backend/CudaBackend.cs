@@ -109,6 +109,7 @@ internal sealed unsafe class CudaBackend : GpuBackend
 
     internal override bool FreeRaw(ulong address)
     {
+        NoteFreed(address); // before the free: the address cannot be handed out again until then
         // The context may already be disposed by its owner; the reference this allocation holds keeps it alive until here.
         bool ok = DriverApi.cuCtxSetCurrent(context.DangerousGetHandle()) == CuResult.Success
                   && DriverApi.cuMemFree(address) == CuResult.Success;

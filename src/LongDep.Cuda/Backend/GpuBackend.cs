@@ -80,6 +80,37 @@ internal abstract unsafe class GpuBackend : IDisposable
         }
     }
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ulong, long> tracked = new();
+    private long allocatedBytes;
+    private long peakAllocatedBytes;
+
+    /// <summary>Bytes held now by buffers allocated through this backend.</summary>
+    internal long TrackedBytes => Interlocked.Read(ref allocatedBytes);
+
+    /// <summary>The most bytes held at once since the start or the last <see cref="ResetPeakTracked"/>.</summary>
+    internal long PeakTrackedBytes => Interlocked.Read(ref peakAllocatedBytes);
+
+    /// <summary>Starts a new peak from what is held now.</summary>
+    internal void ResetPeakTracked() => Interlocked.Exchange(ref peakAllocatedBytes, TrackedBytes);
+
+    /// <summary>Counts an allocation made by <see cref="AllocateRaw"/>.</summary>
+    internal void NoteAllocated(ulong address, long bytes)
+    {
+        if (!tracked.TryAdd(address, bytes)) return;
+        long now = Interlocked.Add(ref allocatedBytes, bytes);
+        long peak;
+        while (now > (peak = Interlocked.Read(ref peakAllocatedBytes)) &&
+               Interlocked.CompareExchange(ref peakAllocatedBytes, now, peak) != peak)
+        {
+        }
+    }
+
+    /// <summary>Uncounts an allocation before it is freed; a second call for the same address does nothing. Never throws.</summary>
+    internal void NoteFreed(ulong address)
+    {
+        if (tracked.TryRemove(address, out long bytes)) Interlocked.Add(ref allocatedBytes, -bytes);
+    }
+
     /// <summary>A typed buffer of <paramref name="count"/> elements (uninitialized).</summary>
     internal DeviceBuffer<T> Allocate<T>(long count, string what, string hint) where T : unmanaged =>
         new(this, count, what, hint);
