@@ -40,6 +40,7 @@ public static class Program
         DemoCommand.Create(),
         MakeModelCommand.Create(),
         SelfTestCommand.Create(),
+        BenchCommand.Create(),
         Reports.PlotCommand.Create(),
         Reports.ReportCommand.Create(),
         Reports.PplCommand.Create(GpuSequenceNll),
