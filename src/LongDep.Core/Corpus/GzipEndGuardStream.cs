@@ -9,7 +9,7 @@ namespace LongDep.Core.Corpus;
 /// the decoder throws). The last <see cref="HoldBack"/> decoded bytes are held until the end is verified, so no
 /// garbage decoded from the sentinel's bytes ever reaches the caller.
 /// </summary>
-internal sealed class GzipEndGuardStream : Stream
+internal sealed class GzipEndGuardStream : ReadOnlyStream
 {
     /// <summary>Decoded bytes kept back until the end is verified (more than a 40-byte member can decode to as garbage).</summary>
     internal const int HoldBack = 1 << 17;
@@ -82,18 +82,9 @@ internal sealed class GzipEndGuardStream : Stream
         base.Dispose(disposing);
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     /// <summary>Reads one stream to its end, then another.</summary>
-    private sealed class ConcatStream(Stream first, Stream second) : Stream
+    private sealed class ConcatStream(Stream first, Stream second) : ReadOnlyStream
     {
         private bool _firstDone;
 
@@ -115,16 +106,6 @@ internal sealed class GzipEndGuardStream : Stream
             if (disposing) { first.Dispose(); second.Dispose(); }
             base.Dispose(disposing);
         }
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
 
@@ -132,4 +113,18 @@ internal sealed class GzipEndGuardStream : Stream
 internal sealed class GzipTruncatedException : IOException
 {
     public GzipTruncatedException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>A forward-only, read-only stream: everything but reading is unsupported.</summary>
+internal abstract class ReadOnlyStream : Stream
+{
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

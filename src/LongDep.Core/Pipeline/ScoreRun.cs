@@ -203,6 +203,11 @@ public static class ScoreRun
                     }
                 }
             }
+            catch
+            {
+                linked.Cancel(); // a failed write (disk full, ...) stops the stages feeding the writer
+                throw;
+            }
             finally
             {
                 detail?.Flush();

@@ -100,16 +100,7 @@ internal static class CpuKernels
             c2 = Vector.FusedMultiplyAdd(va, Vector.LoadUnsafe(ref b2, (nuint)k), c2);
             c3 = Vector.FusedMultiplyAdd(va, Vector.LoadUnsafe(ref b3, (nuint)k), c3);
         }
-        float s0 = Vector.Sum(c0), s1 = Vector.Sum(c1), s2 = Vector.Sum(c2), s3 = Vector.Sum(c3);
-        for (; k < len; k++)
-        {
-            float x = Unsafe.Add(ref a, k);
-            s0 = MathF.FusedMultiplyAdd(x, Unsafe.Add(ref b0, k), s0);
-            s1 = MathF.FusedMultiplyAdd(x, Unsafe.Add(ref b1, k), s1);
-            s2 = MathF.FusedMultiplyAdd(x, Unsafe.Add(ref b2, k), s2);
-            s3 = MathF.FusedMultiplyAdd(x, Unsafe.Add(ref b3, k), s3);
-        }
-        c = s0; Unsafe.Add(ref c, 1) = s1; Unsafe.Add(ref c, 2) = s2; Unsafe.Add(ref c, 3) = s3;
+        Finish4(ref a, ref b0, ref b1, ref b2, ref b3, k, len, c0, c1, c2, c3, ref c);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
