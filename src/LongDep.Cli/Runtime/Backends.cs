@@ -46,13 +46,12 @@ public static class Backends
         if (device.Cpu) return ([Cpu(model, settings, options)], CpuDescription(options));
         if (device.Auto)
         {
-            if (CudaBackend.Available(out string reason))
-                return CudaBackend.Create([0], model, settings, options);
+            // Device 0 is opened once: the probe for auto is the device the run uses.
+            if (Cuda.CudaDevice.TryOpen(0, out var gpu, out string reason))
+                return CudaBackend.Create([gpu], model, settings, options);
             return ([Cpu(model, settings, options)], $"{CpuDescription(options)} (auto: {reason})");
         }
-        if (!CudaBackend.Available(out string why))
-            throw new CliException($"--device {device.Text}: no CUDA device can be used: {why}; use --device cpu");
-        return CudaBackend.Create(device.Gpus, model, settings, options);
+        return CudaBackend.Create(device.Text, device.Gpus, model, settings, options);
     }
 
     private static string CpuDescription(BackendOptions o) =>

@@ -7,17 +7,22 @@ namespace LongDep.Cli.Runtime;
 /// <summary>The CUDA workers: one per GPU, each with its own device, model copy and probe.</summary>
 public static class CudaBackend
 {
-    /// <summary>Whether device 0 opens with cuBLAS and the kernels; if not, why.</summary>
-    public static bool Available(out string reason) => CudaDevice.Available(out reason);
-
-    /// <param name="gpus">GPU ordinals; null for every GPU (<c>cuda:all</c>).</param>
-    public static (IReadOnlyList<IScoringWorker> Workers, string Description) Create(IReadOnlyList<int>? gpus, LoadedModel model,
-        ScoreSettings settings, BackendOptions options)
+    /// <summary>Opens the GPUs of <paramref name="gpus"/> (null: every GPU, <c>cuda:all</c>) and makes their workers.</summary>
+    public static (IReadOnlyList<IScoringWorker> Workers, string Description) Create(string deviceText, IReadOnlyList<int>? gpus,
+        LoadedModel model, ScoreSettings settings, BackendOptions options)
     {
-        int count = CudaDevice.DeviceCount();
+        int count;
+        try
+        {
+            count = CudaDevice.DeviceCount();
+        }
+        catch (CudaUnavailableException e)
+        {
+            throw new CliException($"--device {deviceText}: no CUDA device can be used: {e.Message}; use --device cpu");
+        }
         gpus ??= Enumerable.Range(0, count).ToArray();
-        if (gpus.Count == 0) throw new CliException("no CUDA device is visible (cuda:all found none); use --device cpu");
-        var workers = new List<IScoringWorker>();
+        if (gpus.Count == 0) throw new CliException($"--device {deviceText}: no CUDA device is visible; use --device cpu");
+        var devices = new List<CudaDevice>();
         try
         {
             foreach (int ordinal in gpus)
@@ -25,19 +30,38 @@ public static class CudaBackend
                 if (ordinal >= count)
                     throw new CliException($"--device cuda:{ordinal}: this machine has {count} GPU(s) (cuda:0..cuda:{count - 1})");
                 if (!CudaDevice.TryOpen(ordinal, out var device, out string reason))
-                    throw new CliException($"cuda:{ordinal} cannot be used: {reason}");
-                workers.Add(Worker(device, model, settings, options));
+                    throw new CliException($"cuda:{ordinal} cannot be used: {reason}; use --device cpu");
+                devices.Add(device);
             }
         }
         catch
         {
+            foreach (var d in devices) d.Dispose();
+            throw;
+        }
+        return Create(devices, model, settings, options);
+    }
+
+    /// <summary>Makes one worker per opened device; the workers own the devices (disposed with them, or here on failure).</summary>
+    public static (IReadOnlyList<IScoringWorker> Workers, string Description) Create(IReadOnlyList<CudaDevice> devices,
+        LoadedModel model, ScoreSettings settings, BackendOptions options)
+    {
+        var workers = new List<IScoringWorker>();
+        int next = 0;
+        try
+        {
+            for (; next < devices.Count; next++) workers.Add(Worker(devices[next], model, settings, options));
+        }
+        catch
+        {
             foreach (var w in workers) w.Dispose();
+            for (int k = next + 1; k < devices.Count; k++) devices[k].Dispose(); // Worker disposed devices[next] itself
             throw;
         }
         NvtxRanges.Install();
-        string names = string.Join(", ", gpus.Select(g => $"cuda:{g}"));
+        string names = string.Join(", ", devices.Select(d => $"cuda:{d.Ordinal}"));
         string precision = options.Bf16 ? "bf16" : "f16";
-        return (workers, $"{names} ({((ScoringWorkerWithDevice)workers[0]).Device.Describe()}; weights {precision}, f32 accumulation{(NvtxRanges.Available ? ", NVTX on" : "")})");
+        return (workers, $"{names} ({devices[0].Describe()}; weights {precision}, f32 accumulation{(NvtxRanges.Available ? ", NVTX on" : "")})");
     }
 
     private static IScoringWorker Worker(CudaDevice device, LoadedModel model, ScoreSettings settings, BackendOptions options)
