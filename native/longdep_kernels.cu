@@ -9,3 +9,5 @@
 #include "../kernels/attention.cu"
 #include "../kernels/pfs.cu"
 #include "../kernels/loss.cu"
+#include "../kernels/attention_mma.cu"
+#include "../kernels/pfs_mma.cu"

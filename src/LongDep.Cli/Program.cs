@@ -27,7 +27,7 @@ public static class Program
             throw new CliException($"--device {device}: {reason}");
         }
         Cuda.NvtxRanges.Install();
-        return Cuda.CudaSequenceNll.Create(gpu, model.Weights);
+        return Cuda.CudaSequenceNll.Create(gpu, model.Weights, new Cuda.CudaModelOptions { Kernels = Runtime.KernelsOption.FromEnvironment() });
     }
 
     /// <summary>Every subcommand of <c>longdep</c>.</summary>

@@ -42,6 +42,14 @@ public static class KernelNames
     public static readonly KernelSpec AttentionF16 = new("attention_fwd_f16", "pppppppiiiiiif");
     public static readonly KernelSpec AttentionBF16 = new("attention_fwd_bf16", "pppppppiiiiiif");
 
+    // attention_mma.cu: tensor-core variants of attention_fwd_* for head dimension 64 or 128, same parameters.
+    public static readonly KernelSpec AttentionMma64F32 = new("attention_mma64_f32", "pppppppiiiiiif");
+    public static readonly KernelSpec AttentionMma64F16 = new("attention_mma64_f16", "pppppppiiiiiif");
+    public static readonly KernelSpec AttentionMma64BF16 = new("attention_mma64_bf16", "pppppppiiiiiif");
+    public static readonly KernelSpec AttentionMma128F32 = new("attention_mma128_f32", "pppppppiiiiiif");
+    public static readonly KernelSpec AttentionMma128F16 = new("attention_mma128_f16", "pppppppiiiiiif");
+    public static readonly KernelSpec AttentionMma128BF16 = new("attention_mma128_bf16", "pppppppiiiiiif");
+
     // pfs.cu
     // (q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim, scale)
     public static readonly KernelSpec PfsRowStats = new("pfs_row_stats", "ppppppiiiiif");
@@ -49,6 +57,12 @@ public static class KernelNames
     public static readonly KernelSpec PfsColumnMass = new("pfs_column_mass", "pppppppiiiiiif");
     // (col, itemSpan, itemLo, itemHi, pfs, nItems, T)
     public static readonly KernelSpec PfsWindowSum = new("pfs_window_sum", "pppppii");
+
+    // pfs_mma.cu: tensor-core variants of pfs_row_stats / pfs_column_mass for head dimension 64 or 128, same parameters.
+    public static readonly KernelSpec PfsRowStatsMma64 = new("pfs_row_stats_mma64", "ppppppiiiiif");
+    public static readonly KernelSpec PfsRowStatsMma128 = new("pfs_row_stats_mma128", "ppppppiiiiif");
+    public static readonly KernelSpec PfsColumnMassMma64 = new("pfs_column_mass_mma64", "pppppppiiiiiif");
+    public static readonly KernelSpec PfsColumnMassMma128 = new("pfs_column_mass_mma128", "pppppppiiiiiif");
 
     // loss.cu
     public static readonly KernelSpec LossRowNll = new("loss_row_nll", "pppii");               // (logits, targets, nll, rows, vocab)
@@ -63,7 +77,10 @@ public static class KernelNames
         AddBiasF32, ConvertF32ToF16, ConvertF32ToBF16,
         SwiGluF32, SwiGluF16, SwiGluBF16,
         AttentionF32, AttentionF16, AttentionBF16,
+        AttentionMma64F32, AttentionMma64F16, AttentionMma64BF16,
+        AttentionMma128F32, AttentionMma128F16, AttentionMma128BF16,
         PfsRowStats, PfsColumnMass, PfsWindowSum,
+        PfsRowStatsMma64, PfsRowStatsMma128, PfsColumnMassMma64, PfsColumnMassMma128,
         LossRowNll, LossSegmentSum,
     ];
 
@@ -93,6 +110,34 @@ public static class KernelNames
         CudaPrecision.F32 => AttentionF32,
         CudaPrecision.F16 => AttentionF16,
         _ => AttentionBF16,
+    };
+
+    /// <summary>The head dimensions the tensor-core kernels (attention_mma.cu, pfs_mma.cu) are built for.</summary>
+    public static bool HasTensorCoreKernels(int headDim) => headDim is 64 or 128;
+
+    internal static KernelSpec AttentionMma(CudaPrecision output, int headDim) => (headDim, output) switch
+    {
+        (64, CudaPrecision.F32) => AttentionMma64F32,
+        (64, CudaPrecision.F16) => AttentionMma64F16,
+        (64, _) => AttentionMma64BF16,
+        (128, CudaPrecision.F32) => AttentionMma128F32,
+        (128, CudaPrecision.F16) => AttentionMma128F16,
+        (128, _) => AttentionMma128BF16,
+        _ => throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "tensor-core attention is built for head dimensions 64 and 128"),
+    };
+
+    internal static KernelSpec PfsRowStatsMma(int headDim) => headDim switch
+    {
+        64 => PfsRowStatsMma64,
+        128 => PfsRowStatsMma128,
+        _ => throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "tensor-core PFS is built for head dimensions 64 and 128"),
+    };
+
+    internal static KernelSpec PfsColumnMassMma(int headDim) => headDim switch
+    {
+        64 => PfsColumnMassMma64,
+        128 => PfsColumnMassMma128,
+        _ => throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "tensor-core PFS is built for head dimensions 64 and 128"),
     };
 
     internal static KernelSpec Convert(CudaPrecision output) => output switch

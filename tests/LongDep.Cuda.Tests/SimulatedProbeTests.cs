@@ -217,4 +217,94 @@ public class SimulatedProbeTests
         Assert.Throws<ArgumentException>(() => CudaLadmProbe.SpanPlan.Build([new LadmSpan(10, 5, [])], 20, 1000));
         Assert.Throws<ArgumentException>(() => CudaLadmProbe.SpanPlan.Build([new LadmSpan(10, 12, [11])], 20, 1000));
     }
+
+    private static ModelConfig HeadDimConfig(int headDim) =>
+        RandomModel.TinyConfig() with { Dim = 2 * headDim, FfDim = 96, Heads = 2, KvHeads = 1, HeadDim = headDim };
+
+    private static readonly string[] TensorCoreKernelNames =
+    [
+        KernelNames.AttentionMma64F32.Name, KernelNames.PfsRowStatsMma64.Name, KernelNames.PfsColumnMassMma64.Name,
+    ];
+
+    [TestCase(AttentionKernels.TensorCores, 2e-3)]
+    [TestCase(AttentionKernels.Simple, 1e-5)]
+    public void Ladm_HeadDim64_RunsTheChosenKernelSet_AndMatchesReference(AttentionKernels kernels, double tolerance)
+    {
+        var config = HeadDimConfig(64);
+        var weights = RandomModel.Create(config, 21);
+        var tokens = CudaSelfTest.RandomTokens(Schedule.T, config.VocabSize, 4);
+        using var backend = new SimulatedBackend();
+        LadmMeasurement gpu;
+        using (var model = new CudaModel(backend, weights, new CudaModelOptions { Precision = CudaPrecision.F32, Kernels = kernels }))
+        using (var probe = new CudaLadmProbe(model))
+            gpu = probe.Measure(tokens, Schedule);
+        var expected = new ReferenceLadmProbe(weights).Measure(tokens, Schedule);
+
+        double worst = 0;
+        for (int layer = 0; layer < config.Layers; layer++)
+            for (int s = 0; s < Schedule.Spans.Count; s++)
+                for (int k = 0; k < gpu.Pfs[layer][s].Length; k++)
+                {
+                    double e = expected.Pfs[layer][s][k];
+                    worst = Math.Max(worst, Math.Abs(gpu.Pfs[layer][s][k] - e) / (Math.Abs(e) + 1e-6));
+                }
+        Assert.That(worst, Is.LessThan(tolerance));
+        bool tensor = kernels == AttentionKernels.TensorCores;
+        Assert.Multiple(() =>
+        {
+            foreach (var name in TensorCoreKernelNames)
+                Assert.That(backend.Launches.ContainsKey(name), Is.EqualTo(tensor), name);
+            Assert.That(backend.Launches.ContainsKey(KernelNames.AttentionF32.Name), Is.EqualTo(!tensor));
+            Assert.That(backend.Launches.ContainsKey(KernelNames.PfsColumnMass.Name), Is.EqualTo(!tensor));
+        });
+        if (tensor)
+            Assert.That(worst, Is.GreaterThan(1e-7), "the tensor-core twins see f16-rounded inputs, so the result differs from float64");
+    }
+
+    [Test]
+    public void ProLong_HeadDim128_OnTensorCores_MatchesReferenceWithinF16()
+    {
+        var config = HeadDimConfig(128);
+        var weights = RandomModel.Create(config, 22);
+        var (chunks, pairs) = CudaSelfTest.ProLongInputs(config.VocabSize, chunkCount: 5, chunkLength: 9, pairCount: 8, seed: 6);
+        using var backend = new SimulatedBackend();
+        ProLongMeasurement gpu;
+        using (var model = new CudaModel(backend, weights, new CudaModelOptions { Precision = CudaPrecision.F32 }))
+        using (var probe = new CudaProLongProbe(model, new CudaProLongOptions { PairBatch = 3 }))
+            gpu = probe.Measure(chunks, pairs);
+        var expected = new ReferenceProLongProbe(weights).Measure(chunks, pairs);
+        Assert.That(gpu.SinglePpl, Is.EqualTo(expected.SinglePpl).Within(0.2).Percent);
+        Assert.That(gpu.PairPpl, Is.EqualTo(expected.PairPpl).Within(0.2).Percent);
+        Assert.That(backend.Launches.ContainsKey(KernelNames.AttentionMma128F32.Name), Is.True);
+        Assert.That(backend.Launches.ContainsKey(KernelNames.AttentionF32.Name), Is.False);
+    }
+
+    [Test]
+    public void HeadDimWithoutTensorCoreKernels_FallsBackToTheScalarKernels()
+    {
+        var config = HeadDimConfig(80);
+        var weights = RandomModel.Create(config, 23);
+        var tokens = CudaSelfTest.RandomTokens(Schedule.T, config.VocabSize, 5);
+        using var backend = new SimulatedBackend();
+        using (var model = new CudaModel(backend, weights, new CudaModelOptions { Precision = CudaPrecision.F32 }))
+        using (var probe = new CudaLadmProbe(model))
+            probe.Measure(tokens, Schedule);
+        Assert.That(backend.Launches.Keys.Where(k => k.Contains("mma", StringComparison.Ordinal)), Is.Empty);
+        Assert.That(backend.Launches.ContainsKey(KernelNames.AttentionF32.Name), Is.True);
+    }
+
+    [TestCase("tensor", AttentionKernels.TensorCores)]
+    [TestCase(" Simple ", AttentionKernels.Simple)]
+    public void KernelSetNames_Parse(string text, AttentionKernels expected)
+    {
+        Assert.That(AttentionKernelNames.Parse(text, "test"), Is.EqualTo(expected));
+        Assert.That(AttentionKernelNames.Parse(expected.Name(), "test"), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void KernelSetNames_RejectOthers_NamingTheSource()
+    {
+        var e = Assert.Throws<ArgumentException>(() => AttentionKernelNames.Parse("wgmma", "LONGDEP_KERNEL_SET"));
+        Assert.That(e!.Message, Does.Contain("LONGDEP_KERNEL_SET").And.Contain("tensor or simple"));
+    }
 }

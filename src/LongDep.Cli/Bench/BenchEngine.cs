@@ -63,11 +63,11 @@ public abstract class BenchEngine : IDisposable
     }
 
     /// <summary>The engine for a parsed <c>--device</c> (auto: the first GPU when one can be used, else the CPU).</summary>
-    public static BenchEngine Create(DeviceSpec spec, ModelWeights weights, int threads, int pairBatch, bool bf16, double? peakOverride)
+    public static BenchEngine Create(DeviceSpec spec, ModelWeights weights, int threads, int pairBatch, bool bf16, AttentionKernels kernels, double? peakOverride)
     {
         if (spec.Cpu || (spec.Auto && !CudaDevice.Available(out _)))
             return new CpuEngine(weights, threads) { PeakTflops = peakOverride };
-        return CudaEngine.Open(spec.Gpus![0], weights, pairBatch, bf16, peakOverride);
+        return CudaEngine.Open(spec.Gpus![0], weights, pairBatch, bf16, kernels, peakOverride);
     }
 
     private sealed class CpuEngine : BenchEngine
@@ -104,7 +104,7 @@ public abstract class BenchEngine : IDisposable
             Description = description;
         }
 
-        public static CudaEngine Open(int ordinal, ModelWeights weights, int pairBatch, bool bf16, double? peakOverride)
+        public static CudaEngine Open(int ordinal, ModelWeights weights, int pairBatch, bool bf16, AttentionKernels kernels, double? peakOverride)
         {
             if (!CudaDevice.TryOpen(ordinal, out var device, out string reason))
                 throw new CliException($"--device cuda:{ordinal} cannot be used: {reason}; use --device cpu");
@@ -113,8 +113,8 @@ public abstract class BenchEngine : IDisposable
                 NvtxRanges.Install();
                 var (free, total) = device.MemoryInfo();
                 var precision = bf16 ? CudaPrecision.BF16 : CudaPrecision.F16;
-                var model = new CudaModel(device, weights, new CudaModelOptions { Precision = precision });
-                string description = $"cuda:{ordinal} ({device.Describe()}; weights {(bf16 ? "bf16" : "f16")}, f32 accumulation, " +
+                var model = new CudaModel(device, weights, new CudaModelOptions { Precision = precision, Kernels = kernels });
+                string description = $"cuda:{ordinal} ({device.Describe()}; weights {(bf16 ? "bf16" : "f16")}, f32 accumulation, {kernels.Name()} kernels, " +
                                      $"ProLong pair batch {pairBatch}{(NvtxRanges.Available ? ", NVTX on" : "")})";
                 return new CudaEngine(device, model, total - free, pairBatch, description)
                 {

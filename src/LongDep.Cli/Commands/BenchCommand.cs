@@ -38,6 +38,7 @@ public static class BenchCommand
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: all cores)", DefaultValueFactory = _ => 0 };
         var pairBatch = new Option<int>("--pair-batch") { Description = "GPU: ProLong pairs per batch", DefaultValueFactory = _ => 128 };
         var bf16 = new Option<bool>("--bf16") { Description = "GPU: weights in bf16 instead of f16" };
+        var kernels = KernelsOption.Create();
         var warmup = new Option<int>("--warmup") { Description = "untimed runs of the first sample before each method", DefaultValueFactory = _ => 1 };
         var noPhases = new Option<bool>("--no-phases") { Description = "skip the profiled run behind the per-phase table" };
         var peak = new Option<double?>("--peak-tflops") { Description = "the device's peak TFLOP/s (default: known GPUs; H100/H200 790)" };
@@ -51,7 +52,7 @@ public static class BenchCommand
         var cmd = new Command("bench", "Time LADM (Table 5 settings) and ProLong per sample on a GPU or the CPU; compare with the PyTorch baseline.")
         {
             shape, model, modelSeed, input, samples, proLongSamples, tokens, window, chunk, pairs, threshold, seed, methods, settings, device, threads,
-            pairBatch, bf16, warmup, noPhases, peak, json, writeSamples, noRun, compare, results, compareJson, strict,
+            pairBatch, bf16, kernels, warmup, noPhases, peak, json, writeSamples, noRun, compare, results, compareJson, strict,
         };
         cmd.SetAction(r =>
         {
@@ -122,7 +123,7 @@ public static class BenchCommand
 
             var weights = loadWeights();
             using var engine = BenchEngine.Create(deviceSpec, weights, r.GetValue(threads), Math.Max(1, r.GetValue(pairBatch)),
-                r.GetValue(bf16), r.GetValue(peak));
+                r.GetValue(bf16), KernelsOption.Read(r, kernels), r.GetValue(peak));
             log.WriteLine($"bench on {engine.Description}");
             if (engine.Kind == "cpu" && cfg.ParameterCount > 50_000_000 && list.Max(s => s.Tokens.Length) > 4096)
                 log.WriteLine("warning: a model this large at this length takes very long on the CPU; use --shape tiny or fewer --tokens");

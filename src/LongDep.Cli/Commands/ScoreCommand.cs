@@ -41,6 +41,7 @@ public static class ScoreCommand
         var threads = new Option<int>("--threads") { Description = "CPU threads (0: all cores)", DefaultValueFactory = _ => 0 };
         var pairBatch = new Option<int>("--pair-batch") { Description = "GPU: ProLong pairs per batch", DefaultValueFactory = _ => 128 };
         var bf16 = new Option<bool>("--bf16") { Description = "GPU: keep weights in bf16 instead of f16" };
+        var kernels = KernelsOption.Create();
         var profile = new Option<bool>("--profile") { Description = "print a per-phase time table at the end" };
         var progressEvery = new Option<double>("--progress-interval") { Description = "seconds between progress lines when stderr is not a terminal", DefaultValueFactory = _ => 30 };
         var flushEvery = new Option<int>("--flush-every") { Description = "records between flushes of the output", DefaultValueFactory = _ => 8 };
@@ -48,7 +49,7 @@ public static class ScoreCommand
         var cmd = new Command("score", "Score every record of a corpus (LADM CDS or ProLong LDS); one output line per input record, in input order.")
         {
             method, model, input, output, device, window, chunk, dAfs, dCds, ablation, pairs, threshold, seed, addBos,
-            domainField, textField, idsField, idField, ropeTheta, shard, overwrite, detail, threads, pairBatch, bf16, profile,
+            domainField, textField, idsField, idField, ropeTheta, shard, overwrite, detail, threads, pairBatch, bf16, kernels, profile,
             progressEvery, flushEvery,
         };
         cmd.SetAction(r =>
@@ -93,7 +94,7 @@ public static class ScoreCommand
             using (Phases.Begin("load model")) loaded = ModelLoader.Load(r.GetValue(model)!, r.GetValue(ropeTheta));
             var tokenizer = MakeTokenizer(loaded, r.GetValue(addBos));
             var (workers, description) = Backends.Create(deviceSpec, loaded, settings,
-                new BackendOptions(r.GetValue(threads), r.GetValue(pairBatch), r.GetValue(bf16)));
+                new BackendOptions(r.GetValue(threads), r.GetValue(pairBatch), r.GetValue(bf16), KernelsOption.Read(r, kernels)));
             stderr.WriteLine($"scoring with {settings.MethodName} on {description}");
             CancellationToken ct = CliApp.CancelOnCtrlC();
             RunSummary summary;

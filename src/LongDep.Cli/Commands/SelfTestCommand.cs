@@ -19,10 +19,11 @@ public static class SelfTestCommand
         var longTokens = new Option<int>("--long-tokens") { Description = "tokens of the long PFS comparison", DefaultValueFactory = _ => 32768 };
         var longLayers = new Option<int>("--long-layers") { Description = "layers of the long PFS comparison", DefaultValueFactory = _ => 2 };
         var pairs = new Option<int>("--pairs") { Description = "ProLong pairs of the TinyLlama-shape comparison", DefaultValueFactory = _ => 48 };
+        var kernels = KernelsOption.Create();
         var tolerance = new Option<double>("--tolerance") { Description = "relative tolerance against the CPU", DefaultValueFactory = _ => 2e-3 };
         var cmd = new Command("selftest", "Compare every CUDA kernel and both GPU probes with their CPU twins on this machine's GPU (exit 1 on any failure).")
         {
-            device, quick, shapeTokens, longTokens, longLayers, pairs, tolerance,
+            device, quick, shapeTokens, longTokens, longLayers, pairs, tolerance, kernels,
         };
         cmd.SetAction(r =>
         {
@@ -35,6 +36,7 @@ public static class SelfTestCommand
                 LongLayers = r.GetValue(longLayers),
                 ShapePairs = r.GetValue(pairs),
                 Tolerance = r.GetValue(tolerance),
+                Kernels = KernelsOption.Read(r, kernels),
             };
             bool ok = CudaSelfTest.Run(Console.Out, options, w => new CpuLadmProbe(new CpuForward(w)), w => new CpuProLongProbe(new CpuForward(w)));
             if (!ok) throw new CliException("selftest failed (see above)");

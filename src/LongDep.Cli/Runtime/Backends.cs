@@ -34,7 +34,8 @@ public sealed record DeviceSpec(string Text, bool Auto, bool Cpu, IReadOnlyList<
 }
 
 /// <summary>Backend settings beyond the method's.</summary>
-public sealed record BackendOptions(int Threads = 0, int PairBatch = 128, bool Bf16 = false);
+public sealed record BackendOptions(int Threads = 0, int PairBatch = 128, bool Bf16 = false,
+    LongDep.Cuda.AttentionKernels Kernels = LongDep.Cuda.AttentionKernels.TensorCores);
 
 /// <summary>Creates the scoring workers for a device spec: one for the CPU, one per GPU.</summary>
 public static class Backends

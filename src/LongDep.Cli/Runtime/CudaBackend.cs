@@ -61,14 +61,14 @@ public static class CudaBackend
         NvtxRanges.Install();
         string names = string.Join(", ", devices.Select(d => $"cuda:{d.Ordinal}"));
         string precision = options.Bf16 ? "bf16" : "f16";
-        return (workers, $"{names} ({devices[0].Describe()}; weights {precision}, f32 accumulation{(NvtxRanges.Available ? ", NVTX on" : "")})");
+        return (workers, $"{names} ({devices[0].Describe()}; weights {precision}, f32 accumulation, {options.Kernels.Name()} kernels{(NvtxRanges.Available ? ", NVTX on" : "")})");
     }
 
     private static IScoringWorker Worker(CudaDevice device, LoadedModel model, ScoreSettings settings, BackendOptions options)
     {
         try
         {
-            var modelOptions = new CudaModelOptions { Precision = options.Bf16 ? CudaPrecision.BF16 : CudaPrecision.F16 };
+            var modelOptions = new CudaModelOptions { Precision = options.Bf16 ? CudaPrecision.BF16 : CudaPrecision.F16, Kernels = options.Kernels };
             IDisposable probe;
             RecordScorer scorer;
             if (settings.Method == ScoreMethod.Ladm)

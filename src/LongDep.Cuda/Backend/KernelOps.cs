@@ -7,9 +7,11 @@ namespace LongDep.Cuda;
 /// memory size that the kernel's indexing expects (see the comment at the top of each kernels/*.cu), and checking the
 /// shapes it is given. The forward and the self-test launch kernels only through here.
 /// </summary>
-internal sealed class KernelOps(GpuBackend backend)
+internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = AttentionKernels.TensorCores)
 {
     public GpuBackend Backend { get; } = backend;
+    /// <summary>The kernel set for attention and PFS; tensor cores apply only where <see cref="KernelNames.HasTensorCoreKernels"/>.</summary>
+    public AttentionKernels Kernels { get; } = kernels;
 
     /// <summary>Block size of the row-reduction and element-wise kernels.</summary>
     public const int RowBlock = 256;
@@ -19,6 +21,19 @@ internal sealed class KernelOps(GpuBackend backend)
     public static int AttentionSharedBytes(int headDim) => (32 * (headDim + 1) + 32 * headDim + 16 * headDim) * sizeof(float);
     public static int PfsRowStatsSharedBytes(int headDim) => (32 * (headDim + 1) + 16 * headDim) * sizeof(float);
     public static int PfsColumnMassSharedBytes(int headDim) => (64 * (headDim + 1) + 16 * headDim + 4 * 64) * sizeof(float);
+    // Tensor-core kernels (attention_mma.cu, pfs_mma.cu): f16 tiles with 8 elements of padding per row.
+    public static int AttentionMmaSharedBytes(int headDim) => (64 * (headDim + 8) + headDim * 72) * 2;
+    public static int PfsRowStatsMmaSharedBytes(int headDim) => 64 * (headDim + 8) * 2;
+    public static int PfsColumnMassMmaSharedBytes(int headDim) => 64 * (headDim + 8) * 2 + 2 * 64 * sizeof(float);
+
+    /// <summary>Whether a launch with this head dimension runs on tensor cores.</summary>
+    public bool UsesTensorCores(int headDim) => Kernels == AttentionKernels.TensorCores && KernelNames.HasTensorCoreKernels(headDim);
+
+    private static void Aligned8(DevicePtr p, string name)
+    {
+        if (!p.IsNull && p.Address % 8 != 0)
+            throw new ArgumentException($"{name} must be 8-byte aligned for the tensor-core kernels (float2 loads)", name);
+    }
 
     private static Dim3 GridStride(long n) => (int)Math.Clamp((n + RowBlock - 1) / RowBlock, 1, 1 << 20);
 
@@ -90,6 +105,15 @@ internal sealed class KernelOps(GpuBackend backend)
         if (prefixLen < 0) throw new ArgumentOutOfRangeException(nameof(prefixLen));
         if (prefixLen > 0 && (kPrefix.IsNull || vPrefix.IsNull || prefixStart.IsNull))
             throw new ArgumentException("a prefix length needs the prefix key, value and start buffers");
+        if (UsesTensorCores(headDim))
+        {
+            Aligned8(q, nameof(q)); Aligned8(k, nameof(k)); Aligned8(v, nameof(v));
+            if (prefixLen > 0) { Aligned8(kPrefix, nameof(kPrefix)); Aligned8(vPrefix, nameof(vPrefix)); }
+            Backend.Launch(KernelNames.AttentionMma(outputType, headDim), new Dim3((uint)((seqLen + 63) / 64), (uint)heads, (uint)nSeq),
+                128, AttentionMmaSharedBytes(headDim),
+                [q, k, v, kPrefix, vPrefix, prefixStart, output, nSeq, seqLen, prefixLen, heads, kvHeads, headDim, Scale(headDim)]);
+            return;
+        }
         var grid = new Dim3((uint)((seqLen + 15) / 16), (uint)heads, (uint)nSeq);
         Backend.Launch(KernelNames.Attention(outputType), grid, 128, AttentionSharedBytes(headDim),
             [q, k, v, kPrefix, vPrefix, prefixStart, output, nSeq, seqLen, prefixLen, heads, kvHeads, headDim, Scale(headDim)]);
@@ -105,6 +129,14 @@ internal sealed class KernelOps(GpuBackend backend)
         CheckHeads(heads, kvHeads, headDim);
         Positive(maxSpanLen, nameof(maxSpanLen));
         if (nSpans > 65535) throw new ArgumentOutOfRangeException(nameof(nSpans), nSpans, "at most 65535 spans per launch (grid.z)");
+        if (UsesTensorCores(headDim))
+        {
+            Aligned8(q, nameof(q)); Aligned8(k, nameof(k));
+            Backend.Launch(KernelNames.PfsRowStatsMma(headDim), new Dim3((uint)((maxSpanLen + 63) / 64), (uint)heads, (uint)nSpans),
+                128, PfsRowStatsMmaSharedBytes(headDim),
+                [q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim, Scale(headDim)]);
+            return;
+        }
         var grid = new Dim3((uint)((maxSpanLen + 15) / 16), (uint)heads, (uint)nSpans);
         Backend.Launch(KernelNames.PfsRowStats, grid, 128, PfsRowStatsSharedBytes(headDim),
             [q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim, Scale(headDim)]);
@@ -116,6 +148,14 @@ internal sealed class KernelOps(GpuBackend backend)
         if (nSpans == 0 || maxStart == 0) return;
         CheckHeads(heads, kvHeads, headDim);
         if (nSpans > 65535) throw new ArgumentOutOfRangeException(nameof(nSpans), nSpans, "at most 65535 spans per launch (grid.y)");
+        if (UsesTensorCores(headDim))
+        {
+            Aligned8(q, nameof(q)); Aligned8(k, nameof(k));
+            Backend.Launch(KernelNames.PfsColumnMassMma(headDim), new Dim3((uint)((maxStart + 127) / 128), (uint)nSpans),
+                256, PfsColumnMassMmaSharedBytes(headDim),
+                [q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, headDim, Scale(headDim)]);
+            return;
+        }
         var grid = new Dim3((uint)((maxStart + 63) / 64), (uint)nSpans);
         Backend.Launch(KernelNames.PfsColumnMass, grid, 256, PfsColumnMassSharedBytes(headDim),
             [q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, headDim, Scale(headDim)]);

@@ -12,6 +12,8 @@ public sealed record CudaModelOptions
     public int MlpTileRows { get; init; } = 4096;
     /// <summary>Bytes of the [rows, vocab] logits tile the loss is computed from.</summary>
     public long LogitsTileBytes { get; init; } = 256L << 20;
+    /// <summary>Kernels for attention and PFS: tensor cores (f16 inputs) where the head dimension allows, or the scalar float32 ones.</summary>
+    public AttentionKernels Kernels { get; init; } = AttentionKernels.TensorCores;
 }
 
 /// <summary>
@@ -65,7 +67,7 @@ public sealed class CudaModel : IDisposable
         if (options.LogitsTileBytes < (long)c.VocabSize * sizeof(float))
             throw new ArgumentOutOfRangeException(nameof(options), $"LogitsTileBytes must hold at least one row of {c.VocabSize} logits");
         Backend = backend;
-        Ops = new KernelOps(backend);
+        Ops = new KernelOps(backend, options.Kernels);
         Config = c;
         Precision = options.Precision;
         Options = options;

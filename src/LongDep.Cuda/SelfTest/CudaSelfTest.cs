@@ -30,6 +30,8 @@ public sealed record SelfTestOptions
     /// </summary>
     public double TinyF16Tolerance { get; init; } = 5e-3;
     public int Seed { get; init; } = 1234;
+    /// <summary>Kernel set of the TinyLlama-shaped runs (the tiny models run both sets).</summary>
+    public AttentionKernels Kernels { get; init; } = AttentionKernels.TensorCores;
 }
 
 /// <summary>
@@ -85,10 +87,12 @@ public static class CudaSelfTest
         foreach (var r in Guard("kernel checks", checks.All)) Report(r);
 
         // Tiny random models: float32 GPU (tight) and the default f16 (SPEC tolerance), both RoPE styles, bias and tying.
+        // The head-dimension-64 model runs attention and PFS on tensor cores (f16 inputs) as well as on the scalar kernels.
         var tinyConfigs = new (string Name, ModelConfig Config)[]
         {
             ("tiny llama (adjacent-pair RoPE)", RandomModel.TinyConfig()),
             ("tiny qwen2 (halves RoPE, qkv bias, tied)", RandomModel.TinyConfig(RopeStyle.Halves, qkvBias: true, tied: true)),
+            ("tiny llama, head dim 64", RandomModel.TinyConfig() with { Dim = 256, FfDim = 192, Heads = 4, KvHeads = 2, HeadDim = 64 }),
         };
         foreach (var (name, config) in tinyConfigs)
         {
@@ -96,12 +100,23 @@ public static class CudaSelfTest
             var schedule = LadmSchedule.Create(200, chunk: 8, dAfs: 2, dCds: 3);
             var (chunks, pairs) = ProLongInputs(config.VocabSize, chunkCount: 9, chunkLength: 12, pairCount: 20, seed: options.Seed);
             var tokens = RandomTokens(schedule.T, config.VocabSize, options.Seed + 1);
-            foreach (var (precision, tol) in new[] { (CudaPrecision.F32, options.F32Tolerance), (CudaPrecision.F16, options.TinyF16Tolerance) })
+            bool tensorCores = KernelNames.HasTensorCoreKernels(config.HeadDim);
+            var variants = new List<(CudaPrecision Precision, AttentionKernels Kernels, double Tol)>
             {
-                var modelOptions = new CudaModelOptions { Precision = precision, MlpTileRows = 64, LogitsTileBytes = 40 * config.VocabSize * 4 };
-                foreach (var r in Guard($"{name} LADM", () => CompareLadm($"{name} LADM PFS ({precision})", backend, weights, modelOptions,
+                (CudaPrecision.F32, AttentionKernels.Simple, options.F32Tolerance),
+                (CudaPrecision.F16, AttentionKernels.TensorCores, options.TinyF16Tolerance),
+            };
+            if (tensorCores) variants.Insert(1, (CudaPrecision.F32, AttentionKernels.TensorCores, options.TinyF16Tolerance));
+            foreach (var (precision, kernels, tol) in variants)
+            {
+                var modelOptions = new CudaModelOptions
+                {
+                    Precision = precision, Kernels = kernels, MlpTileRows = 64, LogitsTileBytes = 40 * config.VocabSize * 4,
+                };
+                string label = tensorCores ? $"{precision}, {kernels.Name()} kernels" : $"{precision}";
+                foreach (var r in Guard($"{name} LADM", () => CompareLadm($"{name} LADM PFS ({label})", backend, weights, modelOptions,
                              cpuLadm, tokens, schedule, tol, new CudaLadmOptions { ColumnBufferBytes = 3L * schedule.T * 4 }))) Report(r);
-                foreach (var r in Guard($"{name} ProLong", () => CompareProLong($"{name} ProLong ({precision})", backend, weights, modelOptions,
+                foreach (var r in Guard($"{name} ProLong", () => CompareProLong($"{name} ProLong ({label})", backend, weights, modelOptions,
                              cpuProLong, chunks, pairs, tol, new CudaProLongOptions { PairBatch = 7 }))) Report(r);
             }
         }
@@ -111,7 +126,8 @@ public static class CudaSelfTest
             var shape = RandomModel.TinyLlamaConfig();
             log.WriteLine($"selftest: building a random model of TinyLlama's shape ({shape.ParameterCount / 1e9:0.00}B parameters)...");
             var weights = RandomModel.Create(shape, options.Seed);
-            var modelOptions = new CudaModelOptions();
+            var modelOptions = new CudaModelOptions { Kernels = options.Kernels };
+            log.WriteLine($"selftest: TinyLlama-shape runs use f16 weights and the {options.Kernels.Name()} kernels");
             int T = options.ShapeTokens;
             var schedule = LadmSchedule.Create(T, chunk: 128, dAfs: 4, dCds: 4);
             var tokens = RandomTokens(T, shape.VocabSize, options.Seed + 2);

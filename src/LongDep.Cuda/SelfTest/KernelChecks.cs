@@ -10,7 +10,8 @@ namespace LongDep.Cuda.SelfTest;
 /// </summary>
 internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
 {
-    private readonly KernelOps ops = new(backend);
+    private readonly KernelOps ops = new(backend, AttentionKernels.Simple);
+    private readonly KernelOps tensorOps = new(backend, AttentionKernels.TensorCores);
     private readonly Random random = new(seed);
 
     /// <summary>Relative tolerance for a kernel output stored in <paramref name="type"/>.</summary>
@@ -38,6 +39,14 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         yield return Attention(CudaPrecision.F32, nSeq: 2, seqLen: 50, prefixLen: 50, heads: 4, kvHeads: 2, headDim: 256);
         foreach (var r in Pfs(T: 300, heads: 4, kvHeads: 2, headDim: 64, spans: [(200, 216), (150, 166), (131, 140)])) yield return r;
         foreach (var r in Pfs(T: 1100, heads: 8, kvHeads: 2, headDim: 128, spans: [(1000, 1100), (700, 828), (401, 402)])) yield return r;
+        // Tensor-core kernels (head dimensions 64 and 128): partial 64-row tiles, prefixes, GQA groups, every output type.
+        var tc = AttentionKernels.TensorCores;
+        yield return Attention(CudaPrecision.F32, nSeq: 1, seqLen: 200, prefixLen: 0, heads: 4, kvHeads: 2, headDim: 64, tc);
+        yield return Attention(CudaPrecision.F16, nSeq: 3, seqLen: 40, prefixLen: 0, heads: 4, kvHeads: 1, headDim: 128, tc);
+        yield return Attention(CudaPrecision.BF16, nSeq: 5, seqLen: 33, prefixLen: 21, heads: 8, kvHeads: 2, headDim: 64, tc);
+        yield return Attention(CudaPrecision.F32, nSeq: 2, seqLen: 130, prefixLen: 128, heads: 2, kvHeads: 2, headDim: 128, tc);
+        foreach (var r in Pfs(T: 700, heads: 8, kvHeads: 2, headDim: 64, spans: [(600, 700), (300, 428), (37, 40), (129, 130)], tc)) yield return r;
+        foreach (var r in Pfs(T: 1100, heads: 4, kvHeads: 4, headDim: 128, spans: [(1000, 1100), (700, 828), (401, 402)], tc)) yield return r;
         foreach (var r in Loss()) yield return r;
         foreach (var t in Types)
         {
@@ -176,8 +185,15 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
             OutputTolerance(outputType, 2e-5));
     }
 
-    public CheckResult Attention(CudaPrecision outputType, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim)
+    /// <summary>
+    /// Attention through <paramref name="kernels"/>' launcher against the float64 twin; for tensor cores the twin gets
+    /// the f16-rounded inputs the kernel multiplies (<see cref="TensorCoreInputs"/>), and the tolerance allows P in f16.
+    /// </summary>
+    public CheckResult Attention(CudaPrecision outputType, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim,
+        AttentionKernels kernels = AttentionKernels.Simple)
     {
+        var launcher = kernels == AttentionKernels.Simple ? ops : tensorOps;
+        bool tensor = launcher.UsesTensorCores(headDim);
         long rows = (long)nSeq * seqLen;
         var q = RandomFloats(rows * heads * headDim, 2.0);
         var k = RandomFloats(rows * kvHeads * headDim, 2.0);
@@ -194,18 +210,28 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         using var dvp = Upload(vp);
         using var ds = Upload(starts);
         using var dout = backend.Allocate<byte>(rows * heads * headDim * outputType.ElementSize(), "self-test output", "the self-test size");
-        ops.Attention(dq.Pointer, dk.Pointer, dv.Pointer, dkp.Pointer, dvp.Pointer, ds.Pointer, dout.Pointer, outputType,
+        launcher.Attention(dq.Pointer, dk.Pointer, dv.Pointer, dkp.Pointer, dvp.Pointer, ds.Pointer, dout.Pointer, outputType,
             nSeq, seqLen, prefixLen, heads, kvHeads, headDim);
         var expected = new float[rows * heads * headDim];
-        AttentionTwin.Forward(q, k, v, kp, vp, starts, expected, nSeq, seqLen, prefixLen, heads, kvHeads, headDim, KernelOps.Scale(headDim));
+        float scale = KernelOps.Scale(headDim);
+        if (tensor)
+            AttentionTwin.Forward(TensorCoreInputs.Query(q, scale), TensorCoreInputs.Round(k), TensorCoreInputs.Round(v),
+                TensorCoreInputs.Round(kp), TensorCoreInputs.Round(vp), starts, expected, nSeq, seqLen, prefixLen, heads, kvHeads, headDim, scale);
+        else
+            AttentionTwin.Forward(q, k, v, kp, vp, starts, expected, nSeq, seqLen, prefixLen, heads, kvHeads, headDim, scale);
         return Compare.Arrays(
-            $"attention_fwd ({outputType} out, {nSeq}x{seqLen}, prefix {prefixLen}, H {heads}/{kvHeads}, d {headDim})",
-            DownloadTyped(dout, outputType, rows * heads * headDim), RoundAll(expected, outputType), OutputTolerance(outputType, 1e-4));
+            $"{(tensor ? "attention_mma" : "attention_fwd")} ({outputType} out, {nSeq}x{seqLen}, prefix {prefixLen}, H {heads}/{kvHeads}, d {headDim})",
+            DownloadTyped(dout, outputType, rows * heads * headDim), RoundAll(expected, outputType),
+            tensor ? Math.Max(4e-3, OutputTolerance(outputType)) : OutputTolerance(outputType, 1e-4));
     }
 
     /// <summary>The three PFS passes, each against its twin fed with the GPU's own inputs, plus the mass invariant Σ col = span length.</summary>
-    public IEnumerable<CheckResult> Pfs(int T, int heads, int kvHeads, int headDim, (int Start, int End)[] spans)
+    /// <remarks>For tensor cores the twins get the f16-rounded q and k the kernels multiply (<see cref="TensorCoreInputs"/>).</remarks>
+    public IEnumerable<CheckResult> Pfs(int T, int heads, int kvHeads, int headDim, (int Start, int End)[] spans,
+        AttentionKernels kernels = AttentionKernels.Simple)
     {
+        var launcher = kernels == AttentionKernels.Simple ? ops : tensorOps;
+        bool tensor = launcher.UsesTensorCores(headDim);
         int nSpans = spans.Length;
         int maxSpanLen = spans.Max(s => s.End - s.Start);
         int maxStart = spans.Max(s => s.Start);
@@ -241,21 +267,26 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         dMax.Clear();
         dSum.Clear();
         dCol.Clear();
-        ops.PfsRowStats(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, nSpans, maxSpanLen, heads, kvHeads, headDim);
-        ops.PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, dCol.Pointer, nSpans, maxSpanLen,
+        launcher.PfsRowStats(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, nSpans, maxSpanLen, heads, kvHeads, headDim);
+        launcher.PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, dCol.Pointer, nSpans, maxSpanLen,
             maxStart, T, heads, kvHeads, headDim);
         ops.PfsWindowSum(dCol.Pointer, dItemSpan.Pointer, dLo.Pointer, dHi.Pointer, dPfs.Pointer, nItems, T);
 
-        string shape = $"T {T}, {nSpans} spans, H {heads}/{kvHeads}, d {headDim}";
+        string shape = $"T {T}, {nSpans} spans, H {heads}/{kvHeads}, d {headDim}{(tensor ? ", tensor cores" : "")}";
         var gpuMax = dMax.ToArray();
         var gpuSum = dSum.ToArray();
         var gpuCol = dCol.ToArray();
         var expMax = new float[stats];
         var expSum = new float[stats];
         float scale = KernelOps.Scale(headDim);
+        if (tensor)
+        {
+            q = TensorCoreInputs.Query(q, scale);
+            k = TensorCoreInputs.Round(k);
+        }
         PfsTwin.RowStats(q, k, starts, ends, expMax, expSum, nSpans, maxSpanLen, heads, kvHeads, headDim, scale);
         var used = UsedStatEntries(spans, heads, maxSpanLen);
-        yield return Compare.Arrays($"pfs_row_stats max ({shape})", Pick(gpuMax, used), Pick(expMax, used), 1e-5);
+        yield return Compare.Arrays($"pfs_row_stats max ({shape})", Pick(gpuMax, used), Pick(expMax, used), tensor ? 2e-5 : 1e-5);
         yield return Compare.Arrays($"pfs_row_stats sum ({shape})", Pick(gpuSum, used), Pick(expSum, used), 1e-4);
 
         var expCol = new float[(long)nSpans * T];

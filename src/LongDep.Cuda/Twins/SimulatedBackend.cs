@@ -197,11 +197,27 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             case "attention_fwd_bf16":
                 RunAttention(a, grid, block, sharedBytes, OutputType(kernel.Name));
                 break;
+            case "attention_mma64_f32":
+            case "attention_mma64_f16":
+            case "attention_mma64_bf16":
+            case "attention_mma128_f32":
+            case "attention_mma128_f16":
+            case "attention_mma128_bf16":
+                RunAttention(a, grid, block, sharedBytes, OutputType(kernel.Name), TensorCoreDim(kernel.Name));
+                break;
             case "pfs_row_stats":
                 RunPfsRowStats(a, grid, block, sharedBytes);
                 break;
+            case "pfs_row_stats_mma64":
+            case "pfs_row_stats_mma128":
+                RunPfsRowStats(a, grid, block, sharedBytes, TensorCoreDim(kernel.Name));
+                break;
             case "pfs_column_mass":
                 RunPfsColumnMass(a, grid, block, sharedBytes);
+                break;
+            case "pfs_column_mass_mma64":
+            case "pfs_column_mass_mma128":
+                RunPfsColumnMass(a, grid, block, sharedBytes, TensorCoreDim(kernel.Name));
                 break;
             case "pfs_window_sum":
             {
@@ -271,17 +287,27 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             style == 0 ? RopeStyle.AdjacentPairs : RopeStyle.Halves);
     }
 
-    private void RunAttention(Args a, Dim3 grid, Dim3 block, int sharedBytes, CudaPrecision output)
+    /// <summary>The head dimension a tensor-core kernel is built for (attention_mma64_f16 → 64), or 0 for a scalar kernel.</summary>
+    private static int TensorCoreDim(string name) => name.Contains("mma128", StringComparison.Ordinal) ? 128
+        : name.Contains("mma64", StringComparison.Ordinal) ? 64 : 0;
+
+    /// <param name="tensorCoreDim">0 for attention_fwd_*; 64 or 128 for attention_mma*: 64-row blocks, f16-rounded inputs.</param>
+    private void RunAttention(Args a, Dim3 grid, Dim3 block, int sharedBytes, CudaPrecision output, int tensorCoreDim = 0)
     {
         int nSeq = a.Int(7), seqLen = a.Int(8), prefixLen = a.Int(9), heads = a.Int(10), kvHeads = a.Int(11), d = a.Int(12);
         float scale = a.Float(13);
-        Need(a.Kernel, grid.X >= (seqLen + 15) / 16 && grid.Y >= heads && grid.Z >= nSeq,
-            $"grid {grid} does not cover ({(seqLen + 15) / 16}, {heads}, {nSeq})");
-        Need(a.Kernel, block.X == 128 && block.Y == 1 && block.Z == 1, $"block {block} must be (128, 1, 1): 4 warps x 4 rows");
+        int blockRows = tensorCoreDim > 0 ? 64 : 16;
+        Need(a.Kernel, grid.X >= (seqLen + blockRows - 1) / blockRows && grid.Y >= heads && grid.Z >= nSeq,
+            $"grid {grid} does not cover ({(seqLen + blockRows - 1) / blockRows}, {heads}, {nSeq})");
+        Need(a.Kernel, block.X == 128 && block.Y == 1 && block.Z == 1, $"block {block} must be (128, 1, 1): 4 warps");
         Need(a.Kernel, d % 2 == 0 && d <= 256, $"head dimension {d} must be even and at most 256");
+        Need(a.Kernel, tensorCoreDim == 0 || d == tensorCoreDim, $"head dimension {d} but the kernel is built for {tensorCoreDim}");
         Need(a.Kernel, kvHeads > 0 && heads % kvHeads == 0, $"heads {heads} not a multiple of kvHeads {kvHeads}");
-        int needShared = (32 * (d + 1) + 32 * d + 16 * d) * 4;
+        int needShared = tensorCoreDim > 0 ? (64 * (d + 8) + d * 72) * 2 : (32 * (d + 1) + 32 * d + 16 * d) * 4;
         Need(a.Kernel, sharedBytes >= needShared, $"shared memory {sharedBytes} < {needShared} needed for head dimension {d}");
+        if (tensorCoreDim > 0)
+            for (int i = 0; i < 5; i++)
+                Need(a.Kernel, Ptr8(a.Ptr(i)), $"pointer argument {i} is not 8-byte aligned (float2 loads)");
         long rows = (long)nSeq * seqLen;
         ReadOnlySpan<float> kPrefix = default, vPrefix = default;
         ReadOnlySpan<int> prefixStart = default;
@@ -299,40 +325,65 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             Need(a.Kernel, kPrefix.Length >= need && vPrefix.Length >= need, "a prefix row lies past the end of the prefix buffers");
         }
         var result = new float[rows * heads * d];
-        AttentionTwin.Forward(a.Floats(0, rows * heads * d), a.Floats(1, rows * kvHeads * d), a.Floats(2, rows * kvHeads * d),
-            kPrefix, vPrefix, prefixStart, result, nSeq, seqLen, prefixLen, heads, kvHeads, d, scale);
+        if (tensorCoreDim > 0)
+            AttentionTwin.Forward(TensorCoreInputs.Query(a.Floats(0, rows * heads * d), scale),
+                TensorCoreInputs.Round(a.Floats(1, rows * kvHeads * d)), TensorCoreInputs.Round(a.Floats(2, rows * kvHeads * d)),
+                TensorCoreInputs.Round(kPrefix), TensorCoreInputs.Round(vPrefix), prefixStart, result, nSeq, seqLen, prefixLen,
+                heads, kvHeads, d, scale);
+        else
+            AttentionTwin.Forward(a.Floats(0, rows * heads * d), a.Floats(1, rows * kvHeads * d), a.Floats(2, rows * kvHeads * d),
+                kPrefix, vPrefix, prefixStart, result, nSeq, seqLen, prefixLen, heads, kvHeads, d, scale);
         WriteTyped(a.Ptr(6), result, output, "attention out");
     }
 
-    private void RunPfsRowStats(Args a, Dim3 grid, Dim3 block, int sharedBytes)
+    private void RunPfsRowStats(Args a, Dim3 grid, Dim3 block, int sharedBytes, int tensorCoreDim = 0)
     {
         int nSpans = a.Int(6), maxSpanLen = a.Int(7), heads = a.Int(8), kvHeads = a.Int(9), d = a.Int(10);
-        Need(a.Kernel, grid.X >= (maxSpanLen + 15) / 16 && grid.Y >= heads && grid.Z >= nSpans,
-            $"grid {grid} does not cover ({(maxSpanLen + 15) / 16}, {heads}, {nSpans})");
+        int blockRows = tensorCoreDim > 0 ? 64 : 16;
+        Need(a.Kernel, grid.X >= (maxSpanLen + blockRows - 1) / blockRows && grid.Y >= heads && grid.Z >= nSpans,
+            $"grid {grid} does not cover ({(maxSpanLen + blockRows - 1) / blockRows}, {heads}, {nSpans})");
         Need(a.Kernel, block.X == 128 && block.Y == 1 && block.Z == 1, $"block {block} must be (128, 1, 1)");
-        int needShared = (32 * (d + 1) + 16 * d) * 4;
+        Need(a.Kernel, tensorCoreDim == 0 || d == tensorCoreDim, $"head dimension {d} but the kernel is built for {tensorCoreDim}");
+        int needShared = tensorCoreDim > 0 ? 64 * (d + 8) * 2 : (32 * (d + 1) + 16 * d) * 4;
         Need(a.Kernel, sharedBytes >= needShared, $"shared memory {sharedBytes} < {needShared}");
         var (starts, ends, lastRow) = Spans(a, nSpans, maxSpanLen);
-        PfsTwin.RowStats(a.Floats(0, (long)lastRow * heads * d), a.Floats(1, (long)lastRow * kvHeads * d), starts, ends,
+        var (q, k) = PfsInputs(a, lastRow, heads, kvHeads, d, a.Float(11), tensorCoreDim);
+        PfsTwin.RowStats(q, k, starts, ends,
             a.Floats(4, (long)nSpans * heads * maxSpanLen), a.Floats(5, (long)nSpans * heads * maxSpanLen),
             nSpans, maxSpanLen, heads, kvHeads, d, a.Float(11));
     }
 
-    private void RunPfsColumnMass(Args a, Dim3 grid, Dim3 block, int sharedBytes)
+    private void RunPfsColumnMass(Args a, Dim3 grid, Dim3 block, int sharedBytes, int tensorCoreDim = 0)
     {
         int nSpans = a.Int(7), maxSpanLen = a.Int(8), T = a.Int(9), heads = a.Int(10), kvHeads = a.Int(11), d = a.Int(12);
         var (starts, ends, lastRow) = Spans(a, nSpans, maxSpanLen);
         int maxStart = 0;
         foreach (int s in starts) maxStart = Math.Max(maxStart, s);
-        Need(a.Kernel, grid.X >= (maxStart + 63) / 64 && grid.Y >= nSpans, $"grid {grid} does not cover ({(maxStart + 63) / 64}, {nSpans})");
+        int blockKeys = tensorCoreDim > 0 ? 128 : 64;
+        Need(a.Kernel, grid.X >= (maxStart + blockKeys - 1) / blockKeys && grid.Y >= nSpans,
+            $"grid {grid} does not cover ({(maxStart + blockKeys - 1) / blockKeys}, {nSpans})");
         Need(a.Kernel, block.X == 256 && block.Y == 1 && block.Z == 1, $"block {block} must be (256, 1, 1)");
         Need(a.Kernel, lastRow <= T, $"a span ends at {lastRow}, past T = {T}");
-        int needShared = (64 * (d + 1) + 16 * d + 4 * 64) * 4;
+        Need(a.Kernel, tensorCoreDim == 0 || d == tensorCoreDim, $"head dimension {d} but the kernel is built for {tensorCoreDim}");
+        int needShared = tensorCoreDim > 0 ? 64 * (d + 8) * 2 + 2 * 64 * 4 : (64 * (d + 1) + 16 * d + 4 * 64) * 4;
         Need(a.Kernel, sharedBytes >= needShared, $"shared memory {sharedBytes} < {needShared}");
-        PfsTwin.ColumnMass(a.Floats(0, (long)lastRow * heads * d), a.Floats(1, (long)lastRow * kvHeads * d), starts, ends,
+        var (q, k) = PfsInputs(a, lastRow, heads, kvHeads, d, a.Float(13), tensorCoreDim);
+        PfsTwin.ColumnMass(q, k, starts, ends,
             a.Floats(4, (long)nSpans * heads * maxSpanLen), a.Floats(5, (long)nSpans * heads * maxSpanLen),
             a.Floats(6, (long)nSpans * T), nSpans, maxSpanLen, T, heads, kvHeads, d, a.Float(13));
     }
+
+    /// <summary>q and k of a PFS launch: as stored, or rounded the way the tensor-core kernels round them.</summary>
+    private static (float[] Q, float[] K) PfsInputs(Args a, int lastRow, int heads, int kvHeads, int d, float scale, int tensorCoreDim)
+    {
+        var q = a.Floats(0, (long)lastRow * heads * d);
+        var k = a.Floats(1, (long)lastRow * kvHeads * d);
+        if (tensorCoreDim == 0) return (q.ToArray(), k.ToArray());
+        Need(a.Kernel, Ptr8(a.Ptr(0)) && Ptr8(a.Ptr(1)), "q and k must be 8-byte aligned (float2 loads)");
+        return (TensorCoreInputs.Query(q, scale), TensorCoreInputs.Round(k));
+    }
+
+    private static bool Ptr8(ulong address) => address % 8 == 0;
 
     /// <summary>The span arrays, checked: 0 ≤ start &lt; end, end − start ≤ maxSpanLen; returns the largest end.</summary>
     private static (int[] Starts, int[] Ends, int LastRow) Spans(Args a, int nSpans, int maxSpanLen)

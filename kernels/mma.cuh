@@ -1,0 +1,65 @@
+// Tensor-core helpers: mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 and its register fragments
+// (PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type"). With
+//   g = lane >> 2 (groupID), t = lane & 3 (threadID_in_group),
+// each register of a fragment holds two f16 values, the lower column (or row) in the low half:
+//   A (16 x 16, row-major):  a0 = A[g][2t, 2t+1]      a1 = A[g+8][2t, 2t+1]
+//                            a2 = A[g][2t+8, 2t+9]    a3 = A[g+8][2t+8, 2t+9]
+//   B (16 x 8, "col"):       b0 = B[2t, 2t+1][g]      b1 = B[2t+8, 2t+9][g]
+//   C/D (16 x 8, float32):   c0 = C[g][2t]  c1 = C[g][2t+1]  c2 = C[g+8][2t]  c3 = C[g+8][2t+1]
+// So a row-major tile X [rows][k] gives A fragments from pairs along k, and B = X^T fragments from the
+// same pairs: "B[k][n] = X[n][k]". An accumulator tile of two neighbouring n-blocks (16 columns)
+// converts in registers into the A fragment of the next product (flash attention's P.V).
+#pragma once
+
+#include "common.cuh"
+
+namespace longdep {
+
+// Packs two floats as f16 (lo in the low half), the register format of the fragments above.
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi)
+{
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t*>(&h);
+}
+
+// d += a * b for one 16x8x16 tile.
+__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1)
+{
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+        "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Reads the 32-bit word (two f16) at element offset `at` (even) of a shared-memory f16 array.
+__device__ __forceinline__ uint32_t lds_pair(const __half* base, int at)
+{
+    return *reinterpret_cast<const uint32_t*>(base + at);
+}
+
+// Max and sum over the four threads of a group (the threads that share an accumulator row).
+__device__ __forceinline__ float quad_max(float v)
+{
+    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 1));
+    return fmaxf(v, __shfl_xor_sync(0xffffffffu, v, 2));
+}
+
+__device__ __forceinline__ float quad_sum(float v)
+{
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    return v + __shfl_xor_sync(0xffffffffu, v, 2);
+}
+
+// Sum over the eight groups (threads with the same threadID_in_group): an accumulator column.
+__device__ __forceinline__ float column_sum8(float v)
+{
+    v += __shfl_xor_sync(0xffffffffu, v, 4);
+    v += __shfl_xor_sync(0xffffffffu, v, 8);
+    return v + __shfl_xor_sync(0xffffffffu, v, 16);
+}
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+} // namespace longdep

@@ -1,0 +1,281 @@
+// LADM PFS passes 1 and 2 on tensor cores (mma.sync m16n8k16, f16 inputs, f32 accumulation): the same
+// contracts as pfs_row_stats and pfs_column_mass in pfs.cu (buffers, rowMax in natural-log units,
+// col written once per key without atomics), for head dimensions 64 and 128.
+//
+// Numerics: q * scale * log2(e) and k are rounded to f16; scores accumulate in float32; softmax in
+// log2 units (exp2). Both passes round the same inputs the same way, so a row's probabilities still sum
+// to 1 up to float32 accumulation.
+#include "mma.cuh"
+
+namespace {
+constexpr int kPfsTcRows = 64;      // pass 1: query rows per block (4 warps x 16)
+constexpr int kPfsTcKeys = 64;      // pass 1: keys per shared tile
+constexpr int kPfsTcColKeys = 128;  // pass 2: key columns per block (8 warps x 16)
+constexpr int kPfsTcRowTile = 64;   // pass 2: query rows staged per step
+constexpr int kPfsTcPad = 8;
+}
+
+// Pass 1. Launch: grid = (ceil(maxSpanLen / 64), heads, nSpans), block.x = 128,
+// dynamic shared memory = 64 * (D + 8) * 2 bytes.
+template <int D>
+__device__ __forceinline__ void pfs_row_stats_mma_impl(const float* __restrict__ q, const float* __restrict__ k,
+                                                       const int* spanStart, const int* spanEnd, float* rowMax,
+                                                       float* rowSum, int nSpans, int maxSpanLen, int heads,
+                                                       int kvHeads, float scale)
+{
+    const int span = blockIdx.z;
+    const int head = blockIdx.y;
+    const int r0 = blockIdx.x * kPfsTcRows;
+    if (span >= nSpans || head >= heads) return;
+    const int start = spanStart[span];
+    const int len = spanEnd[span] - start;
+    if (r0 >= len) return; // uniform per block (a span at start 0 gets max -inf and sum 0, as in pfs.cu)
+
+    const int kvHead = head / (heads / kvHeads);
+    const size_t qStride = (size_t)heads * D;
+    const size_t kStride = (size_t)kvHeads * D;
+    __half* ks = reinterpret_cast<__half*>(longdep_dynamic_smem); // [64][D + 8]
+
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    const int tq = lane & 3;
+    const int rowA = r0 + warp * 16 + g; // row within the span
+    const int rowB = rowA + 8;
+
+    uint32_t qa[D / 16][4];
+    {
+        const float qScale = scale * longdep::kLog2e;
+        const float* qA = q + (size_t)(start + min(rowA, len - 1)) * qStride + (size_t)head * D;
+        const float* qB = q + (size_t)(start + min(rowB, len - 1)) * qStride + (size_t)head * D;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+        {
+            const int c = kk * 16 + 2 * tq;
+            const float2 a0 = *reinterpret_cast<const float2*>(qA + c);
+            const float2 a1 = *reinterpret_cast<const float2*>(qB + c);
+            const float2 a2 = *reinterpret_cast<const float2*>(qA + c + 8);
+            const float2 a3 = *reinterpret_cast<const float2*>(qB + c + 8);
+            qa[kk][0] = longdep::pack_half2(a0.x * qScale, a0.y * qScale);
+            qa[kk][1] = longdep::pack_half2(a1.x * qScale, a1.y * qScale);
+            qa[kk][2] = longdep::pack_half2(a2.x * qScale, a2.y * qScale);
+            qa[kk][3] = longdep::pack_half2(a3.x * qScale, a3.y * qScale);
+        }
+    }
+
+    float mA = longdep::neg_inf(), mB = longdep::neg_inf();
+    float lA = 0.0f, lB = 0.0f;
+    for (int kb = 0; kb < start; kb += kPfsTcKeys)
+    {
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < kPfsTcKeys * (D / 2); idx += blockDim.x)
+        {
+            const int j = idx / (D / 2);
+            const int c = (idx - j * (D / 2)) * 2;
+            const int s = kb + j;
+            float2 kv = make_float2(0.0f, 0.0f);
+            if (s < start) kv = *reinterpret_cast<const float2*>(k + (size_t)s * kStride + (size_t)kvHead * D + c);
+            *reinterpret_cast<uint32_t*>(ks + j * (D + kPfsTcPad) + c) = longdep::pack_half2(kv.x, kv.y);
+        }
+        __syncthreads();
+
+        float sc[kPfsTcKeys / 8][4];
+#pragma unroll
+        for (int nt = 0; nt < kPfsTcKeys / 8; ++nt)
+        {
+            sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
+            const __half* kr = ks + (nt * 8 + g) * (D + kPfsTcPad) + 2 * tq;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk)
+                longdep::mma_16816(sc[nt], qa[kk], longdep::lds_pair(kr, kk * 16), longdep::lds_pair(kr, kk * 16 + 8));
+        }
+        float tileA = longdep::neg_inf(), tileB = longdep::neg_inf();
+#pragma unroll
+        for (int nt = 0; nt < kPfsTcKeys / 8; ++nt)
+        {
+#pragma unroll
+            for (int e = 0; e < 2; ++e)
+            {
+                if (kb + nt * 8 + 2 * tq + e >= start)
+                {
+                    sc[nt][e] = longdep::neg_inf();
+                    sc[nt][2 + e] = longdep::neg_inf();
+                }
+                tileA = fmaxf(tileA, sc[nt][e]);
+                tileB = fmaxf(tileB, sc[nt][2 + e]);
+            }
+        }
+        // Every tile holds at least one key < start, so the new maxima are finite.
+        const float mNewA = fmaxf(mA, longdep::quad_max(tileA));
+        const float mNewB = fmaxf(mB, longdep::quad_max(tileB));
+        lA *= exp2f(mA - mNewA);
+        lB *= exp2f(mB - mNewB);
+        mA = mNewA;
+        mB = mNewB;
+#pragma unroll
+        for (int nt = 0; nt < kPfsTcKeys / 8; ++nt)
+        {
+            lA += exp2f(sc[nt][0] - mA) + exp2f(sc[nt][1] - mA);
+            lB += exp2f(sc[nt][2] - mB) + exp2f(sc[nt][3] - mB);
+        }
+    }
+    lA = longdep::quad_sum(lA);
+    lB = longdep::quad_sum(lB);
+    if (tq == 0)
+    {
+        const size_t at = ((size_t)span * heads + head) * maxSpanLen;
+        if (rowA < len)
+        {
+            rowMax[at + rowA] = mA * longdep::kLn2;
+            rowSum[at + rowA] = lA;
+        }
+        if (rowB < len)
+        {
+            rowMax[at + rowB] = mB * longdep::kLn2;
+            rowSum[at + rowB] = lB;
+        }
+    }
+}
+
+// Pass 2. Launch: grid = (ceil(maxStart / 128), nSpans), block.x = 256,
+// dynamic shared memory = (64 * (D + 8) * 2 + 2 * 64 * 4) bytes.
+// Each warp owns 16 key columns, kept in registers as the A operand of S^T = K.Q^T; the block stages 64
+// query rows of one head at a time (with their softmax statistics) and every warp sweeps them. Per
+// key the mass sums over rows in a fixed order and over the quad at the end: deterministic.
+template <int D>
+__device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict__ q, const float* __restrict__ k,
+                                                         const int* spanStart, const int* spanEnd,
+                                                         const float* rowMax, const float* rowSum, float* col,
+                                                         int nSpans, int maxSpanLen, int T, int heads, int kvHeads,
+                                                         float scale)
+{
+    const int span = blockIdx.y;
+    if (span >= nSpans) return;
+    const int start = spanStart[span];
+    const int len = spanEnd[span] - start;
+    const int s0 = blockIdx.x * kPfsTcColKeys;
+    if (s0 >= start) return; // uniform per block
+
+    const int group = heads / kvHeads;
+    const size_t qStride = (size_t)heads * D;
+    const size_t kStride = (size_t)kvHeads * D;
+    const float qScale = scale * longdep::kLog2e;
+
+    __half* qs = reinterpret_cast<__half*>(longdep_dynamic_smem);                   // [64][D + 8]
+    float* rm = reinterpret_cast<float*>(qs + kPfsTcRowTile * (D + kPfsTcPad));       // [64] row max, log2 units
+    float* ri = rm + kPfsTcRowTile;                                                   // [64] 1 / row sum
+
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    const int tq = lane & 3;
+    const int keyA = s0 + warp * 16 + g;
+    const int keyB = keyA + 8;
+    float colA = 0.0f, colB = 0.0f;
+
+    for (int kvh = 0; kvh < kvHeads; ++kvh)
+    {
+        // This warp's 16 keys as A fragments (keys past the span's start are zero and not written).
+        uint32_t ka[D / 16][4];
+        {
+            const float* kA = k + (size_t)min(keyA, start - 1) * kStride + (size_t)kvh * D;
+            const float* kB = k + (size_t)min(keyB, start - 1) * kStride + (size_t)kvh * D;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk)
+            {
+                const int c = kk * 16 + 2 * tq;
+                const float2 a0 = *reinterpret_cast<const float2*>(kA + c);
+                const float2 a1 = *reinterpret_cast<const float2*>(kB + c);
+                const float2 a2 = *reinterpret_cast<const float2*>(kA + c + 8);
+                const float2 a3 = *reinterpret_cast<const float2*>(kB + c + 8);
+                ka[kk][0] = longdep::pack_half2(a0.x, a0.y);
+                ka[kk][1] = longdep::pack_half2(a1.x, a1.y);
+                ka[kk][2] = longdep::pack_half2(a2.x, a2.y);
+                ka[kk][3] = longdep::pack_half2(a3.x, a3.y);
+            }
+        }
+        for (int h = kvh * group; h < (kvh + 1) * group; ++h)
+        {
+            const size_t statAt = ((size_t)span * heads + h) * maxSpanLen;
+            for (int rt = 0; rt < len; rt += kPfsTcRowTile)
+            {
+                __syncthreads(); // the previous row tile is consumed
+                for (int idx = threadIdx.x; idx < kPfsTcRowTile * (D / 2); idx += blockDim.x)
+                {
+                    const int r = idx / (D / 2);
+                    const int c = (idx - r * (D / 2)) * 2;
+                    float2 qv = make_float2(0.0f, 0.0f);
+                    if (rt + r < len)
+                        qv = *reinterpret_cast<const float2*>(q + (size_t)(start + rt + r) * qStride + (size_t)h * D + c);
+                    *reinterpret_cast<uint32_t*>(qs + r * (D + kPfsTcPad) + c) =
+                        longdep::pack_half2(qv.x * qScale, qv.y * qScale);
+                }
+                if (threadIdx.x < kPfsTcRowTile)
+                {
+                    const int r = rt + threadIdx.x;
+                    // Rows past the span: score 0 - 0 gives exp2 = 1, times 0.
+                    rm[threadIdx.x] = r < len ? rowMax[statAt + r] * longdep::kLog2e : 0.0f;
+                    ri[threadIdx.x] = r < len ? 1.0f / rowSum[statAt + r] : 0.0f;
+                }
+                __syncthreads();
+
+                const int rows = min(kPfsTcRowTile, len - rt);
+#pragma unroll 2
+                for (int nr = 0; nr < kPfsTcRowTile / 8; ++nr)
+                {
+                    if (nr * 8 >= rows) break; // uniform
+                    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                    const __half* qr = qs + (nr * 8 + g) * (D + kPfsTcPad) + 2 * tq;
+#pragma unroll
+                    for (int kk = 0; kk < D / 16; ++kk)
+                        longdep::mma_16816(acc, ka[kk], longdep::lds_pair(qr, kk * 16), longdep::lds_pair(qr, kk * 16 + 8));
+                    // acc: c0 = (keyA, row r), c1 = (keyA, row r + 1), c2 = (keyB, r), c3 = (keyB, r + 1).
+                    const int r = nr * 8 + 2 * tq;
+                    colA += exp2f(acc[0] - rm[r]) * ri[r] + exp2f(acc[1] - rm[r + 1]) * ri[r + 1];
+                    colB += exp2f(acc[2] - rm[r]) * ri[r] + exp2f(acc[3] - rm[r + 1]) * ri[r + 1];
+                }
+            }
+        }
+    }
+    colA = longdep::quad_sum(colA);
+    colB = longdep::quad_sum(colB);
+    if (tq == 0)
+    {
+        const float invHeads = 1.0f / (float)heads;
+        if (keyA < start) col[(size_t)span * T + keyA] = colA * invHeads;
+        if (keyB < start) col[(size_t)span * T + keyB] = colB * invHeads;
+    }
+}
+
+// Same parameters as pfs_row_stats / pfs_column_mass; headDim must equal the kernel's D (the host checks it).
+extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma64(
+    const float* q, const float* k, const int* spanStart, const int* spanEnd, float* rowMax, float* rowSum, int nSpans,
+    int maxSpanLen, int heads, int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    pfs_row_stats_mma_impl<64>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
+}
+
+extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64(
+    const float* q, const float* k, const int* spanStart, const int* spanEnd, const float* rowMax, const float* rowSum,
+    float* col, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    pfs_column_mass_mma_impl<64>(q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, scale);
+}
+
+extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma128(
+    const float* q, const float* k, const int* spanStart, const int* spanEnd, float* rowMax, float* rowSum, int nSpans,
+    int maxSpanLen, int heads, int kvHeads, int headDim, float scale)
+{
+    if (headDim != 128) return;
+    pfs_row_stats_mma_impl<128>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
+}
+
+extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma128(
+    const float* q, const float* k, const int* spanStart, const int* spanEnd, const float* rowMax, const float* rowSum,
+    float* col, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
+{
+    if (headDim != 128) return;
+    pfs_column_mass_mma_impl<128>(q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, scale);
+}

@@ -1,0 +1,46 @@
+using System.CommandLine;
+using LongDep.Cuda;
+
+namespace LongDep.Cli.Runtime;
+
+/// <summary><c>--kernel-set tensor|simple</c>: the GPU kernel set for attention and PFS; the default comes from <c>LONGDEP_KERNEL_SET</c>.</summary>
+internal static class KernelsOption
+{
+    public static Option<string?> Create()
+    {
+        var option = new Option<string?>("--kernel-set")
+        {
+            Description = "GPU: attention and PFS kernels: tensor (tensor cores with f16 inputs where the head dimension is 64 or 128) " +
+                          $"or simple (scalar float32); default tensor, or ${AttentionKernelNames.EnvironmentVariable}",
+        };
+        option.AcceptOnlyFromAmong("tensor", "simple");
+        return option;
+    }
+
+    /// <summary>The option's value, else the environment's, else tensor cores; a bad environment value is a usage error.</summary>
+    public static AttentionKernels Read(ParseResult result, Option<string?> option)
+    {
+        string? value = result.GetValue(option);
+        try
+        {
+            return value is null ? AttentionKernelNames.FromEnvironment() : AttentionKernelNames.Parse(value, "--kernel-set");
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException(e.Message, ExitCodes.Usage);
+        }
+    }
+
+    /// <summary>The environment's choice (commands without the option, such as <c>ppl</c>).</summary>
+    public static AttentionKernels FromEnvironment()
+    {
+        try
+        {
+            return AttentionKernelNames.FromEnvironment();
+        }
+        catch (ArgumentException e)
+        {
+            throw new CliException(e.Message, ExitCodes.Usage);
+        }
+    }
+}

@@ -1,0 +1,37 @@
+namespace LongDep.Cuda;
+
+/// <summary>Which kernels run the attention forward and the LADM PFS passes (the O(T²) work).</summary>
+public enum AttentionKernels
+{
+    /// <summary>
+    /// Tensor cores (attention_mma.cu, pfs_mma.cu: mma.sync with f16 inputs and f32 accumulation) where the head
+    /// dimension is 64 or 128, the scalar kernels otherwise. The default.
+    /// </summary>
+    TensorCores,
+    /// <summary>The scalar float32 kernels (attention.cu, pfs.cu) everywhere: slower, inputs not rounded to f16.</summary>
+    Simple,
+}
+
+/// <summary>Parsing and naming of <see cref="AttentionKernels"/> for the command line and the environment.</summary>
+public static class AttentionKernelNames
+{
+    /// <summary>Environment variable that sets the default (<c>tensor</c> or <c>simple</c>) when no option is given.</summary>
+    public const string EnvironmentVariable = "LONGDEP_KERNEL_SET";
+
+    public static string Name(this AttentionKernels kernels) => kernels == AttentionKernels.Simple ? "simple" : "tensor";
+
+    /// <summary>Parses <c>tensor</c> or <c>simple</c> (case-insensitive); anything else is an error naming both.</summary>
+    public static AttentionKernels Parse(string text, string source) => text.Trim().ToLowerInvariant() switch
+    {
+        "tensor" => AttentionKernels.TensorCores,
+        "simple" => AttentionKernels.Simple,
+        _ => throw new ArgumentException($"{source}: '{text}' is not a kernel set (use tensor or simple)"),
+    };
+
+    /// <summary>The default: <see cref="EnvironmentVariable"/> when set, else tensor cores.</summary>
+    public static AttentionKernels FromEnvironment()
+    {
+        string? value = Environment.GetEnvironmentVariable(EnvironmentVariable);
+        return string.IsNullOrWhiteSpace(value) ? AttentionKernels.TensorCores : Parse(value, EnvironmentVariable);
+    }
+}
