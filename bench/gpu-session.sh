@@ -155,6 +155,9 @@ part_main() {
   kernels
   selftest "$SELFTEST"
   step "python unit tests (formulas; torch parts on a tiny CPU model)" 120 20 python3 -m unittest discover -s "$BASELINE" -v
+  # One layer's O(T^2) kernels at TinyLlama's heads and 32K tokens, both kernel sets (unless one was forced): seconds.
+  step "kernel timing ($SHAPE heads, $TOKENS tokens)" 90 20 "$LONGDEP" bench --shape "$SHAPE" --device "$DEVICE" --tokens "$TOKENS" \
+    --ladm-settings 4:4 --kernel-timing --json "$OUT/kernels.json"
 
   # Smoke: the whole chain on the tiny shape in seconds, so that a wiring problem shows before the long runs.
   make_model tiny

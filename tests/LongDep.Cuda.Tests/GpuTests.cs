@@ -137,24 +137,61 @@ public class GpuTests
             Assert.That(Gpu.Kernels.GetKernel(spec).MaxThreadsPerBlock, Is.GreaterThanOrEqualTo(256), spec.Name);
     }
 
+    [TestCase(CudaPrecision.F32, 1, 200, 0, 4, 2, 64)]
+    [TestCase(CudaPrecision.F16, 3, 40, 0, 4, 1, 128)]
+    [TestCase(CudaPrecision.BF16, 5, 33, 21, 8, 2, 64)]
+    [TestCase(CudaPrecision.F16, 2, 130, 128, 2, 2, 128)]
+    [TestCase(CudaPrecision.F16, 1, 1000, 0, 32, 4, 64)]
+    public void Attention_TensorCores(CudaPrecision output, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim) =>
+        AllPass([Checks().Attention(output, nSeq, seqLen, prefixLen, heads, kvHeads, headDim, AttentionKernels.TensorCores)]);
+
+    [Test]
+    public void Pfs_TensorCores()
+    {
+        var k = Checks();
+        var tc = AttentionKernels.TensorCores;
+        AllPass(k.Pfs(T: 700, heads: 8, kvHeads: 2, headDim: 64, spans: [(600, 700), (300, 428), (37, 40), (129, 130)], tc)
+            .Concat(k.Pfs(T: 1100, heads: 4, kvHeads: 4, headDim: 128, spans: [(1000, 1100), (700, 828), (401, 402)], tc)));
+    }
+
+    [Test]
+    public void KernelTiming_RunsBothSets_WithPositiveThroughput()
+    {
+        var schedule = LadmSchedule.Create(2048, chunk: 128, dAfs: 1, dCds: 4);
+        var rows = Bench.KernelTiming.Run(Gpu, new Bench.KernelTimingOptions
+        {
+            T = 2048, Heads = 8, KvHeads = 2, HeadDim = 64, Schedule = schedule, Repeats = 3,
+        }, line => TestContext.Out.WriteLine(line));
+        Assert.That(rows, Has.Count.EqualTo(6));
+        Assert.That(rows.All(r => r.Milliseconds > 0 && double.IsFinite(r.Tflops)), Is.True);
+    }
+
     private static IEnumerable<TestCaseData> Models()
     {
         foreach (var precision in new[] { CudaPrecision.F32, CudaPrecision.F16 })
         {
-            yield return new TestCaseData(RandomModel.TinyConfig(), precision).SetName($"tiny llama {precision}");
-            yield return new TestCaseData(RandomModel.TinyConfig(RopeStyle.Halves, qkvBias: true, tied: true), precision).SetName($"tiny qwen2 {precision}");
+            yield return new TestCaseData(RandomModel.TinyConfig(), precision, AttentionKernels.TensorCores).SetName($"tiny llama {precision}");
+            yield return new TestCaseData(RandomModel.TinyConfig(RopeStyle.Halves, qkvBias: true, tied: true), precision, AttentionKernels.TensorCores)
+                .SetName($"tiny qwen2 {precision}");
         }
+        var d64 = RandomModel.TinyConfig() with { Dim = 256, FfDim = 192, Heads = 4, KvHeads = 2, HeadDim = 64 };
+        yield return new TestCaseData(d64, CudaPrecision.F32, AttentionKernels.Simple).SetName("tiny llama head dim 64, F32, simple kernels");
+        yield return new TestCaseData(d64, CudaPrecision.F16, AttentionKernels.TensorCores).SetName("tiny llama head dim 64, F16, tensor cores");
     }
 
     [TestCaseSource(nameof(Models))]
-    public void Probes_MatchTheFloat64Reference(ModelConfig config, CudaPrecision precision)
+    public void Probes_MatchTheFloat64Reference(ModelConfig config, CudaPrecision precision, AttentionKernels kernels)
     {
         var weights = RandomModel.Create(config, 21);
         var schedule = LadmSchedule.Create(300, chunk: 8, dAfs: 2, dCds: 3);
         var tokens = CudaSelfTest.RandomTokens(schedule.T, config.VocabSize, 8);
         var (chunks, pairs) = CudaSelfTest.ProLongInputs(config.VocabSize, chunkCount: 10, chunkLength: 16, pairCount: 30, seed: 9);
-        double tol = precision == CudaPrecision.F32 ? 1e-4 : 2e-3;
-        using var model = new CudaModel(Gpu, weights, new CudaModelOptions { Precision = precision, MlpTileRows = 100, LogitsTileBytes = 50L * config.VocabSize * 4 });
+        bool tensor = kernels == AttentionKernels.TensorCores && KernelNames.HasTensorCoreKernels(config.HeadDim);
+        double tol = precision == CudaPrecision.F32 && !tensor ? 1e-4 : 5e-3;
+        using var model = new CudaModel(Gpu, weights, new CudaModelOptions
+        {
+            Precision = precision, Kernels = kernels, MlpTileRows = 100, LogitsTileBytes = 50L * config.VocabSize * 4,
+        });
         using var ladm = new CudaLadmProbe(model, new CudaLadmOptions { ColumnBufferBytes = 4L * schedule.T * 4 });
         using var prolong = new CudaProLongProbe(model, new CudaProLongOptions { PairBatch = 8 });
         var gpuPfs = ladm.Measure(tokens, schedule).Pfs.SelectMany(l => l.SelectMany(s => s)).ToArray();

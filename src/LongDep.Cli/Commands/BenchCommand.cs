@@ -49,10 +49,15 @@ public static class BenchCommand
         var results = new Option<string?>("--results") { Description = "with --compare: a 'longdep bench --json' file to compare instead of running now" };
         var compareJson = new Option<string?>("--compare-json") { Description = "with --compare: write the comparison as JSON to this file" };
         var strict = new Option<bool>("--strict") { Description = "with --compare: exit 1 when a target is missed" };
+        var kernelTiming = new Option<bool>("--kernel-timing")
+        {
+            Description = "GPU: time one layer's O(T^2) kernels (attention, both PFS passes) at the shape's heads and --tokens, " +
+                          "for both kernel sets (or --kernel-set), instead of whole samples",
+        };
         var cmd = new Command("bench", "Time LADM (Table 5 settings) and ProLong per sample on a GPU or the CPU; compare with the PyTorch baseline.")
         {
             shape, model, modelSeed, input, samples, proLongSamples, tokens, window, chunk, pairs, threshold, seed, methods, settings, device, threads,
-            pairBatch, bf16, kernels, warmup, noPhases, peak, json, writeSamples, noRun, compare, results, compareJson, strict,
+            pairBatch, bf16, kernels, warmup, noPhases, peak, json, writeSamples, noRun, compare, results, compareJson, strict, kernelTiming,
         };
         cmd.SetAction(r =>
         {
@@ -91,6 +96,13 @@ public static class BenchCommand
             var deviceSpec = BenchEngine.ParseDevice(r.GetValue(device)!);
             var log = Console.Error;
             var (cfg, tokenizer, modelSource, loadWeights) = OpenModel(r.GetValue(model), r.GetValue(shape)!, r.GetValue(modelSeed), t, log);
+            if (r.GetValue(kernelTiming))
+            {
+                IReadOnlyList<LongDep.Cuda.AttentionKernels> sets = r.GetValue(kernels) is null && Environment.GetEnvironmentVariable(LongDep.Cuda.AttentionKernelNames.EnvironmentVariable) is null
+                    ? [LongDep.Cuda.AttentionKernels.TensorCores, LongDep.Cuda.AttentionKernels.Simple]
+                    : [KernelsOption.Read(r, kernels)];
+                return KernelTimingReport.Run(output, log, deviceSpec, cfg, modelSource, t, options, sets, r.GetValue(json));
+            }
             List<BenchSample> list;
             string sampleSource;
             if (inputPath is not null)

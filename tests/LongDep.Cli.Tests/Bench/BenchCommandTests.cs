@@ -218,6 +218,17 @@ public class BenchCommandTests
         Assert.That(err, Does.Contain(message));
     }
 
+    [Test]
+    public void KernelTiming_OnTheCpu_IsAUsageError_AndABadKernelSetToo()
+    {
+        var (code, _, err) = Bench(["--device", "cpu", "--shape", "tiny", "--tokens", "400", "--kernel-timing"]);
+        Assert.That(code, Is.EqualTo(ExitCodes.Usage), err);
+        Assert.That(err, Does.Contain("--kernel-timing times GPU kernels"));
+        var (code2, _, err2) = Bench(["--device", "cpu", "--shape", "tiny", "--tokens", "400", "--kernel-set", "wgmma"]);
+        Assert.That(code2, Is.EqualTo(ExitCodes.Usage), err2);
+        Assert.That(err2, Does.Contain("wgmma"));
+    }
+
     /// <summary>A baseline JSON as bench/baseline writes it, made from a bench JSON: slower by the factors, scores times <paramref name="scale"/>.</summary>
     private static string FakeBaseline(string benchJson, double ladmSlower, double prolongSlower, double scale)
     {

@@ -1,0 +1,66 @@
+using LongDep.Core.Probes;
+using LongDep.Cuda.Bench;
+using LongDep.Cuda.Twins;
+
+namespace LongDep.Cuda.Tests;
+
+/// <summary><see cref="KernelTiming"/> on the simulated backend: which kernels it launches, how often, and its FLOP counts.</summary>
+public class KernelTimingTests
+{
+    [Test]
+    public void TimesAttentionAndBothPfsPasses_ForEachKernelSet_WithHandCountedFlop()
+    {
+        int T = 400, H = 4, Hkv = 2, d = 64;
+        var schedule = LadmSchedule.Create(T, chunk: 16, dAfs: 2, dCds: 4);
+        Assert.That(schedule.Spans, Is.Not.Empty);
+        using var backend = new SimulatedBackend();
+        var rows = KernelTiming.Run(backend, new KernelTimingOptions
+        {
+            T = T, Heads = H, KvHeads = Hkv, HeadDim = d, Schedule = schedule, Repeats = 2,
+        }, progress: null);
+
+        Assert.That(rows.Select(r => (r.Kernel, r.KernelSet)), Is.EqualTo(new[]
+        {
+            ("attention_mma64_f16", "tensor"), ("pfs_row_stats_mma64", "tensor"), ("pfs_column_mass_mma64", "tensor"),
+            ("attention_fwd_f16", "simple"), ("pfs_row_stats", "simple"), ("pfs_column_mass", "simple"),
+        }));
+        // one warm-up launch and two timed ones per row
+        foreach (var r in rows) Assert.That(backend.Launches[r.Kernel], Is.EqualTo(3), r.Kernel);
+
+        // attention: QK^T over the causal triangle and P.V, 2 FLOP per multiply-add
+        double causalPairs = 0;
+        for (int t = 0; t < T; t++) causalPairs += t + 1;
+        Assert.That(rows[0].Flop, Is.EqualTo(2 * 2 * causalPairs * d * H));
+        // PFS: every span row against every key before the span
+        double spanPairs = 0;
+        foreach (var s in schedule.Spans)
+            for (int row = s.Start; row < s.End; row++) spanPairs += s.Start;
+        Assert.That(rows[1].Flop, Is.EqualTo(2 * spanPairs * d * H));
+        Assert.That(rows[2].Flop, Is.EqualTo(rows[1].Flop));
+        Assert.That(rows.All(r => r.Milliseconds > 0 && r.Tflops > 0), Is.True);
+        Assert.That(backend.LiveAllocations, Is.Zero);
+    }
+
+    [Test]
+    public void HeadDimensionWithoutTensorCoreKernels_TimesTheScalarKernelsUnderBothNames()
+    {
+        var schedule = LadmSchedule.Create(300, chunk: 16, dAfs: 2, dCds: 4);
+        using var backend = new SimulatedBackend();
+        var messages = new List<string>();
+        var rows = KernelTiming.Run(backend, new KernelTimingOptions
+        {
+            T = 300, Heads = 2, KvHeads = 1, HeadDim = 32, Schedule = schedule, Repeats = 1,
+            Sets = [AttentionKernels.TensorCores],
+        }, messages.Add);
+        Assert.That(rows.Select(r => r.Kernel), Is.EqualTo(new[] { "attention_fwd_f16", "pfs_row_stats", "pfs_column_mass" }));
+        Assert.That(messages, Has.Some.Contains("no tensor-core kernels for head dimension 32"));
+    }
+
+    [Test]
+    public void RejectsAScheduleForAnotherLength()
+    {
+        using var backend = new SimulatedBackend();
+        var options = new KernelTimingOptions { T = 500, Heads = 2, KvHeads = 1, HeadDim = 64, Schedule = LadmSchedule.Create(400, 16, 2, 4) };
+        Assert.Throws<ArgumentException>(() => KernelTiming.Run(backend, options, null));
+    }
+}
