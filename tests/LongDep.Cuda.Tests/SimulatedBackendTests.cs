@@ -99,7 +99,23 @@ public class SimulatedBackendTests
         Assert.That(text, Does.StartWith(CheckResult.Header));
         Assert.That(text, Does.Contain("attention_fwd").And.Contain("pfs_column_mass").And.Contain("ProLong").And.Contain("all"));
         Assert.That(text, Does.Not.Contain("FAIL"));
+        Assert.That(text, Does.Contain("attention_mma").And.Contain("tensor cores").And.Contain("tensor kernels"));
+        Assert.That(backend.Launches.Keys, Has.Some.Contains("mma"));
         Assert.That(backend.LiveAllocations, Is.Zero);
+    }
+
+    [Test]
+    public void SelfTest_WithTheSimpleKernelSet_LaunchesNoTensorCoreKernel()
+    {
+        using var backend = new SimulatedBackend();
+        var log = new StringWriter();
+        bool ok = CudaSelfTest.Run(backend, log, new SelfTestOptions { Quick = true, Kernels = AttentionKernels.Simple },
+            w => new ReferenceLadmProbe(w), w => new ReferenceProLongProbe(w));
+        string text = log.ToString();
+        Assert.That(ok, Is.True, text);
+        Assert.That(text, Does.Contain("the tensor-core kernels are not checked").And.Contain("head dim 64"));
+        Assert.That(text, Does.Not.Contain("attention_mma").And.Not.Contain("tensor kernels"));
+        Assert.That(backend.Launches.Keys.Where(k => k.Contains("mma", StringComparison.Ordinal)), Is.Empty);
     }
 
     [Test]

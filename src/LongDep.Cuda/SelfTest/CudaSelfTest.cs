@@ -30,7 +30,10 @@ public sealed record SelfTestOptions
     /// </summary>
     public double TinyF16Tolerance { get; init; } = 5e-3;
     public int Seed { get; init; } = 1234;
-    /// <summary>Kernel set of the TinyLlama-shaped runs (the tiny models run both sets).</summary>
+    /// <summary>
+    /// Kernel set of the TinyLlama-shaped runs; with tensor cores (the default) the tiny models and the kernel checks cover
+    /// both sets, with <see cref="AttentionKernels.Simple"/> only the scalar kernels run (a tensor-core fault cannot stop it).
+    /// </summary>
     public AttentionKernels Kernels { get; init; } = AttentionKernels.TensorCores;
 }
 
@@ -84,7 +87,12 @@ public static class CudaSelfTest
 
         log.WriteLine(CheckResult.Header);
         var checks = new KernelChecks(backend, options.Seed);
+        bool tensorCoreChecks = options.Kernels == AttentionKernels.TensorCores;
+        if (!tensorCoreChecks) log.WriteLine("selftest: --kernel-set simple: the tensor-core kernels are not checked");
         foreach (var r in Guard("kernel checks", checks.All)) Report(r);
+        // After the scalar ones: a fault here (which ends every later GPU call of this process) cannot hide their results.
+        if (tensorCoreChecks)
+            foreach (var r in Guard("tensor-core kernel checks", checks.TensorCoreChecks)) Report(r);
 
         // Tiny random models: float32 GPU (tight) and the default f16 (SPEC tolerance), both RoPE styles, bias and tying.
         // The head-dimension-64 model runs attention and PFS on tensor cores (f16 inputs) as well as on the scalar kernels.
@@ -106,7 +114,8 @@ public static class CudaSelfTest
                 (CudaPrecision.F32, AttentionKernels.Simple, options.F32Tolerance),
                 (CudaPrecision.F16, AttentionKernels.TensorCores, options.TinyF16Tolerance),
             };
-            if (tensorCores) variants.Insert(1, (CudaPrecision.F32, AttentionKernels.TensorCores, options.TinyF16Tolerance));
+            if (tensorCores && tensorCoreChecks) variants.Insert(1, (CudaPrecision.F32, AttentionKernels.TensorCores, options.TinyF16Tolerance));
+            if (!tensorCoreChecks) variants[1] = (CudaPrecision.F16, AttentionKernels.Simple, options.TinyF16Tolerance);
             foreach (var (precision, kernels, tol) in variants)
             {
                 var modelOptions = new CudaModelOptions

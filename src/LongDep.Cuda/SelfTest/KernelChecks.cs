@@ -22,7 +22,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         _ => 1.6e-2,
     };
 
-    /// <summary>Every check, in a fixed order.</summary>
+    /// <summary>Every check of the scalar kernels and cuBLAS, in a fixed order (the tensor-core kernels: <see cref="TensorCoreChecks"/>).</summary>
     public IEnumerable<CheckResult> All()
     {
         foreach (var t in Types) yield return Embed(t);
@@ -39,14 +39,6 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         yield return Attention(CudaPrecision.F32, nSeq: 2, seqLen: 50, prefixLen: 50, heads: 4, kvHeads: 2, headDim: 256);
         foreach (var r in Pfs(T: 300, heads: 4, kvHeads: 2, headDim: 64, spans: [(200, 216), (150, 166), (131, 140)])) yield return r;
         foreach (var r in Pfs(T: 1100, heads: 8, kvHeads: 2, headDim: 128, spans: [(1000, 1100), (700, 828), (401, 402)])) yield return r;
-        // Tensor-core kernels (head dimensions 64 and 128): partial 64-row tiles, prefixes, GQA groups, every output type.
-        var tc = AttentionKernels.TensorCores;
-        yield return Attention(CudaPrecision.F32, nSeq: 1, seqLen: 200, prefixLen: 0, heads: 4, kvHeads: 2, headDim: 64, tc);
-        yield return Attention(CudaPrecision.F16, nSeq: 3, seqLen: 40, prefixLen: 0, heads: 4, kvHeads: 1, headDim: 128, tc);
-        yield return Attention(CudaPrecision.BF16, nSeq: 5, seqLen: 33, prefixLen: 21, heads: 8, kvHeads: 2, headDim: 64, tc);
-        yield return Attention(CudaPrecision.F32, nSeq: 2, seqLen: 130, prefixLen: 128, heads: 2, kvHeads: 2, headDim: 128, tc);
-        foreach (var r in Pfs(T: 700, heads: 8, kvHeads: 2, headDim: 64, spans: [(600, 700), (300, 428), (37, 40), (129, 130)], tc)) yield return r;
-        foreach (var r in Pfs(T: 1100, heads: 4, kvHeads: 4, headDim: 128, spans: [(1000, 1100), (700, 828), (401, 402)], tc)) yield return r;
         foreach (var r in Loss()) yield return r;
         foreach (var t in Types)
         {
@@ -54,6 +46,18 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
             yield return Linear(t, accumulate: true);
         }
         yield return StridedBatchedGemm();
+    }
+
+    /// <summary>The tensor-core kernels (head dimensions 64 and 128): partial 64-row tiles, prefixes, GQA groups, every output type.</summary>
+    public IEnumerable<CheckResult> TensorCoreChecks()
+    {
+        var tc = AttentionKernels.TensorCores;
+        yield return Attention(CudaPrecision.F32, nSeq: 1, seqLen: 200, prefixLen: 0, heads: 4, kvHeads: 2, headDim: 64, tc);
+        yield return Attention(CudaPrecision.F16, nSeq: 3, seqLen: 40, prefixLen: 0, heads: 4, kvHeads: 1, headDim: 128, tc);
+        yield return Attention(CudaPrecision.BF16, nSeq: 5, seqLen: 33, prefixLen: 21, heads: 8, kvHeads: 2, headDim: 64, tc);
+        yield return Attention(CudaPrecision.F32, nSeq: 2, seqLen: 130, prefixLen: 128, heads: 2, kvHeads: 2, headDim: 128, tc);
+        foreach (var r in Pfs(T: 700, heads: 8, kvHeads: 2, headDim: 64, spans: [(600, 700), (300, 428), (37, 40), (129, 130)], tc)) yield return r;
+        foreach (var r in Pfs(T: 1100, heads: 4, kvHeads: 4, headDim: 128, spans: [(1000, 1100), (700, 828), (401, 402)], tc)) yield return r;
     }
 
     private static readonly CudaPrecision[] Types = [CudaPrecision.F32, CudaPrecision.F16, CudaPrecision.BF16];
