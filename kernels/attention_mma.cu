@@ -55,19 +55,7 @@ __device__ __forceinline__ void attention_mma_impl(
         const float qScale = scale * longdep::kLog2e;
         const float* qA = q + (seqRow0 + min(rowA, seqLen - 1)) * qStride + (size_t)head * D;
         const float* qB = q + (seqRow0 + min(rowB, seqLen - 1)) * qStride + (size_t)head * D;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk)
-        {
-            const int c = kk * 16 + 2 * tq;
-            const float2 a0 = *reinterpret_cast<const float2*>(qA + c);
-            const float2 a1 = *reinterpret_cast<const float2*>(qB + c);
-            const float2 a2 = *reinterpret_cast<const float2*>(qA + c + 8);
-            const float2 a3 = *reinterpret_cast<const float2*>(qB + c + 8);
-            qa[kk][0] = longdep::pack_half2(a0.x * qScale, a0.y * qScale);
-            qa[kk][1] = longdep::pack_half2(a1.x * qScale, a1.y * qScale);
-            qa[kk][2] = longdep::pack_half2(a2.x * qScale, a2.y * qScale);
-            qa[kk][3] = longdep::pack_half2(a3.x * qScale, a3.y * qScale);
-        }
+        longdep::load_a_fragments<D>(qA, qB, qScale, qa);
     }
 
     float o[D / 8][4];

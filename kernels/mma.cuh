@@ -59,6 +59,27 @@ __device__ __forceinline__ float column_sum8(float v)
     return v + __shfl_xor_sync(0xffffffffu, v, 16);
 }
 
+// A fragments of a 16 x D row-major tile whose rows g and g + 8 (this thread's, see above) start at rowA and rowB
+// (float32, 8-byte aligned), each value times `scale` and rounded to f16: frag[kk] covers columns 16kk .. 16kk + 15.
+template <int D>
+__device__ __forceinline__ void load_a_fragments(const float* rowA, const float* rowB, float scale, uint32_t (&frag)[D / 16][4])
+{
+    const int tq = threadIdx.x & 3;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+    {
+        const int c = kk * 16 + 2 * tq;
+        const float2 a0 = *reinterpret_cast<const float2*>(rowA + c);
+        const float2 a1 = *reinterpret_cast<const float2*>(rowB + c);
+        const float2 a2 = *reinterpret_cast<const float2*>(rowA + c + 8);
+        const float2 a3 = *reinterpret_cast<const float2*>(rowB + c + 8);
+        frag[kk][0] = pack_half2(a0.x * scale, a0.y * scale);
+        frag[kk][1] = pack_half2(a1.x * scale, a1.y * scale);
+        frag[kk][2] = pack_half2(a2.x * scale, a2.y * scale);
+        frag[kk][3] = pack_half2(a3.x * scale, a3.y * scale);
+    }
+}
+
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 

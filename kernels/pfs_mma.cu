@@ -48,19 +48,7 @@ __device__ __forceinline__ void pfs_row_stats_mma_impl(const float* __restrict__
         const float qScale = scale * longdep::kLog2e;
         const float* qA = q + (size_t)(start + min(rowA, len - 1)) * qStride + (size_t)head * D;
         const float* qB = q + (size_t)(start + min(rowB, len - 1)) * qStride + (size_t)head * D;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk)
-        {
-            const int c = kk * 16 + 2 * tq;
-            const float2 a0 = *reinterpret_cast<const float2*>(qA + c);
-            const float2 a1 = *reinterpret_cast<const float2*>(qB + c);
-            const float2 a2 = *reinterpret_cast<const float2*>(qA + c + 8);
-            const float2 a3 = *reinterpret_cast<const float2*>(qB + c + 8);
-            qa[kk][0] = longdep::pack_half2(a0.x * qScale, a0.y * qScale);
-            qa[kk][1] = longdep::pack_half2(a1.x * qScale, a1.y * qScale);
-            qa[kk][2] = longdep::pack_half2(a2.x * qScale, a2.y * qScale);
-            qa[kk][3] = longdep::pack_half2(a3.x * qScale, a3.y * qScale);
-        }
+        longdep::load_a_fragments<D>(qA, qB, qScale, qa);
     }
 
     float mA = longdep::neg_inf(), mB = longdep::neg_inf();
@@ -180,19 +168,7 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
         {
             const float* kA = k + (size_t)min(keyA, start - 1) * kStride + (size_t)kvh * D;
             const float* kB = k + (size_t)min(keyB, start - 1) * kStride + (size_t)kvh * D;
-#pragma unroll
-            for (int kk = 0; kk < D / 16; ++kk)
-            {
-                const int c = kk * 16 + 2 * tq;
-                const float2 a0 = *reinterpret_cast<const float2*>(kA + c);
-                const float2 a1 = *reinterpret_cast<const float2*>(kB + c);
-                const float2 a2 = *reinterpret_cast<const float2*>(kA + c + 8);
-                const float2 a3 = *reinterpret_cast<const float2*>(kB + c + 8);
-                ka[kk][0] = longdep::pack_half2(a0.x, a0.y);
-                ka[kk][1] = longdep::pack_half2(a1.x, a1.y);
-                ka[kk][2] = longdep::pack_half2(a2.x, a2.y);
-                ka[kk][3] = longdep::pack_half2(a3.x, a3.y);
-            }
+            longdep::load_a_fragments<D>(kA, kB, 1.0f, ka);
         }
         for (int h = kvh * group; h < (kvh + 1) * group; ++h)
         {
