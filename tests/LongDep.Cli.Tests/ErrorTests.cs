@@ -61,5 +61,6 @@ public class ErrorTests
         var (code, stdout, err) = CliHarness.RunChild("inspect", model, "--tensors");
         Assert.That(code, Is.EqualTo(0), err);
         Assert.That(stdout, Does.Contain("llama").And.Contain("adjacent pairs").And.Contain("blk.1.ffn_down.weight").And.Contain("GiB"));
+        Assert.That(stdout, Does.Contain("LADM at T=32,768").And.Contain("engine buffers"));
     }
 }
