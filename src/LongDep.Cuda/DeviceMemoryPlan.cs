@@ -48,6 +48,16 @@ public static class DeviceMemoryPlan
         return backend.PeakTrackedBytes;
     }
 
+    /// <summary>Host bytes the placeholder weights of <paramref name="config"/> take while a plan runs (one layer's arrays, shared by all layers, and the embeddings).</summary>
+    public static long PlaceholderHostBytes(ModelConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var c = config;
+        long layer = 2L * c.Dim + (2L * c.QDim + 2L * c.KvDim) * c.Dim + 3L * c.FfDim * c.Dim + (c.QkvBias ? c.QDim + 2L * c.KvDim : 0);
+        long embeddings = (c.TiedEmbedding ? 1L : 2L) * c.VocabSize * c.Dim;
+        return 4 * (layer + embeddings + c.Dim);
+    }
+
     /// <summary>Zero weights of <paramref name="config"/>'s shapes; every layer shares one set of arrays (only the shapes matter here).</summary>
     private static ModelWeights Placeholder(ModelConfig c)
     {

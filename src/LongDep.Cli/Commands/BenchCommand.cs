@@ -98,9 +98,9 @@ public static class BenchCommand
             var (cfg, tokenizer, modelSource, loadWeights) = OpenModel(r.GetValue(model), r.GetValue(shape)!, r.GetValue(modelSeed), t, log);
             if (r.GetValue(kernelTiming))
             {
-                IReadOnlyList<LongDep.Cuda.AttentionKernels> sets = r.GetValue(kernels) is null && Environment.GetEnvironmentVariable(LongDep.Cuda.AttentionKernelNames.EnvironmentVariable) is null
-                    ? [LongDep.Cuda.AttentionKernels.TensorCores, LongDep.Cuda.AttentionKernels.Simple]
-                    : [KernelsOption.Read(r, kernels)];
+                IReadOnlyList<LongDep.Cuda.AttentionKernels> sets = KernelsOption.ReadExplicit(r, kernels) is { } chosen
+                    ? [chosen]
+                    : [LongDep.Cuda.AttentionKernels.TensorCores, LongDep.Cuda.AttentionKernels.Simple];
                 return KernelTimingReport.Run(output, log, deviceSpec, cfg, modelSource, t, options, sets, r.GetValue(json));
             }
             List<BenchSample> list;

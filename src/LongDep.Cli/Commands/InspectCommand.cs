@@ -67,10 +67,6 @@ public static class InspectCommand
 
     private static string Gib(long bytes) => $"{bytes / (double)(1L << 30):F2} GiB";
 
-    /// <summary>Host bytes the dry run's placeholder weights take (one layer's matrices, shared by all layers, and the embeddings).</summary>
-    private static long PlaceholderBytes(ModelConfig c) =>
-        4L * ((2L * c.QDim + 2L * c.KvDim) * c.Dim + 3L * c.FfDim * c.Dim + 2L * c.VocabSize * c.Dim);
-
     /// <summary>
     /// The engine's own device buffers for one LADM measurement at T = W and one ProLong measurement (N = W / 128 chunks),
     /// counted by replaying the runs without a GPU (<see cref="Cuda.DeviceMemoryPlan"/>); for models whose placeholder
@@ -79,7 +75,7 @@ public static class InspectCommand
     private static IEnumerable<(string, string)> GpuMemoryRows(ModelConfig c, int t, int pairs, int pairBatch)
     {
         const string extra = "+ CUDA context and cuBLAS workspace";
-        if (PlaceholderBytes(c) > 4L << 30 || t < 2 * 128 + 1)
+        if (Cuda.DeviceMemoryPlan.PlaceholderHostBytes(c) > 4L << 30 || t < 2 * 128 + 1)
         {
             yield return ($"GPU memory, one LADM pass at T={t:N0}", $"{Gib(MemoryEstimate.LadmGpuBytes(c, t))} (weights f16 + activations, estimate)");
             yield break;

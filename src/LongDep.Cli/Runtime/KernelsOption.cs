@@ -31,6 +31,12 @@ internal static class KernelsOption
         }
     }
 
+    /// <summary>The set named by the option or the environment; null when neither names one.</summary>
+    public static AttentionKernels? ReadExplicit(ParseResult result, Option<string?> option) =>
+        result.GetValue(option) is null && Environment.GetEnvironmentVariable(AttentionKernelNames.EnvironmentVariable) is null
+            ? null
+            : Read(result, option);
+
     /// <summary>The environment's choice (commands without the option, such as <c>ppl</c>).</summary>
     public static AttentionKernels FromEnvironment()
     {

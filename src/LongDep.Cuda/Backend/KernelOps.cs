@@ -29,6 +29,16 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     /// <summary>Whether a launch with this head dimension runs on tensor cores.</summary>
     public bool UsesTensorCores(int headDim) => Kernels == AttentionKernels.TensorCores && KernelNames.HasTensorCoreKernels(headDim);
 
+    /// <summary>The attention kernel <see cref="Attention"/> launches for this output type and head dimension.</summary>
+    public KernelSpec AttentionKernel(CudaPrecision outputType, int headDim) =>
+        UsesTensorCores(headDim) ? KernelNames.AttentionMma(outputType, headDim) : KernelNames.Attention(outputType);
+
+    /// <summary>The PFS pass-1 kernel <see cref="PfsRowStats"/> launches for this head dimension.</summary>
+    public KernelSpec PfsRowStatsKernel(int headDim) => UsesTensorCores(headDim) ? KernelNames.PfsRowStatsMma(headDim) : KernelNames.PfsRowStats;
+
+    /// <summary>The PFS pass-2 kernel <see cref="PfsColumnMass"/> launches for this head dimension.</summary>
+    public KernelSpec PfsColumnMassKernel(int headDim) => UsesTensorCores(headDim) ? KernelNames.PfsColumnMassMma(headDim) : KernelNames.PfsColumnMass;
+
     private static void Aligned8(DevicePtr p, string name)
     {
         if (!p.IsNull && p.Address % 8 != 0)
@@ -109,13 +119,13 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         {
             Aligned8(q, nameof(q)); Aligned8(k, nameof(k)); Aligned8(v, nameof(v));
             if (prefixLen > 0) { Aligned8(kPrefix, nameof(kPrefix)); Aligned8(vPrefix, nameof(vPrefix)); }
-            Backend.Launch(KernelNames.AttentionMma(outputType, headDim), new Dim3((uint)((seqLen + 63) / 64), (uint)heads, (uint)nSeq),
+            Backend.Launch(AttentionKernel(outputType, headDim), new Dim3((uint)((seqLen + 63) / 64), (uint)heads, (uint)nSeq),
                 128, AttentionMmaSharedBytes(headDim),
                 [q, k, v, kPrefix, vPrefix, prefixStart, output, nSeq, seqLen, prefixLen, heads, kvHeads, headDim, Scale(headDim)]);
             return;
         }
         var grid = new Dim3((uint)((seqLen + 15) / 16), (uint)heads, (uint)nSeq);
-        Backend.Launch(KernelNames.Attention(outputType), grid, 128, AttentionSharedBytes(headDim),
+        Backend.Launch(AttentionKernel(outputType, headDim), grid, 128, AttentionSharedBytes(headDim),
             [q, k, v, kPrefix, vPrefix, prefixStart, output, nSeq, seqLen, prefixLen, heads, kvHeads, headDim, Scale(headDim)]);
     }
 
@@ -132,13 +142,13 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         if (UsesTensorCores(headDim))
         {
             Aligned8(q, nameof(q)); Aligned8(k, nameof(k));
-            Backend.Launch(KernelNames.PfsRowStatsMma(headDim), new Dim3((uint)((maxSpanLen + 63) / 64), (uint)heads, (uint)nSpans),
+            Backend.Launch(PfsRowStatsKernel(headDim), new Dim3((uint)((maxSpanLen + 63) / 64), (uint)heads, (uint)nSpans),
                 128, PfsRowStatsMmaSharedBytes(headDim),
                 [q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim, Scale(headDim)]);
             return;
         }
         var grid = new Dim3((uint)((maxSpanLen + 15) / 16), (uint)heads, (uint)nSpans);
-        Backend.Launch(KernelNames.PfsRowStats, grid, 128, PfsRowStatsSharedBytes(headDim),
+        Backend.Launch(PfsRowStatsKernel(headDim), grid, 128, PfsRowStatsSharedBytes(headDim),
             [q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim, Scale(headDim)]);
     }
 
@@ -151,13 +161,13 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         if (UsesTensorCores(headDim))
         {
             Aligned8(q, nameof(q)); Aligned8(k, nameof(k));
-            Backend.Launch(KernelNames.PfsColumnMassMma(headDim), new Dim3((uint)((maxStart + 127) / 128), (uint)nSpans),
+            Backend.Launch(PfsColumnMassKernel(headDim), new Dim3((uint)((maxStart + 127) / 128), (uint)nSpans),
                 256, PfsColumnMassMmaSharedBytes(headDim),
                 [q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, headDim, Scale(headDim)]);
             return;
         }
         var grid = new Dim3((uint)((maxStart + 63) / 64), (uint)nSpans);
-        Backend.Launch(KernelNames.PfsColumnMass, grid, 256, PfsColumnMassSharedBytes(headDim),
+        Backend.Launch(PfsColumnMassKernel(headDim), grid, 256, PfsColumnMassSharedBytes(headDim),
             [q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, headDim, Scale(headDim)]);
     }
 

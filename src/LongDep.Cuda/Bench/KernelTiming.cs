@@ -99,16 +99,16 @@ public static class KernelTiming
             }
             string name = set.Name();
             rows.Add(Time(backend, options.Repeats, progress,
-                ops.UsesTensorCores(d) ? KernelNames.AttentionMma(CudaPrecision.F16, d).Name : KernelNames.AttentionF16.Name, name, attentionWork, attentionFlop,
+                ops.AttentionKernel(CudaPrecision.F16, d).Name, name, attentionWork, attentionFlop,
                 () => ops.Attention(q.Pointer, k.Pointer, v.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer,
                     CudaPrecision.F16, 1, T, 0, H, Hkv, d)));
             if (nSpans == 0) continue;
             rows.Add(Time(backend, options.Repeats, progress,
-                ops.UsesTensorCores(d) ? KernelNames.PfsRowStatsMma(d).Name : KernelNames.PfsRowStats.Name, name, pfsWork, pfsFlop,
+                ops.PfsRowStatsKernel(d).Name, name, pfsWork, pfsFlop,
                 () => ops.PfsRowStats(q.Pointer, k.Pointer, spanStart.Pointer, spanEnd.Pointer, rowMax.Pointer, rowSum.Pointer,
                     nSpans, maxSpanLen, H, Hkv, d)));
             rows.Add(Time(backend, options.Repeats, progress,
-                ops.UsesTensorCores(d) ? KernelNames.PfsColumnMassMma(d).Name : KernelNames.PfsColumnMass.Name, name, pfsWork, pfsFlop,
+                ops.PfsColumnMassKernel(d).Name, name, pfsWork, pfsFlop,
                 () => ops.PfsColumnMass(q.Pointer, k.Pointer, spanStart.Pointer, spanEnd.Pointer, rowMax.Pointer, rowSum.Pointer,
                     col.Pointer, nSpans, maxSpanLen, maxStart, T, H, Hkv, d)));
         }
