@@ -2,7 +2,7 @@
 # LongDepEngine build.
 #   ./build.sh            restore + Release build of the solution, and the CUDA kernels when nvcc is present
 #   ./build.sh deps       install what the build and tests need on Debian (CUDA toolkit, clang-14, chromium, a font; root)
-#   ./build.sh kernels    build only the kernels (build/native/longdep_kernels.fatbin)
+#   ./build.sh kernels    build only the kernels (build/native/longdep_kernels.fatbin) and their CPU emulator
 #   ./build.sh test       build, then run the test suite (the README's test command)
 #   ./build.sh bundle     self-contained trimmed longdep + kernels for a GPU node: dist/longdep-linux-x64/
 # Idempotent: a second run only rebuilds what changed.
@@ -27,6 +27,7 @@ deps() {
   local missing=()
   command -v nvcc >/dev/null 2>&1 || missing+=(nvidia-cuda-toolkit nvidia-cuda-dev)
   command -v clang-14 >/dev/null 2>&1 || missing+=(clang-14)
+  command -v g++ >/dev/null 2>&1 || command -v clang++ >/dev/null 2>&1 || missing+=(g++) # the kernel emulator
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   [ -n "$(find /usr/share/fonts -name '*.ttf' 2>/dev/null | head -1)" ] || missing+=(fonts-dejavu-core)
   if [ ${#missing[@]} = 0 ]; then say "dependencies present: $(nvcc --version | tail -1)"; return 0; fi
@@ -59,9 +60,24 @@ kernels() {
   bash native/build-kernels.sh "$ROOT/build/native"
 }
 
+emulator() {
+  # The kernels compiled as host C++ (native/emu): the tests run the kernel source on the CPU against the twins.
+  local lib="$ROOT/build/native/liblongdep_kernel_emu.so"
+  if [ -f "$lib" ] && [ -z "$(find kernels native -newer "$lib" -type f 2>/dev/null | head -1)" ]; then
+    say "kernel emulator up to date ($lib)"
+    return 0
+  fi
+  if ! command -v g++ >/dev/null 2>&1 && ! command -v clang++ >/dev/null 2>&1 && ! command -v clang++-14 >/dev/null 2>&1 && [ -z "${CXX:-}" ]; then
+    say "no C++ compiler: skipping the kernel emulator (its tests will say so)"
+    return 0
+  fi
+  bash native/build-emulator.sh "$ROOT/build/native"
+}
+
 build() {
   need_dotnet
   kernels
+  emulator
   say "dotnet build (Release)"
   dotnet build LongDepEngine.sln -c Release -nologo -clp:ErrorsOnly -v:q
 }
@@ -106,7 +122,7 @@ EOS
 case "${1:-build}" in
   build) build ;;
   deps) deps ;;
-  kernels) kernels ;;
+  kernels) kernels; emulator ;;
   test) build; run_tests ;;
   bundle) bundle ;;
   *) die "unknown command '$1' (expected: build, deps, kernels, test, bundle)" ;;

@@ -8,8 +8,12 @@
 //    the host launches 128 or 256 threads.
 #pragma once
 
+#ifdef LONGDEP_EMULATE
+#include "../native/emu/cuda_emu.h" // the CPU kernel emulator (native/emu), not the fatbin
+#else
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#endif
 #include <stdint.h>
 
 namespace longdep {
@@ -89,4 +93,8 @@ __device__ __forceinline__ float block_max(float v)
 } // namespace longdep
 
 // Dynamic shared memory, declared once with one type for the whole unity build.
+#ifdef LONGDEP_EMULATE
+#define longdep_dynamic_smem (longdep_emu::dynamic_smem)
+#else
 extern __shared__ __align__(16) unsigned char longdep_dynamic_smem[];
+#endif

@@ -25,11 +25,15 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi)
 // d += a * b for one 16x8x16 tile.
 __device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1)
 {
+#ifdef LONGDEP_EMULATE
+    longdep_emu::mma_16816(d, a, b0, b1);
+#else
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
         "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 
 // Reads the 32-bit word (two f16) at element offset `at` (even) of a shared-memory f16 array.

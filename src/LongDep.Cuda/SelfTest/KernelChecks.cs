@@ -226,8 +226,17 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         return Compare.Arrays(
             $"{(tensor ? "attention_mma" : "attention_fwd")} ({outputType} out, {nSeq}x{seqLen}, prefix {prefixLen}, H {heads}/{kvHeads}, d {headDim})",
             DownloadTyped(dout, outputType, rows * heads * headDim), RoundAll(expected, outputType),
-            tensor ? Math.Max(4e-3, OutputTolerance(outputType)) : OutputTolerance(outputType, 1e-4));
+            tensor ? Math.Max(4e-3, OutputTolerance(outputType)) : OutputTolerance(outputType, 1e-4),
+            floorFraction: tensor ? TensorCoreFloor : 1e-2);
     }
+
+    /// <summary>
+    /// Magnitude floor of the tensor-core attention check, as a fraction of max |expected|. P.V multiplies P rounded to
+    /// f16 while the row sum adds the unrounded P, so an output is off by up to 2^-11 · max |v| ≈ 4.9e-4 · max |v|
+    /// however small it is (rows with few keys show it most); 4e-3 × 0.25 = 1e-3 of the array's scale covers that twice.
+    /// The CPU kernel emulator measured 1.6e-4 · max |v| on the self-test's inputs.
+    /// </summary>
+    internal const double TensorCoreFloor = 0.25;
 
     /// <summary>The three PFS passes, each against its twin fed with the GPU's own inputs, plus the mass invariant Σ col = span length.</summary>
     /// <remarks>For tensor cores the twins get the f16-rounded q and k the kernels multiply (<see cref="TensorCoreInputs"/>).</remarks>

@@ -14,17 +14,29 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
 {
     private readonly SortedDictionary<ulong, long> live = new();
     private readonly Dictionary<string, int> launches = new(StringComparer.Ordinal);
+    private readonly Dictionary<ulong, string> names = new(); // what each allocation holds (with the emulator)
+
+    /// <summary>Bytes of 0xFF after every allocation when kernels are emulated.</summary>
+    internal const int RedZoneBytes = 4096;
     private readonly object gate = new(); // a leaked buffer is freed from the finalizer thread
     private bool disposed;
 
     /// <param name="capacityBytes">Simulated device memory; allocations beyond it raise <see cref="CudaOutOfMemoryException"/>.</param>
-    public SimulatedBackend(long capacityBytes = 8L << 30, int maxDynamicSharedBytes = 227 * 1024)
+    /// <param name="emulator">When given, kernels run from their CUDA source on <see cref="KernelEmulator"/> instead of
+    /// their C# twins (GEMMs stay <see cref="GemmTwin"/>).</param>
+    public SimulatedBackend(long capacityBytes = 8L << 30, int maxDynamicSharedBytes = 227 * 1024, KernelEmulator? emulator = null)
     {
         CapacityBytes = capacityBytes;
         MaxDynamicSharedBytes = maxDynamicSharedBytes;
+        Emulator = emulator;
     }
 
-    public override string Description => "simulated GPU (C# kernel twins on host memory)";
+    /// <summary>The kernel emulator that runs launches, or null when the C# twins do.</summary>
+    public KernelEmulator? Emulator { get; }
+
+    public override string Description => Emulator is null
+        ? "simulated GPU (C# kernel twins on host memory)"
+        : "emulated GPU (the CUDA kernels' source on CPU fibers, cuBLAS as a C# twin)";
     internal override int MaxDynamicSharedBytes { get; }
     public long CapacityBytes { get; }
     public long AllocatedBytes { get; private set; }
@@ -40,11 +52,15 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
         if (AllocatedBytes + bytes > CapacityBytes)
             throw new CudaOutOfMemoryException("cuMemAlloc_v2", bytes, CapacityBytes - AllocatedBytes, CapacityBytes, what, hint);
-        void* p = NativeMemory.AlignedAlloc((nuint)bytes, 256);
-        new Span<byte>(p, checked((int)bytes)).Fill(0xFF); // NaN in every float lane: uninitialized reads become visible
+        // With the emulator, a red zone of NaN bytes follows each buffer: a kernel writing past the end is caught after
+        // the launch, and one reading past it reads NaN.
+        long redZone = Emulator is null ? 0 : RedZoneBytes;
+        void* p = NativeMemory.AlignedAlloc((nuint)(bytes + redZone), 256);
+        new Span<byte>(p, checked((int)(bytes + redZone))).Fill(0xFF); // NaN in every float lane: uninitialized reads become visible
         ulong address = (ulong)p;
         lock (gate)
         {
+            if (redZone > 0) names[address] = what;
             live.Add(address, bytes);
             AllocatedBytes += bytes;
             PeakBytes = Math.Max(PeakBytes, AllocatedBytes);
@@ -57,6 +73,7 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         lock (gate)
         {
             if (!live.Remove(address, out long bytes)) return false;
+            names.Remove(address);
             AllocatedBytes -= bytes;
         }
         NativeMemory.AlignedFree((void*)address);
@@ -153,6 +170,16 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         if (sharedBytes > MaxDynamicSharedBytes)
             throw new InvalidOperationException($"kernel {kernel.Name}: {sharedBytes} bytes of shared memory exceed {MaxDynamicSharedBytes}");
         launches[kernel.Name] = launches.GetValueOrDefault(kernel.Name) + 1;
+        if (Emulator is not null)
+        {
+            // Pointers must at least start inside live allocations (the emulated kernel reads host memory directly).
+            for (int i = 0; i < args.Length; i++)
+                if (kernel.Parameters[i] == 'p' && KernelArgs.AddressOf(args[i]) is var address && address != 0)
+                    ViewToEnd<byte>(address, $"kernel {kernel.Name} argument {i}");
+            Emulator.Launch(kernel, grid, block, sharedBytes, args);
+            CheckRedZones(kernel.Name);
+            return;
+        }
         var a = new Args(this, kernel, args);
         switch (kernel.Name)
         {
@@ -250,6 +277,23 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             }
             default:
                 throw new InvalidOperationException($"the simulator has no twin for kernel {kernel.Name}");
+        }
+    }
+
+    /// <summary>Throws when a launch wrote into the red zone after any live allocation.</summary>
+    private void CheckRedZones(string kernel)
+    {
+        lock (gate)
+        {
+            foreach (var (start, length) in live)
+            {
+                var zone = new ReadOnlySpan<byte>((void*)(start + (ulong)length), RedZoneBytes);
+                int at = zone.IndexOfAnyExcept((byte)0xFF);
+                if (at < 0) continue;
+                throw new InvalidOperationException(
+                    $"kernel {kernel} wrote past the end of an allocation ({names.GetValueOrDefault(start, "?")}, {length} bytes at 0x{start:x}): " +
+                    $"byte {length + at} of it changed");
+            }
         }
     }
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the CPU kernel emulator: kernels/*.cu compiled as host C++ with native/emu (no nvcc needed)
+#   native/emu/kernel_emu.cpp -> <outdir>/liblongdep_kernel_emu.so
+# Usage: native/build-emulator.sh [outdir]          (default: <repo>/build/native)
+# Environment: CXX (a C++20 compiler; default g++, then clang++, clang++-14).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+outdir="${1:-$repo/build/native}"
+mkdir -p "$outdir"
+
+cxx="${CXX:-}"
+if [[ -z "$cxx" ]]; then
+    for candidate in g++ clang++ clang++-14; do
+        if command -v "$candidate" >/dev/null 2>&1; then cxx="$candidate"; break; fi
+    done
+fi
+if [[ -z "$cxx" ]]; then
+    echo "build-emulator: no C++ compiler found (set CXX, or install g++)." >&2
+    exit 1
+fi
+
+# -fno-strict-aliasing: the kernels read f16 pairs and float2 through reinterpret_cast, as CUDA code does.
+"$cxx" -std=c++20 -O2 -g0 -fPIC -shared -fno-strict-aliasing -Wall -Wno-unknown-pragmas \
+    -o "$outdir/liblongdep_kernel_emu.so" "$here/emu/kernel_emu.cpp"
+echo "build-emulator: wrote $outdir/liblongdep_kernel_emu.so ($cxx)"

@@ -1,0 +1,182 @@
+// CPU emulation of the CUDA features the LongDep kernels use, so that the kernel source itself (kernels/*.cu)
+// compiles as plain C++ and runs on the host: see kernel_emu.cpp. Included by kernels/common.cuh in place of the
+// CUDA headers when LONGDEP_EMULATE is defined; never part of the fatbin.
+//
+// Model: one launch runs its blocks one after another on the calling OS thread; the threads of a block are
+// cooperative fibers (ucontext) switched only at __syncthreads, warp shuffles and mma.sync, so results do not
+// depend on any scheduling. Shared memory (static __shared__ and the dynamic buffer) is per OS thread, so
+// launches from different OS threads are independent.
+#pragma once
+
+#include <math.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+// Qualifiers that mean nothing on the host.
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __align__(n) alignas(n)
+// Static shared arrays: one copy per OS thread, reused by every block of a launch (blocks run one at a time).
+#define __shared__ static thread_local
+
+struct uint3 { unsigned int x, y, z; };
+struct dim3 { unsigned int x, y, z; };
+struct alignas(8) float2 { float x, y; };
+
+inline float2 make_float2(float x, float y) { return float2{x, y}; }
+
+extern thread_local uint3 threadIdx;
+extern thread_local uint3 blockIdx;
+extern thread_local dim3 blockDim;
+extern thread_local dim3 gridDim;
+
+inline int min(int a, int b) { return a < b ? a : b; }
+inline int max(int a, int b) { return a > b ? a : b; }
+// expf, exp2f, logf, sqrtf, fmaxf: the C library's (math.h), within float32 rounding of the GPU's.
+
+inline float __int_as_float(int v)
+{
+    float f;
+    std::memcpy(&f, &v, 4);
+    return f;
+}
+
+inline int __float_as_int(float f)
+{
+    int v;
+    std::memcpy(&v, &f, 4);
+    return v;
+}
+
+// ---- f16 and bf16: storage types with round-to-nearest-even conversions (as cvt.rn on the GPU) ----
+
+namespace longdep_emu {
+
+inline uint16_t f32_to_f16_bits(float f)
+{
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    const uint32_t sign = (x >> 16) & 0x8000u;
+    const uint32_t mag = x & 0x7fffffffu;
+    if (mag >= 0x7f800000u) return (uint16_t)(sign | (mag > 0x7f800000u ? 0x7e00u : 0x7c00u)); // NaN, inf
+    if (mag >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u);                                   // >= 65520: inf
+    if (mag < 0x38800000u)                                                                       // below 2^-14
+    {
+        float v;
+        std::memcpy(&v, &mag, 4);
+        // Subnormal half: units of 2^-24; scaling by 2^24 is exact and nearbyint rounds to even.
+        return (uint16_t)(sign | (uint32_t)std::nearbyint(v * 16777216.0f));
+    }
+    uint32_t h = (((mag >> 23) - 112u) << 10) | ((mag >> 13) & 0x3ffu);
+    const uint32_t rest = mag & 0x1fffu;
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h; // a carry into the exponent is still right
+    return (uint16_t)(sign | h);
+}
+
+inline float f16_bits_to_f32(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t exp = (h >> 10) & 0x1fu;
+    const uint32_t man = h & 0x3ffu;
+    uint32_t x;
+    if (exp == 0x1fu) x = sign | 0x7f800000u | (man << 13);
+    else if (exp != 0) x = sign | ((exp + 112u) << 23) | (man << 13);
+    else
+    {
+        const float v = (float)man * (1.0f / 16777216.0f); // exact
+        std::memcpy(&x, &v, 4);
+        x |= sign;
+    }
+    float f;
+    std::memcpy(&f, &x, 4);
+    return f;
+}
+
+inline uint16_t f32_to_bf16_bits(float f)
+{
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);
+    x += 0x7fffu + ((x >> 16) & 1u);
+    return (uint16_t)(x >> 16);
+}
+
+inline float bf16_bits_to_f32(uint16_t b)
+{
+    const uint32_t x = (uint32_t)b << 16;
+    float f;
+    std::memcpy(&f, &x, 4);
+    return f;
+}
+
+} // namespace longdep_emu
+
+struct __half { uint16_t bits; };
+struct __nv_bfloat16 { uint16_t bits; };
+struct alignas(4) __half2 { __half x, y; };
+
+inline __half __float2half_rn(float f) { return __half{longdep_emu::f32_to_f16_bits(f)}; }
+inline float __half2float(__half h) { return longdep_emu::f16_bits_to_f32(h.bits); }
+inline __half2 __floats2half2_rn(float lo, float hi) { return __half2{__float2half_rn(lo), __float2half_rn(hi)}; }
+inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __nv_bfloat16{longdep_emu::f32_to_bf16_bits(f)}; }
+inline float __bfloat162float(__nv_bfloat16 b) { return longdep_emu::bf16_bits_to_f32(b.bits); }
+
+// ---- Block and warp synchronization, implemented by the fiber scheduler in kernel_emu.cpp ----
+
+namespace longdep_emu {
+
+// What a warp-wide call exchanges: each lane's words are visible to every lane of its warp after the call.
+enum class WarpOp : int { Shuffle = 1, Mma = 2 };
+
+// Writes this lane's `words` 32-bit words, waits for all 32 lanes of the warp (all must make the same kind of
+// call), and returns the warp's table: lane l's words at [l * 16, l * 16 + words).
+const uint32_t* warp_exchange(WarpOp op, const uint32_t* mine, int words);
+
+void sync_block();
+
+// Ends the launch with an error naming the block and thread (kernel misuse the GPU would not report).
+[[noreturn]] void fail(const char* what);
+
+// Dynamic shared memory of the running block (the launch's sharedBytes, filled with 0xFF at each block start).
+extern thread_local unsigned char* dynamic_smem;
+
+// mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 for the warp, from the PTX ISA fragment layout:
+// g = lane >> 2, t = lane & 3; A regs {A[g][2t..], A[g+8][2t..], A[g][2t+8..], A[g+8][2t+8..]},
+// B regs {B[2t..][g], B[2t+8..][g]}, C/D {C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1]}.
+void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+
+} // namespace longdep_emu
+
+inline void __syncthreads() { longdep_emu::sync_block(); }
+
+template <typename T>
+inline T __shfl_xor_sync(unsigned mask, T value, int laneMask)
+{
+    static_assert(sizeof(T) == 4, "32-bit shuffles only");
+    uint32_t mine;
+    std::memcpy(&mine, &value, 4);
+    const uint32_t* all = longdep_emu::warp_exchange(longdep_emu::WarpOp::Shuffle, &mine, 1);
+    if (mask != 0xffffffffu) longdep_emu::fail("__shfl_xor_sync with a partial mask (the emulator runs full warps only)");
+    const int src = ((int)(threadIdx.x & 31u) ^ laneMask) & 31;
+    T result;
+    std::memcpy(&result, all + src * 16, 4);
+    return result;
+}
+
+template <typename T>
+inline T __shfl_sync(unsigned mask, T value, int srcLane)
+{
+    static_assert(sizeof(T) == 4, "32-bit shuffles only");
+    uint32_t mine;
+    std::memcpy(&mine, &value, 4);
+    const uint32_t* all = longdep_emu::warp_exchange(longdep_emu::WarpOp::Shuffle, &mine, 1);
+    if (mask != 0xffffffffu) longdep_emu::fail("__shfl_sync with a partial mask (the emulator runs full warps only)");
+    T result;
+    std::memcpy(&result, all + (srcLane & 31) * 16, 4);
+    return result;
+}

@@ -1,0 +1,140 @@
+using LongDep.Cuda.SelfTest;
+using LongDep.Cuda.Twins;
+
+namespace LongDep.Cuda.Tests;
+
+/// <summary>
+/// The kernels' CUDA source, run on the CPU emulator (native/emu), against the C# twins: the same comparisons the GPU
+/// self-test makes, so indexing, tiling, shared-memory staging and the mma fragment layout are checked without a GPU.
+/// </summary>
+[NonParallelizable]
+public class KernelEmulatorTests
+{
+    internal static KernelEmulator Emulator()
+    {
+        var emulator = KernelEmulator.TryLoad(out var why);
+        if (emulator is not null) return emulator;
+        bool ci = string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+        if (ci) Assert.Fail($"CI must build the kernel emulator: {why}");
+        Assert.Ignore(why);
+        return null!;
+    }
+
+    private static void AllPass(IEnumerable<CheckResult> checks)
+    {
+        var results = checks.ToList();
+        Assert.That(results, Is.Not.Empty);
+        foreach (var r in results) TestContext.Out.WriteLine(r.Row);
+        Assert.Multiple(() =>
+        {
+            foreach (var r in results) Assert.That(r.Passed, Is.True, r.Row);
+        });
+    }
+
+    [Test]
+    public void Emulator_HoldsEveryKernelTheHostLaunches()
+    {
+        var emulator = Emulator();
+        var kernels = emulator.Names.Where(n => !n.StartsWith("emu_test_", StringComparison.Ordinal));
+        Assert.That(kernels, Is.EquivalentTo(KernelNames.All.Select(k => k.Name)));
+    }
+
+    [Test]
+    public void Emulator_RoundsLikeTheHost()
+    {
+        var emulator = Emulator();
+        var random = new Random(5);
+        var values = new List<float>
+        {
+            0f, -0f, 1f, -1f, 65504f, 65519.99f, 65520f, -65520f, 1e-8f, 5.960464e-8f, 2.980232e-8f, 2.9802326e-8f,
+            6.1035156e-5f, 6.103515e-5f, 3.3895314e38f, float.PositiveInfinity, float.NegativeInfinity, float.Epsilon,
+            1.0009766f, 1.0004883f, 1.0014648f, // f16 ties around 1 (half an ulp = 2^-11)
+            1.00390625f, 1.01171875f,            // bf16 ties around 1 (half an ulp = 2^-8)
+        };
+        for (int i = 0; i < 20000; i++)
+        {
+            int bits = random.Next(int.MinValue, int.MaxValue);
+            float f = BitConverter.Int32BitsToSingle(bits);
+            if (float.IsFinite(f)) values.Add(f);
+            values.Add((float)((random.NextDouble() * 2 - 1) * Math.Pow(2, random.Next(-30, 20))));
+        }
+        foreach (var type in new[] { CudaPrecision.F16, CudaPrecision.BF16 })
+        {
+            var rounded = emulator.Round(values.ToArray(), type);
+            for (int i = 0; i < values.Count; i++)
+            {
+                float expected = ElementTypes.Round(values[i], type);
+                Assert.That(BitConverter.SingleToInt32Bits(rounded[i]), Is.EqualTo(BitConverter.SingleToInt32Bits(expected)),
+                    $"{type} rounding of {values[i]:R} (0x{BitConverter.SingleToInt32Bits(values[i]):x8}): emulator {rounded[i]:R}, host {expected:R}");
+            }
+        }
+        Assert.That(float.IsNaN(emulator.Round([float.NaN], CudaPrecision.F16)[0]) && float.IsNaN(emulator.Round([float.NaN], CudaPrecision.BF16)[0]));
+    }
+
+    [Test]
+    public void ScalarKernels_MatchTheirTwins()
+    {
+        using var backend = new SimulatedBackend(emulator: Emulator());
+        AllPass(new KernelChecks(backend).All());
+        Assert.That(backend.Launches.Keys, Does.Contain("attention_fwd_f16").And.Contain("pfs_column_mass").And.Contain("loss_segment_sum"));
+    }
+
+    [Test]
+    public void TensorCoreKernels_MatchTheirTwins()
+    {
+        using var backend = new SimulatedBackend(emulator: Emulator());
+        AllPass(new KernelChecks(backend).TensorCoreChecks());
+        Assert.That(backend.Launches.Keys, Is.SupersetOf(new[]
+        {
+            "attention_mma64_f32", "attention_mma64_bf16", "attention_mma128_f16", "attention_mma128_f32",
+            "pfs_row_stats_mma64", "pfs_column_mass_mma64", "pfs_row_stats_mma128", "pfs_column_mass_mma128",
+        }));
+    }
+
+    [Test]
+    public void QuickSelfTest_OnTheEmulator_PassesAgainstTheCpuReference()
+    {
+        // Whole tiny models (scalar and tensor-core kernels, f32 and f16) through the CUDA forward and probes, every
+        // kernel running from its source: the GPU self-test's --quick run, GEMMs aside.
+        using var backend = new SimulatedBackend(emulator: Emulator());
+        var log = new StringWriter();
+        bool ok = CudaSelfTest.Run(backend, log, new SelfTestOptions { Quick = true },
+            w => new ReferenceLadmProbe(w), w => new ReferenceProLongProbe(w));
+        string text = log.ToString();
+        TestContext.Out.WriteLine(text);
+        Assert.That(ok, Is.True, text);
+        Assert.That(text, Does.Contain("head dim 64 LADM PFS (F16, tensor kernels)").And.Not.Contain("FAIL"));
+        Assert.That(backend.Launches.Keys, Does.Contain("attention_mma64_f16").And.Contain("pfs_column_mass_mma64"));
+    }
+
+    [Test]
+    public void WritesPastAnAllocation_AreReported()
+    {
+        using var backend = new SimulatedBackend(emulator: Emulator());
+        using var src = backend.Allocate<float>(12, "src", "-");
+        using var dst = backend.Allocate<ushort>(10, "dst under test", "-");
+        src.Clear();
+        backend.Launch(KernelNames.ConvertF32ToF16, new Dim3(1), new Dim3(256), 0, [src, dst, 10L]);
+        Assert.That(dst.ToArray(), Is.EqualTo(new ushort[10]));
+        var e = Assert.Throws<InvalidOperationException>(() =>
+            backend.Launch(KernelNames.ConvertF32ToF16, new Dim3(1), new Dim3(256), 0, [src, dst, 12L])); // 12 of 10
+        Assert.That(e!.Message, Does.Contain("convert_f32_to_f16 wrote past the end").And.Contain("dst under test").And.Contain("byte 20"));
+    }
+
+    [Test]
+    public void DivergentWarpCalls_AreReported()
+    {
+        var emulator = Emulator();
+        using var backend = new SimulatedBackend(emulator: emulator);
+        using var output = backend.Allocate<float>(64, "test", "-");
+        var mixed = new KernelSpec("emu_test_mixed_warp_calls", "p");
+        var e = Assert.Throws<InvalidOperationException>(() => emulator.Launch(mixed, new Dim3(1), new Dim3(32), 0, [output]));
+        Assert.That(e!.Message, Does.Contain("warp divergence").And.Contain("mma.sync").And.Contain("block (0,0,0)"));
+        var stuck = new KernelSpec("emu_test_split_barriers", "p");
+        e = Assert.Throws<InvalidOperationException>(() => emulator.Launch(stuck, new Dim3(1), new Dim3(64), 0, [output]));
+        Assert.That(e!.Message, Does.Contain("deadlock").And.Contain("32 threads wait at __syncthreads"));
+        var unknown = new KernelSpec("no_such_kernel", "p");
+        e = Assert.Throws<InvalidOperationException>(() => emulator.Launch(unknown, new Dim3(1), new Dim3(32), 0, [output]));
+        Assert.That(e!.Message, Does.Contain("no kernel no_such_kernel"));
+    }
+}
