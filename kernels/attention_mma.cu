@@ -21,6 +21,129 @@ constexpr int kTcPad = 8;    // f16 padding per shared row: fragment reads hit 3
 constexpr int kTcVtStride = kTcKeys + kTcPad;
 }
 
+// The online-softmax state of this thread's two rows (A = row g, B = row g + 8 of the warp's 16): running maxima in
+// log2 units and this thread's share of the row sums (summed over the quad at the end).
+struct RowState
+{
+    float mA = longdep::neg_inf(), mB = longdep::neg_inf();
+    float lA = 0.0f, lB = 0.0f;
+};
+
+// One 64-key tile staged in shared memory (ks [64][D + 8] key j, dim c; vt [D][64 + 8] dim c, key j) for the warp's
+// 16 rows: S = Q.K^T, causal and end-of-keys mask, online softmax, O += P.V. Keys are virtual indices (prefix first):
+// key kb + j is visible to row r when kb + j < keyCount and kb + j <= prefixLen + r.
+template <int D>
+__device__ __forceinline__ void attention_mma_tile(const __half* ks, const __half* vt, const uint32_t (&qa)[D / 16][4],
+                                                   float (&o)[D / 8][4], RowState& st, int kb, int keyCount, int prefixLen,
+                                                   int rowA, int rowB)
+{
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    const int tq = lane & 3;
+    // S = Q.K^T: 16 rows x 64 keys per warp, eight 16x8 accumulators.
+    float s[kTcKeys / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < kTcKeys / 8; ++nt)
+    {
+        s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+        const __half* kr = ks + (nt * 8 + g) * (D + kTcPad) + 2 * tq;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+            longdep::mma_16816(s[nt], qa[kk], longdep::lds_pair(kr, kk * 16), longdep::lds_pair(kr, kk * 16 + 8));
+    }
+
+    // Causal and end-of-keys mask, then the online softmax of rows A (c0, c1) and B (c2, c3).
+    float tileA = longdep::neg_inf(), tileB = longdep::neg_inf();
+#pragma unroll
+    for (int nt = 0; nt < kTcKeys / 8; ++nt)
+    {
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+        {
+            const int key = kb + nt * 8 + 2 * tq + e;
+            if (key >= keyCount || key > prefixLen + rowA) s[nt][e] = longdep::neg_inf();
+            if (key >= keyCount || key > prefixLen + rowB) s[nt][2 + e] = longdep::neg_inf();
+            tileA = fmaxf(tileA, s[nt][e]);
+            tileB = fmaxf(tileB, s[nt][2 + e]);
+        }
+    }
+    const float mNewA = fmaxf(st.mA, longdep::quad_max(tileA));
+    const float mNewB = fmaxf(st.mB, longdep::quad_max(tileB));
+    const float baseA = mNewA == longdep::neg_inf() ? 0.0f : mNewA; // exp2(-inf - 0) = 0
+    const float baseB = mNewB == longdep::neg_inf() ? 0.0f : mNewB;
+    const float alphaA = exp2f(st.mA - baseA);
+    const float alphaB = exp2f(st.mB - baseB);
+    st.mA = mNewA;
+    st.mB = mNewB;
+    st.lA *= alphaA;
+    st.lB *= alphaB;
+#pragma unroll
+    for (int nd = 0; nd < D / 8; ++nd)
+    {
+        o[nd][0] *= alphaA;
+        o[nd][1] *= alphaA;
+        o[nd][2] *= alphaB;
+        o[nd][3] *= alphaB;
+    }
+#pragma unroll
+    for (int nt = 0; nt < kTcKeys / 8; ++nt)
+    {
+        s[nt][0] = exp2f(s[nt][0] - baseA);
+        s[nt][1] = exp2f(s[nt][1] - baseA);
+        s[nt][2] = exp2f(s[nt][2] - baseB);
+        s[nt][3] = exp2f(s[nt][3] - baseB);
+        st.lA += s[nt][0] + s[nt][1];
+        st.lB += s[nt][2] + s[nt][3];
+    }
+
+    // O += P.V: keys 16*kp .. 16*kp + 15 are the accumulators of key blocks 2kp and 2kp + 1.
+#pragma unroll
+    for (int kp = 0; kp < kTcKeys / 16; ++kp)
+    {
+        const uint32_t pa[4] = {
+            longdep::pack_half2(s[2 * kp][0], s[2 * kp][1]),
+            longdep::pack_half2(s[2 * kp][2], s[2 * kp][3]),
+            longdep::pack_half2(s[2 * kp + 1][0], s[2 * kp + 1][1]),
+            longdep::pack_half2(s[2 * kp + 1][2], s[2 * kp + 1][3]),
+        };
+#pragma unroll
+        for (int nd = 0; nd < D / 8; ++nd)
+        {
+            const __half* vr = vt + (nd * 8 + g) * kTcVtStride + kp * 16 + 2 * tq;
+            longdep::mma_16816(o[nd], pa, longdep::lds_pair(vr, 0), longdep::lds_pair(vr, 8));
+        }
+    }
+}
+
+// Normalizes O by the row sums and writes this thread's columns of rows A and B (rows past the sequence are skipped).
+template <int D, typename T>
+__device__ __forceinline__ void attention_mma_store(const float (&o)[D / 8][4], RowState st, T* out, size_t seqRow0, int rowA,
+                                                    int rowB, int seqLen, size_t qStride, int head)
+{
+    const int tq = threadIdx.x & 3;
+    st.lA = longdep::quad_sum(st.lA);
+    st.lB = longdep::quad_sum(st.lB);
+    const float invA = 1.0f / st.lA;
+    const float invB = 1.0f / st.lB;
+#pragma unroll
+    for (int nd = 0; nd < D / 8; ++nd)
+    {
+        const int c = nd * 8 + 2 * tq;
+        if (rowA < seqLen)
+        {
+            T* dst = out + (seqRow0 + rowA) * qStride + (size_t)head * D + c;
+            dst[0] = longdep::from_f32<T>(o[nd][0] * invA);
+            dst[1] = longdep::from_f32<T>(o[nd][1] * invA);
+        }
+        if (rowB < seqLen)
+        {
+            T* dst = out + (seqRow0 + rowB) * qStride + (size_t)head * D + c;
+            dst[0] = longdep::from_f32<T>(o[nd][2] * invB);
+            dst[1] = longdep::from_f32<T>(o[nd][3] * invB);
+        }
+    }
+}
+
 template <int D, typename T>
 __device__ __forceinline__ void attention_mma_impl(
     const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
@@ -43,9 +166,7 @@ __device__ __forceinline__ void attention_mma_impl(
     __half* vt = ks + kTcKeys * (D + kTcPad);                      // [D][64 + 8]  dim c, key j
 
     const int warp = threadIdx.x >> 5;
-    const int lane = threadIdx.x & 31;
-    const int g = lane >> 2;
-    const int tq = lane & 3;
+    const int g = (threadIdx.x & 31) >> 2;
     const int rowA = t0 + warp * 16 + g; // this thread's two accumulator rows
     const int rowB = rowA + 8;
 
@@ -61,8 +182,7 @@ __device__ __forceinline__ void attention_mma_impl(
     float o[D / 8][4];
 #pragma unroll
     for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
-    float mA = longdep::neg_inf(), mB = longdep::neg_inf();
-    float lA = 0.0f, lB = 0.0f; // this thread's share of the row sums (summed over the quad at the end)
+    RowState st;
 
     const int tLast = min(t0 + kTcRows, seqLen) - 1;
     const int keyCount = prefixLen + tLast + 1; // virtual keys [0, keyCount) cover every row of the block
@@ -108,102 +228,178 @@ __device__ __forceinline__ void attention_mma_impl(
         }
         __syncthreads();
 
-        // S = Q.K^T: 16 rows x 64 keys per warp, eight 16x8 accumulators.
-        float s[kTcKeys / 8][4];
-#pragma unroll
-        for (int nt = 0; nt < kTcKeys / 8; ++nt)
-        {
-            s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-            const __half* kr = ks + (nt * 8 + g) * (D + kTcPad) + 2 * tq;
-#pragma unroll
-            for (int kk = 0; kk < D / 16; ++kk)
-                longdep::mma_16816(s[nt], qa[kk], longdep::lds_pair(kr, kk * 16), longdep::lds_pair(kr, kk * 16 + 8));
-        }
-
-        // Causal and end-of-keys mask, then the online softmax of rows A (c0, c1) and B (c2, c3).
-        float tileA = longdep::neg_inf(), tileB = longdep::neg_inf();
-#pragma unroll
-        for (int nt = 0; nt < kTcKeys / 8; ++nt)
-        {
-#pragma unroll
-            for (int e = 0; e < 2; ++e)
-            {
-                const int key = kb + nt * 8 + 2 * tq + e;
-                if (key >= keyCount || key > prefixLen + rowA) s[nt][e] = longdep::neg_inf();
-                if (key >= keyCount || key > prefixLen + rowB) s[nt][2 + e] = longdep::neg_inf();
-                tileA = fmaxf(tileA, s[nt][e]);
-                tileB = fmaxf(tileB, s[nt][2 + e]);
-            }
-        }
-        const float mNewA = fmaxf(mA, longdep::quad_max(tileA));
-        const float mNewB = fmaxf(mB, longdep::quad_max(tileB));
-        const float baseA = mNewA == longdep::neg_inf() ? 0.0f : mNewA; // exp2(-inf - 0) = 0
-        const float baseB = mNewB == longdep::neg_inf() ? 0.0f : mNewB;
-        const float alphaA = exp2f(mA - baseA);
-        const float alphaB = exp2f(mB - baseB);
-        mA = mNewA;
-        mB = mNewB;
-        lA *= alphaA;
-        lB *= alphaB;
-#pragma unroll
-        for (int nd = 0; nd < D / 8; ++nd)
-        {
-            o[nd][0] *= alphaA;
-            o[nd][1] *= alphaA;
-            o[nd][2] *= alphaB;
-            o[nd][3] *= alphaB;
-        }
-#pragma unroll
-        for (int nt = 0; nt < kTcKeys / 8; ++nt)
-        {
-            s[nt][0] = exp2f(s[nt][0] - baseA);
-            s[nt][1] = exp2f(s[nt][1] - baseA);
-            s[nt][2] = exp2f(s[nt][2] - baseB);
-            s[nt][3] = exp2f(s[nt][3] - baseB);
-            lA += s[nt][0] + s[nt][1];
-            lB += s[nt][2] + s[nt][3];
-        }
-
-        // O += P.V: keys 16*kp .. 16*kp + 15 are the accumulators of key blocks 2kp and 2kp + 1.
-#pragma unroll
-        for (int kp = 0; kp < kTcKeys / 16; ++kp)
-        {
-            const uint32_t pa[4] = {
-                longdep::pack_half2(s[2 * kp][0], s[2 * kp][1]),
-                longdep::pack_half2(s[2 * kp][2], s[2 * kp][3]),
-                longdep::pack_half2(s[2 * kp + 1][0], s[2 * kp + 1][1]),
-                longdep::pack_half2(s[2 * kp + 1][2], s[2 * kp + 1][3]),
-            };
-#pragma unroll
-            for (int nd = 0; nd < D / 8; ++nd)
-            {
-                const __half* vr = vt + (nd * 8 + g) * kTcVtStride + kp * 16 + 2 * tq;
-                longdep::mma_16816(o[nd], pa, longdep::lds_pair(vr, 0), longdep::lds_pair(vr, 8));
-            }
-        }
+        attention_mma_tile<D>(ks, vt, qa, o, st, kb, keyCount, prefixLen, rowA, rowB);
     }
 
-    lA = longdep::quad_sum(lA);
-    lB = longdep::quad_sum(lB);
-    const float invA = 1.0f / lA;
-    const float invB = 1.0f / lB;
-#pragma unroll
-    for (int nd = 0; nd < D / 8; ++nd)
+    attention_mma_store<D, T>(o, st, out, seqRow0, rowA, rowB, seqLen, qStride, head);
+}
+
+// ---- Keys and values packed once per layer as f16 (no prefix keys): tiles staged by cp.async, double-buffered ----
+
+// k16 [nSeq][paddedLen][kvHeads * D] and vt16 [nSeq][kvHeads][D][paddedLen] (values transposed) from float32 k, v
+// [nSeq * seqLen][kvHeads * D]; rows and keys from seqLen to paddedLen (a multiple of 64) are zero, so every 64-key
+// tile the attention kernel copies lies inside the buffers and keys past the end carry V = 0.
+// Launch: grid = (paddedLen / 64, kvHeads, nSeq), block.x = 256, dynamic shared memory = 64 * (headDim + 1) * 4 bytes.
+extern "C" __global__ __launch_bounds__(256) void kv_pack_f16(const float* k, const float* v, __half* k16, __half* vt16,
+                                                             int nSeq, int seqLen, int paddedLen, int kvHeads, int headDim)
+{
+    const int t0 = blockIdx.x * kTcKeys;
+    const int h = blockIdx.y;
+    const int seq = blockIdx.z;
+    if (seq >= nSeq || h >= kvHeads || t0 >= paddedLen) return; // uniform per block
+    const int D = headDim;
+    const size_t kvStride = (size_t)kvHeads * D;
+    float* tile = reinterpret_cast<float*>(longdep_dynamic_smem); // [64][D + 1]: this block's values, key-major
+    for (int idx = threadIdx.x; idx < kTcKeys * D; idx += blockDim.x)
     {
-        const int c = nd * 8 + 2 * tq;
-        if (rowA < seqLen)
+        const int j = idx / D;
+        const int c = idx - j * D;
+        const int t = t0 + j;
+        float kv = 0.0f, vv = 0.0f;
+        if (t < seqLen)
         {
-            T* dst = out + (seqRow0 + rowA) * qStride + (size_t)head * D + c;
-            dst[0] = longdep::from_f32<T>(o[nd][0] * invA);
-            dst[1] = longdep::from_f32<T>(o[nd][1] * invA);
+            const size_t at = ((size_t)seq * seqLen + t) * kvStride + (size_t)h * D + c;
+            kv = k[at];
+            vv = v[at];
         }
-        if (rowB < seqLen)
-        {
-            T* dst = out + (seqRow0 + rowB) * qStride + (size_t)head * D + c;
-            dst[0] = longdep::from_f32<T>(o[nd][2] * invB);
-            dst[1] = longdep::from_f32<T>(o[nd][3] * invB);
-        }
+        k16[((size_t)seq * paddedLen + t) * kvStride + (size_t)h * D + c] = __float2half_rn(kv);
+        tile[j * (D + 1) + c] = vv;
     }
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < kTcKeys * D; idx += blockDim.x)
+    {
+        const int c = idx / kTcKeys;
+        const int j = idx - c * kTcKeys;
+        vt16[(((size_t)seq * kvHeads + h) * D + c) * paddedLen + t0 + j] = __float2half_rn(tile[j * (D + 1) + c]);
+    }
+}
+
+// Issues the cp.async copies of one 64-key tile starting at key kb into a stage: K rows to ks [64][D + 8], V^T rows to
+// vt [D][64 + 8], 16 bytes (8 halves) per copy.
+template <int D>
+__device__ __forceinline__ void attention_kv16_stage(__half* stage, const __half* kBase, const __half* vBase, int kb,
+                                                     size_t kvStride, int paddedLen)
+{
+    __half* ks = stage;
+    __half* vt = stage + kTcKeys * (D + kTcPad);
+    for (int idx = threadIdx.x; idx < kTcKeys * (D / 8); idx += blockDim.x)
+    {
+        const int j = idx / (D / 8);
+        const int c = (idx - j * (D / 8)) * 8;
+        longdep::cp_async16(ks + j * (D + kTcPad) + c, kBase + (size_t)(kb + j) * kvStride + c);
+    }
+    for (int idx = threadIdx.x; idx < D * (kTcKeys / 8); idx += blockDim.x)
+    {
+        const int c = idx / (kTcKeys / 8);
+        const int j = (idx - c * (kTcKeys / 8)) * 8;
+        longdep::cp_async16(vt + c * kTcVtStride + j, vBase + (size_t)c * paddedLen + kb + j);
+    }
+}
+
+// attention_mma_impl without prefix keys, reading the packed f16 keys and values: the next tile's copies are in flight
+// while the current one is multiplied. Same numerics (the kernel above rounds k and v to f16 when staging).
+// Launch: grid = (ceil(seqLen / 64), heads, nSeq), block.x = 128, dynamic shared memory = attention_kv16_smem_bytes(D)
+//         = 2 * (64 * (D + 8) + D * 72) * 2 bytes. q 8-byte aligned, k16 and vt16 16-byte aligned.
+template <int D, typename T>
+__device__ __forceinline__ void attention_mma_kv16_impl(const float* __restrict__ q, const __half* __restrict__ k16,
+                                                        const __half* __restrict__ vt16, T* __restrict__ out, int nSeq,
+                                                        int seqLen, int paddedLen, int heads, int kvHeads, float scale)
+{
+    const int seq = blockIdx.z;
+    const int head = blockIdx.y;
+    const int t0 = (gridDim.x - 1 - blockIdx.x) * kTcRows;
+    if (seq >= nSeq || head >= heads || t0 >= seqLen) return; // uniform per block
+
+    const int kvHead = head / (heads / kvHeads);
+    const size_t qStride = (size_t)heads * D;
+    const size_t kvStride = (size_t)kvHeads * D;
+    const size_t seqRow0 = (size_t)seq * seqLen;
+    const __half* kBase = k16 + (size_t)seq * paddedLen * kvStride + (size_t)kvHead * D;
+    const __half* vBase = vt16 + ((size_t)seq * kvHeads + kvHead) * D * (size_t)paddedLen;
+    constexpr int kStage = kTcKeys * (D + kTcPad) + D * kTcVtStride; // halves per stage
+    __half* smem = reinterpret_cast<__half*>(longdep_dynamic_smem);
+
+    const int warp = threadIdx.x >> 5;
+    const int g = (threadIdx.x & 31) >> 2;
+    const int rowA = t0 + warp * 16 + g;
+    const int rowB = rowA + 8;
+    uint32_t qa[D / 16][4];
+    {
+        const float qScale = scale * longdep::kLog2e;
+        const float* qA = q + (seqRow0 + min(rowA, seqLen - 1)) * qStride + (size_t)head * D;
+        const float* qB = q + (seqRow0 + min(rowB, seqLen - 1)) * qStride + (size_t)head * D;
+        longdep::load_a_fragments<D>(qA, qB, qScale, qa);
+    }
+    float o[D / 8][4];
+#pragma unroll
+    for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
+    RowState st;
+
+    const int keyCount = min(t0 + kTcRows, seqLen); // keys [0, keyCount) cover every row of the block
+    const int tiles = (keyCount + kTcKeys - 1) / kTcKeys;
+    attention_kv16_stage<D>(smem, kBase, vBase, 0, kvStride, paddedLen);
+    longdep::cp_async_commit();
+    for (int i = 0; i < tiles; ++i)
+    {
+        if (i + 1 < tiles) attention_kv16_stage<D>(smem + ((i + 1) & 1) * kStage, kBase, vBase, (i + 1) * kTcKeys, kvStride, paddedLen);
+        longdep::cp_async_commit();
+        longdep::cp_async_wait<1>(); // tile i has landed (only tile i + 1's copies may be in flight)
+        __syncthreads();
+        const __half* ks = smem + (i & 1) * kStage;
+        attention_mma_tile<D>(ks, ks + kTcKeys * (D + kTcPad), qa, o, st, i * kTcKeys, keyCount, 0, rowA, rowB);
+        __syncthreads(); // the next iteration's copies overwrite this stage
+    }
+    longdep::cp_async_wait<0>();
+    attention_mma_store<D, T>(o, st, out, seqRow0, rowA, rowB, seqLen, qStride, head);
+}
+
+// (q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, headDim, scale); headDim must equal the kernel's D.
+extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_f32(
+    const float* q, const __half* k16, const __half* vt16, float* out, int nSeq, int seqLen, int paddedLen, int heads,
+    int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    attention_mma_kv16_impl<64, float>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+}
+
+extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_f16(
+    const float* q, const __half* k16, const __half* vt16, __half* out, int nSeq, int seqLen, int paddedLen, int heads,
+    int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    attention_mma_kv16_impl<64, __half>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+}
+
+extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_bf16(
+    const float* q, const __half* k16, const __half* vt16, __nv_bfloat16* out, int nSeq, int seqLen, int paddedLen, int heads,
+    int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    attention_mma_kv16_impl<64, __nv_bfloat16>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+}
+
+extern "C" __global__ __launch_bounds__(128) void attention_mma128_kv16_f32(
+    const float* q, const __half* k16, const __half* vt16, float* out, int nSeq, int seqLen, int paddedLen, int heads,
+    int kvHeads, int headDim, float scale)
+{
+    if (headDim != 128) return;
+    attention_mma_kv16_impl<128, float>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+}
+
+extern "C" __global__ __launch_bounds__(128) void attention_mma128_kv16_f16(
+    const float* q, const __half* k16, const __half* vt16, __half* out, int nSeq, int seqLen, int paddedLen, int heads,
+    int kvHeads, int headDim, float scale)
+{
+    if (headDim != 128) return;
+    attention_mma_kv16_impl<128, __half>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+}
+
+extern "C" __global__ __launch_bounds__(128) void attention_mma128_kv16_bf16(
+    const float* q, const __half* k16, const __half* vt16, __nv_bfloat16* out, int nSeq, int seqLen, int paddedLen, int heads,
+    int kvHeads, int headDim, float scale)
+{
+    if (headDim != 128) return;
+    attention_mma_kv16_impl<128, __nv_bfloat16>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
 }
 
 // Same parameters as attention_fwd_*; headDim must equal the kernel's D (the host checks it; a mismatch writes nothing).

@@ -84,6 +84,40 @@ __device__ __forceinline__ void load_a_fragments(const float* rowA, const float*
     }
 }
 
+// Asynchronous 16-byte global -> shared copy (cp.async.cg, sm_80+): `smem` and `gmem` 16-byte aligned. The copies a
+// thread issued become visible to it after cp_async_wait<N>() leaves at most N newer groups pending, and to the
+// block after a __syncthreads that follows that wait.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem)
+{
+#ifdef LONGDEP_EMULATE
+    longdep_emu::cp_async16(smem, gmem);
+#else
+    const unsigned dst = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem));
+#endif
+}
+
+// Closes the group of copies issued since the last commit (an empty group is allowed).
+__device__ __forceinline__ void cp_async_commit()
+{
+#ifdef LONGDEP_EMULATE
+    longdep_emu::cp_async_commit();
+#else
+    asm volatile("cp.async.commit_group;\n" ::);
+#endif
+}
+
+// Waits until at most N of this thread's committed groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait()
+{
+#ifdef LONGDEP_EMULATE
+    longdep_emu::cp_async_wait(N);
+#else
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+#endif
+}
+
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 

@@ -150,6 +150,12 @@ extern thread_local unsigned char* dynamic_smem;
 // B regs {B[2t..][g], B[2t+8..][g]}, C/D {C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1]}.
 void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
 
+// cp.async: the source is read at issue, the destination written only when a wait retires its group (the latest
+// moment the GPU may write it), so a tile read before its wait and barrier shows the previous contents.
+void cp_async16(void* smem, const void* gmem);
+void cp_async_commit();
+void cp_async_wait(int newerGroupsLeft);
+
 } // namespace longdep_emu
 
 inline void __syncthreads() { longdep_emu::sync_block(); }

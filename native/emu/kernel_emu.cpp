@@ -72,8 +72,16 @@ constexpr int kWordsPerLane = 16;
 
 enum class State { Runnable, AtWarp, AtBlock, Done };
 
+struct AsyncCopy
+{
+    void* dst;
+    unsigned char bytes[16];
+};
+
 struct Fiber
 {
+    std::vector<AsyncCopy> open;                 // cp.async issued since the last commit
+    std::vector<std::vector<AsyncCopy>> groups;  // committed, oldest first
     ucontext_t context; // without the fast switch
     void* sp = nullptr; // with it: the saved stack pointer
     State state = State::Runnable;
@@ -93,6 +101,7 @@ struct Launch
     void (*entry)(void**) = nullptr;
     void** args = nullptr;
     int threads = 0;
+    int sharedBytes = 0;
     std::vector<Fiber> fibers;
     std::vector<Warp> warps;
     ucontext_t scheduler;
@@ -140,6 +149,12 @@ void fiber_main()
 {
     Launch& launch = *active;
     launch.entry(launch.args);
+    {
+        const Fiber& f = launch.fibers[launch.current];
+        bool pending = !f.open.empty();
+        for (const auto& group : f.groups) pending = pending || !group.empty();
+        if (pending) fail("thread returned with cp.async copies never waited for");
+    }
     launch.fibers[launch.current].state = State::Done;
     ++launch.exited;
     release_block_if_complete(launch);
@@ -211,6 +226,8 @@ bool run_block(Launch& launch)
 #endif
         f.state = State::Runnable;
         f.phase = 0;
+        f.open.clear();
+        f.groups.clear();
     }
     for (Warp& w : launch.warps) w.arrived = 0;
     launch.blockArrived = 0;
@@ -292,6 +309,37 @@ const uint32_t* warp_exchange(WarpOp op, const uint32_t* mine, int words)
         yield_to_scheduler();
     }
     return warp.words[phase];
+}
+
+void cp_async16(void* smem, const void* gmem)
+{
+    Launch& launch = *active;
+    const unsigned char* dynamicEnd = dynamic_smem + launch.sharedBytes;
+    if (((uintptr_t)smem | (uintptr_t)gmem) % 16 != 0) fail("cp.async with an address that is not 16-byte aligned");
+    if (dynamic_smem == nullptr || (unsigned char*)smem < dynamic_smem || (unsigned char*)smem + 16 > dynamicEnd)
+        fail("cp.async to an address outside the block's dynamic shared memory");
+    AsyncCopy copy;
+    copy.dst = smem;
+    std::memcpy(copy.bytes, gmem, 16);
+    launch.fibers[launch.current].open.push_back(copy);
+}
+
+void cp_async_commit()
+{
+    Fiber& f = active->fibers[active->current];
+    f.groups.push_back(std::move(f.open));
+    f.open.clear();
+}
+
+void cp_async_wait(int newerGroupsLeft)
+{
+    Fiber& f = active->fibers[active->current];
+    const size_t keep = newerGroupsLeft < 0 ? 0 : (size_t)newerGroupsLeft;
+    while (f.groups.size() > keep)
+    {
+        for (const AsyncCopy& copy : f.groups.front()) std::memcpy(copy.dst, copy.bytes, 16);
+        f.groups.erase(f.groups.begin());
+    }
 }
 
 void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1)
@@ -390,6 +438,10 @@ const Entry kEntries[] = {
     LONGDEP_EMU_ENTRY(pfs_row_stats_mma128),  LONGDEP_EMU_ENTRY(pfs_column_mass_mma64),
     LONGDEP_EMU_ENTRY(pfs_column_mass_mma128), LONGDEP_EMU_ENTRY(loss_row_nll),
     LONGDEP_EMU_ENTRY(loss_segment_sum),
+    LONGDEP_EMU_ENTRY(kv_pack_f16),
+    LONGDEP_EMU_ENTRY(attention_mma64_kv16_f32),  LONGDEP_EMU_ENTRY(attention_mma64_kv16_f16),
+    LONGDEP_EMU_ENTRY(attention_mma64_kv16_bf16), LONGDEP_EMU_ENTRY(attention_mma128_kv16_f32),
+    LONGDEP_EMU_ENTRY(attention_mma128_kv16_f16), LONGDEP_EMU_ENTRY(attention_mma128_kv16_bf16),
     LONGDEP_EMU_ENTRY(emu_test_mixed_warp_calls), LONGDEP_EMU_ENTRY(emu_test_split_barriers),
 };
 #undef LONGDEP_EMU_ENTRY
@@ -442,6 +494,7 @@ int longdep_emu_launch(const char* name, const unsigned* grid, const unsigned* b
     launch.entry = entry->run;
     launch.args = args;
     launch.threads = (int)threads;
+    launch.sharedBytes = sharedBytes;
     launch.fibers.resize((size_t)threads);
     launch.warps.resize((size_t)threads / 32);
     for (unsigned z = 0, i = 0; z < block[2]; ++z)

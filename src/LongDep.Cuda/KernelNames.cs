@@ -50,6 +50,17 @@ public static class KernelNames
     public static readonly KernelSpec AttentionMma128F16 = new("attention_mma128_f16", "pppppppiiiiiif");
     public static readonly KernelSpec AttentionMma128BF16 = new("attention_mma128_bf16", "pppppppiiiiiif");
 
+    // attention_mma.cu, keys and values packed as f16 once per layer (no prefix keys):
+    // kv_pack_f16 (k, v, k16, vt16, nSeq, seqLen, paddedLen, kvHeads, headDim)
+    public static readonly KernelSpec KvPackF16 = new("kv_pack_f16", "ppppiiiii");
+    // (q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, headDim, scale)
+    public static readonly KernelSpec AttentionMma64Kv16F32 = new("attention_mma64_kv16_f32", "ppppiiiiiif");
+    public static readonly KernelSpec AttentionMma64Kv16F16 = new("attention_mma64_kv16_f16", "ppppiiiiiif");
+    public static readonly KernelSpec AttentionMma64Kv16BF16 = new("attention_mma64_kv16_bf16", "ppppiiiiiif");
+    public static readonly KernelSpec AttentionMma128Kv16F32 = new("attention_mma128_kv16_f32", "ppppiiiiiif");
+    public static readonly KernelSpec AttentionMma128Kv16F16 = new("attention_mma128_kv16_f16", "ppppiiiiiif");
+    public static readonly KernelSpec AttentionMma128Kv16BF16 = new("attention_mma128_kv16_bf16", "ppppiiiiiif");
+
     // pfs.cu
     // (q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim, scale)
     public static readonly KernelSpec PfsRowStats = new("pfs_row_stats", "ppppppiiiiif");
@@ -79,6 +90,9 @@ public static class KernelNames
         AttentionF32, AttentionF16, AttentionBF16,
         AttentionMma64F32, AttentionMma64F16, AttentionMma64BF16,
         AttentionMma128F32, AttentionMma128F16, AttentionMma128BF16,
+        KvPackF16,
+        AttentionMma64Kv16F32, AttentionMma64Kv16F16, AttentionMma64Kv16BF16,
+        AttentionMma128Kv16F32, AttentionMma128Kv16F16, AttentionMma128Kv16BF16,
         PfsRowStats, PfsColumnMass, PfsWindowSum,
         PfsRowStatsMma64, PfsRowStatsMma128, PfsColumnMassMma64, PfsColumnMassMma128,
         LossRowNll, LossSegmentSum,
@@ -123,6 +137,17 @@ public static class KernelNames
         (128, CudaPrecision.F32) => AttentionMma128F32,
         (128, CudaPrecision.F16) => AttentionMma128F16,
         (128, _) => AttentionMma128BF16,
+        _ => throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "tensor-core attention is built for head dimensions 64 and 128"),
+    };
+
+    internal static KernelSpec AttentionMmaKv16(CudaPrecision output, int headDim) => (headDim, output) switch
+    {
+        (64, CudaPrecision.F32) => AttentionMma64Kv16F32,
+        (64, CudaPrecision.F16) => AttentionMma64Kv16F16,
+        (64, _) => AttentionMma64Kv16BF16,
+        (128, CudaPrecision.F32) => AttentionMma128Kv16F32,
+        (128, CudaPrecision.F16) => AttentionMma128Kv16F16,
+        (128, _) => AttentionMma128Kv16BF16,
         _ => throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "tensor-core attention is built for head dimensions 64 and 128"),
     };
 

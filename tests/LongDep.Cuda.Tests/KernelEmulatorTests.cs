@@ -104,7 +104,8 @@ public class KernelEmulatorTests
         TestContext.Out.WriteLine(text);
         Assert.That(ok, Is.True, text);
         Assert.That(text, Does.Contain("head dim 64 LADM PFS (F16, tensor kernels)").And.Not.Contain("FAIL"));
-        Assert.That(backend.Launches.Keys, Does.Contain("attention_mma64_f16").And.Contain("pfs_column_mass_mma64"));
+        Assert.That(backend.Launches.Keys, Does.Contain("attention_mma64_kv16_f16").And.Contain("kv_pack_f16")
+            .And.Contain("attention_mma64_f16").And.Contain("pfs_column_mass_mma64"));
     }
 
     [Test]

@@ -221,9 +221,11 @@ public class SimulatedProbeTests
     private static ModelConfig HeadDimConfig(int headDim) =>
         RandomModel.TinyConfig() with { Dim = 2 * headDim, FfDim = 96, Heads = 2, KvHeads = 1, HeadDim = headDim };
 
+    // LADM has no prefix keys: its attention packs k, v as f16 (kv_pack_f16) and runs the cp.async kernel.
     private static readonly string[] TensorCoreKernelNames =
     [
-        KernelNames.AttentionMma64F32.Name, KernelNames.PfsRowStatsMma64.Name, KernelNames.PfsColumnMassMma64.Name,
+        KernelNames.KvPackF16.Name, KernelNames.AttentionMma64Kv16F32.Name, KernelNames.PfsRowStatsMma64.Name,
+        KernelNames.PfsColumnMassMma64.Name,
     ];
 
     [TestCase(AttentionKernels.TensorCores, 2e-3)]
@@ -255,6 +257,7 @@ public class SimulatedProbeTests
             foreach (var name in TensorCoreKernelNames)
                 Assert.That(backend.Launches.ContainsKey(name), Is.EqualTo(tensor), name);
             Assert.That(backend.Launches.ContainsKey(KernelNames.AttentionF32.Name), Is.EqualTo(!tensor));
+            Assert.That(backend.Launches.ContainsKey(KernelNames.AttentionMma64F32.Name), Is.False, "the unpacked kernel is for prefix keys");
             Assert.That(backend.Launches.ContainsKey(KernelNames.PfsColumnMass.Name), Is.EqualTo(!tensor));
         });
         if (tensor)

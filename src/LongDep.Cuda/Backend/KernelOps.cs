@@ -23,6 +23,8 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     public static int PfsColumnMassSharedBytes(int headDim) => (64 * (headDim + 1) + 16 * headDim + 4 * 64) * sizeof(float);
     // Tensor-core kernels (attention_mma.cu, pfs_mma.cu): f16 tiles with 8 elements of padding per row.
     public static int AttentionMmaSharedBytes(int headDim) => (64 * (headDim + 8) + headDim * 72) * 2;
+    public static int AttentionKv16SharedBytes(int headDim) => 2 * AttentionMmaSharedBytes(headDim); // two stages
+    public static int KvPackSharedBytes(int headDim) => 64 * (headDim + 1) * sizeof(float);
     public static int PfsRowStatsMmaSharedBytes(int headDim) => 64 * (headDim + 8) * 2;
     public static int PfsColumnMassMmaSharedBytes(int headDim) => 64 * (headDim + 8) * 2 + 2 * 64 * sizeof(float);
 
@@ -106,8 +108,24 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     }
 
     /// <summary>Causal GQA attention over <paramref name="nSeq"/> sequences of <paramref name="seqLen"/> rows (see attention.cu).</summary>
+    /// <summary>Keys per sequence in the packed f16 layout: <paramref name="seqLen"/> rounded up to whole 64-key tiles.</summary>
+    public static int PaddedKeys(int seqLen) => checked((seqLen + 63) / 64 * 64);
+
+    /// <summary>Bytes of the packed f16 keys and transposed values (kv_pack_f16) for these sequences.</summary>
+    public static long KvHalfBytes(int nSeq, int seqLen, int kvHeads, int headDim) => 2L * 2 * nSeq * PaddedKeys(seqLen) * kvHeads * headDim;
+
+    /// <summary>
+    /// Whether <see cref="Attention"/> takes the packed-f16 path (kv_pack_f16, then attention_mma*_kv16 with cp.async
+    /// double-buffered tiles): tensor cores, no prefix keys, and a scratch buffer of <see cref="KvHalfBytes"/>.
+    /// </summary>
+    public bool UsesPackedKv(int nSeq, int seqLen, int prefixLen, int kvHeads, int headDim, DeviceBuffer<byte>? kvHalf) =>
+        UsesTensorCores(headDim) && prefixLen == 0 && kvHalf is not null && kvHalf.ByteLength >= KvHalfBytes(nSeq, seqLen, kvHeads, headDim);
+
+    /// <param name="kvHalf">Scratch for the packed f16 keys and values; with room for them (<see cref="KvHalfBytes"/>) and no
+    /// prefix, tensor-core attention packs k and v once and runs the cp.async kernel (<see cref="UsesPackedKv"/>).</param>
     public void Attention(DevicePtr q, DevicePtr k, DevicePtr v, DevicePtr kPrefix, DevicePtr vPrefix, DevicePtr prefixStart,
-        DevicePtr output, CudaPrecision outputType, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim)
+        DevicePtr output, CudaPrecision outputType, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim,
+        DeviceBuffer<byte>? kvHalf = null)
     {
         if (nSeq == 0 || seqLen == 0) return;
         CheckHeads(heads, kvHeads, headDim);
@@ -115,6 +133,20 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         if (prefixLen < 0) throw new ArgumentOutOfRangeException(nameof(prefixLen));
         if (prefixLen > 0 && (kPrefix.IsNull || vPrefix.IsNull || prefixStart.IsNull))
             throw new ArgumentException("a prefix length needs the prefix key, value and start buffers");
+        if (UsesPackedKv(nSeq, seqLen, prefixLen, kvHeads, headDim, kvHalf))
+        {
+            int padded = PaddedKeys(seqLen);
+            var k16 = kvHalf!.Pointer;
+            var vt16 = kvHalf.At(KvHalfBytes(nSeq, seqLen, kvHeads, headDim) / 2);
+            Aligned8(q, nameof(q));
+            if (k16.Address % 16 != 0 || vt16.Address % 16 != 0)
+                throw new ArgumentException("the packed key/value scratch must be 16-byte aligned (cp.async)", nameof(kvHalf));
+            Backend.Launch(KernelNames.KvPackF16, new Dim3((uint)(padded / 64), (uint)kvHeads, (uint)nSeq), RowBlock,
+                KvPackSharedBytes(headDim), [k, v, k16, vt16, nSeq, seqLen, padded, kvHeads, headDim]);
+            Backend.Launch(KernelNames.AttentionMmaKv16(outputType, headDim), new Dim3((uint)((seqLen + 63) / 64), (uint)heads, (uint)nSeq),
+                128, AttentionKv16SharedBytes(headDim), [q, k16, vt16, output, nSeq, seqLen, padded, heads, kvHeads, headDim, Scale(headDim)]);
+            return;
+        }
         if (UsesTensorCores(headDim))
         {
             Aligned8(q, nameof(q)); Aligned8(k, nameof(k)); Aligned8(v, nameof(v));

@@ -102,6 +102,15 @@ public static class KernelTiming
                 ops.AttentionKernel(CudaPrecision.F16, d).Name, name, attentionWork, attentionFlop,
                 () => ops.Attention(q.Pointer, k.Pointer, v.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer,
                     CudaPrecision.F16, 1, T, 0, H, Hkv, d)));
+            if (ops.UsesTensorCores(d))
+            {
+                // The path the model takes without prefix keys: pack k, v as f16 once, then cp.async tiles.
+                using var kvHalf = backend.Allocate<byte>(KernelOps.KvHalfBytes(1, T, Hkv, d), "kernel timing packed keys and values", hint);
+                rows.Add(Time(backend, options.Repeats, progress,
+                    $"{KernelNames.KvPackF16.Name} + {KernelNames.AttentionMmaKv16(CudaPrecision.F16, d).Name}", name, attentionWork, attentionFlop,
+                    () => ops.Attention(q.Pointer, k.Pointer, v.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer,
+                        CudaPrecision.F16, 1, T, 0, H, Hkv, d, kvHalf)));
+            }
             if (nSpans == 0) continue;
             rows.Add(Time(backend, options.Repeats, progress,
                 ops.PfsRowStatsKernel(d).Name, name, pfsWork, pfsFlop,

@@ -221,7 +221,7 @@ public sealed class CudaModel : IDisposable
         var c = Config;
         var w = Layers[layer];
         Ops.Attention(ws.Q.Pointer, k, v, kPrefix, vPrefix, prefixStart, ws.AttnOut.Pointer, Precision, nSeq, seqLen, prefixLen,
-            c.Heads, c.KvHeads, c.HeadDim);
+            c.Heads, c.KvHeads, c.HeadDim, ws.KvHalf);
         Ops.Linear(ws.AttnOut.Pointer, w.Wo.Pointer, Precision, ws.Hidden.Pointer, rows, c.QDim, c.Dim, accumulate: true);
         Ops.RmsNorm(ws.Hidden.Pointer, w.FfnNorm.Pointer, ws.Normed.Pointer, Precision, rows, c.Dim, c.RmsEps);
         for (int r0 = 0; r0 < rows; r0 += ws.MlpTileRows)

@@ -25,6 +25,10 @@ internal sealed class ForwardWorkspace : IDisposable
             K = Own(backend.Allocate<float>((long)capacity * c.KvDim, $"{what}: keys", hint));
             V = Own(backend.Allocate<float>((long)capacity * c.KvDim, $"{what}: values", hint));
             AttnOut = Own(backend.Allocate<byte>((long)capacity * c.QDim * size, $"{what}: attention output", hint));
+            // Packed f16 keys and values for tensor-core attention without prefix keys: room for one sequence of
+            // `capacity` rows, or several whose lengths are multiples of 64 (KernelOps.UsesPackedKv falls back otherwise).
+            if (model.Ops.UsesTensorCores(c.HeadDim))
+                KvHalf = Own(backend.Allocate<byte>(KernelOps.KvHalfBytes(1, capacity, c.KvHeads, c.HeadDim), $"{what}: packed f16 keys and values", hint));
             Gate = Own(backend.Allocate<float>((long)MlpTileRows * c.FfDim, $"{what}: feed-forward gate", hint));
             Up = Own(backend.Allocate<float>((long)MlpTileRows * c.FfDim, $"{what}: feed-forward up", hint));
             Act = Own(backend.Allocate<byte>((long)MlpTileRows * c.FfDim * size, $"{what}: feed-forward activation", hint));
@@ -54,6 +58,8 @@ internal sealed class ForwardWorkspace : IDisposable
     public DeviceBuffer<float> K { get; } = null!;
     public DeviceBuffer<float> V { get; } = null!;
     public DeviceBuffer<byte> AttnOut { get; } = null!;
+    /// <summary>Scratch of kv_pack_f16 (null when the model's attention does not run on tensor cores).</summary>
+    public DeviceBuffer<byte>? KvHalf { get; }
     public DeviceBuffer<float> Gate { get; } = null!;
     public DeviceBuffer<float> Up { get; } = null!;
     public DeviceBuffer<byte> Act { get; } = null!;

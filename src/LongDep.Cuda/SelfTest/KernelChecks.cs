@@ -56,6 +56,10 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         yield return Attention(CudaPrecision.F16, nSeq: 3, seqLen: 40, prefixLen: 0, heads: 4, kvHeads: 1, headDim: 128, tc);
         yield return Attention(CudaPrecision.BF16, nSeq: 5, seqLen: 33, prefixLen: 21, heads: 8, kvHeads: 2, headDim: 64, tc);
         yield return Attention(CudaPrecision.F32, nSeq: 2, seqLen: 130, prefixLen: 128, heads: 2, kvHeads: 2, headDim: 128, tc);
+        // Keys and values packed as f16 (kv_pack_f16 + attention_mma*_kv16): whole and partial tiles, several sequences.
+        yield return Attention(CudaPrecision.F32, nSeq: 1, seqLen: 200, prefixLen: 0, heads: 4, kvHeads: 2, headDim: 64, tc, packedKv: true);
+        yield return Attention(CudaPrecision.F16, nSeq: 3, seqLen: 40, prefixLen: 0, heads: 4, kvHeads: 1, headDim: 128, tc, packedKv: true);
+        yield return Attention(CudaPrecision.BF16, nSeq: 2, seqLen: 192, prefixLen: 0, heads: 8, kvHeads: 2, headDim: 64, tc, packedKv: true);
         foreach (var r in Pfs(T: 700, heads: 8, kvHeads: 2, headDim: 64, spans: [(600, 700), (300, 428), (37, 40), (129, 130)], tc)) yield return r;
         foreach (var r in Pfs(T: 1100, heads: 4, kvHeads: 4, headDim: 128, spans: [(1000, 1100), (700, 828), (401, 402)], tc)) yield return r;
     }
@@ -193,11 +197,18 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
     /// Attention through <paramref name="kernels"/>' launcher against the float64 twin; for tensor cores the twin gets
     /// the f16-rounded inputs the kernel multiplies (<see cref="TensorCoreInputs"/>), and the tolerance allows P in f16.
     /// </summary>
+    /// <param name="packedKv">With tensor cores and no prefix: give the launcher scratch for the packed f16 keys and values,
+    /// so kv_pack_f16 and attention_mma*_kv16 run (the path the model takes).</param>
     public CheckResult Attention(CudaPrecision outputType, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim,
-        AttentionKernels kernels = AttentionKernels.Simple)
+        AttentionKernels kernels = AttentionKernels.Simple, bool packedKv = false)
     {
         var launcher = kernels == AttentionKernels.Simple ? ops : tensorOps;
         bool tensor = launcher.UsesTensorCores(headDim);
+        using var kvHalf = packedKv && tensor && prefixLen == 0
+            ? backend.Allocate<byte>(KernelOps.KvHalfBytes(nSeq, seqLen, kvHeads, headDim), "self-test packed keys and values", "the self-test size")
+            : null;
+        bool packed = launcher.UsesPackedKv(nSeq, seqLen, prefixLen, kvHeads, headDim, kvHalf);
+        if (packedKv && !packed) return CheckResult.Failure($"attention_mma kv16 (d {headDim})", "the packed-f16 path was not taken");
         long rows = (long)nSeq * seqLen;
         var q = RandomFloats(rows * heads * headDim, 2.0);
         var k = RandomFloats(rows * kvHeads * headDim, 2.0);
@@ -215,7 +226,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         using var ds = Upload(starts);
         using var dout = backend.Allocate<byte>(rows * heads * headDim * outputType.ElementSize(), "self-test output", "the self-test size");
         launcher.Attention(dq.Pointer, dk.Pointer, dv.Pointer, dkp.Pointer, dvp.Pointer, ds.Pointer, dout.Pointer, outputType,
-            nSeq, seqLen, prefixLen, heads, kvHeads, headDim);
+            nSeq, seqLen, prefixLen, heads, kvHeads, headDim, kvHalf);
         var expected = new float[rows * heads * headDim];
         float scale = KernelOps.Scale(headDim);
         if (tensor)
@@ -224,7 +235,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         else
             AttentionTwin.Forward(q, k, v, kp, vp, starts, expected, nSeq, seqLen, prefixLen, heads, kvHeads, headDim, scale);
         return Compare.Arrays(
-            $"{(tensor ? "attention_mma" : "attention_fwd")} ({outputType} out, {nSeq}x{seqLen}, prefix {prefixLen}, H {heads}/{kvHeads}, d {headDim})",
+            $"{(packed ? "kv_pack_f16 + attention_mma kv16" : tensor ? "attention_mma" : "attention_fwd")} ({outputType} out, {nSeq}x{seqLen}, prefix {prefixLen}, H {heads}/{kvHeads}, d {headDim})",
             DownloadTyped(dout, outputType, rows * heads * headDim), RoundAll(expected, outputType),
             tensor ? Math.Max(4e-3, OutputTolerance(outputType)) : OutputTolerance(outputType, 1e-4),
             floorFraction: tensor ? TensorCoreFloor : 1e-2);

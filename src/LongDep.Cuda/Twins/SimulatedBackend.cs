@@ -232,6 +232,17 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             case "attention_mma128_bf16":
                 RunAttention(a, grid, block, sharedBytes, OutputType(kernel.Name), TensorCoreDim(kernel.Name));
                 break;
+            case "kv_pack_f16":
+                RunKvPack(a, grid, block, sharedBytes);
+                break;
+            case "attention_mma64_kv16_f32":
+            case "attention_mma64_kv16_f16":
+            case "attention_mma64_kv16_bf16":
+            case "attention_mma128_kv16_f32":
+            case "attention_mma128_kv16_f16":
+            case "attention_mma128_kv16_bf16":
+                RunAttentionKv16(a, grid, block, sharedBytes, OutputType(kernel.Name), TensorCoreDim(kernel.Name));
+                break;
             case "pfs_row_stats":
                 RunPfsRowStats(a, grid, block, sharedBytes);
                 break;
@@ -378,6 +389,72 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             AttentionTwin.Forward(a.Floats(0, rows * heads * d), a.Floats(1, rows * kvHeads * d), a.Floats(2, rows * kvHeads * d),
                 kPrefix, vPrefix, prefixStart, result, nSeq, seqLen, prefixLen, heads, kvHeads, d, scale);
         WriteTyped(a.Ptr(6), result, output, "attention out");
+    }
+
+    /// <summary>kv_pack_f16: k16 [nSeq][padded][kvHeads*d] and vt16 [nSeq][kvHeads][d][padded] in f16, zero past seqLen.</summary>
+    private void RunKvPack(Args a, Dim3 grid, Dim3 block, int sharedBytes)
+    {
+        int nSeq = a.Int(4), seqLen = a.Int(5), padded = a.Int(6), kvHeads = a.Int(7), d = a.Int(8);
+        Need(a.Kernel, padded % 64 == 0 && padded >= seqLen, $"padded length {padded} is not a multiple of 64 covering {seqLen}");
+        Need(a.Kernel, grid.X >= padded / 64 && grid.Y >= kvHeads && grid.Z >= nSeq, $"grid {grid} does not cover ({padded / 64}, {kvHeads}, {nSeq})");
+        Need(a.Kernel, block.X % 32 == 0 && block.Y == 1 && block.Z == 1, $"block {block} must be 1-D with a multiple of 32 threads");
+        Need(a.Kernel, sharedBytes >= 64 * (d + 1) * 4, $"shared memory {sharedBytes} < {64 * (d + 1) * 4} for head dimension {d}");
+        int kvDim = kvHeads * d;
+        var k = a.Floats(0, (long)nSeq * seqLen * kvDim);
+        var v = a.Floats(1, (long)nSeq * seqLen * kvDim);
+        var k16 = new float[(long)nSeq * padded * kvDim];
+        var vt16 = new float[(long)nSeq * padded * kvDim];
+        for (int seq = 0; seq < nSeq; seq++)
+        for (int t = 0; t < seqLen; t++)
+        for (int h = 0; h < kvHeads; h++)
+        for (int c = 0; c < d; c++)
+        {
+            long at = ((long)seq * seqLen + t) * kvDim + h * d + c;
+            k16[((long)seq * padded + t) * kvDim + h * d + c] = k[(int)at];
+            vt16[(((long)seq * kvHeads + h) * d + c) * padded + t] = v[(int)at];
+        }
+        WriteTyped(a.Ptr(2), k16, CudaPrecision.F16, "kv_pack k16");
+        WriteTyped(a.Ptr(3), vt16, CudaPrecision.F16, "kv_pack vt16");
+    }
+
+    /// <summary>attention_mma*_kv16_*: unpacks the f16 keys and values, then the tensor-core attention twin (no prefix).</summary>
+    private void RunAttentionKv16(Args a, Dim3 grid, Dim3 block, int sharedBytes, CudaPrecision output, int tensorCoreDim)
+    {
+        int nSeq = a.Int(4), seqLen = a.Int(5), padded = a.Int(6), heads = a.Int(7), kvHeads = a.Int(8), d = a.Int(9);
+        float scale = a.Float(10);
+        Need(a.Kernel, d == tensorCoreDim, $"head dimension {d} but the kernel is built for {tensorCoreDim}");
+        Need(a.Kernel, kvHeads > 0 && heads % kvHeads == 0, $"heads {heads} not a multiple of kvHeads {kvHeads}");
+        Need(a.Kernel, padded % 64 == 0 && padded >= seqLen, $"padded length {padded} is not a multiple of 64 covering {seqLen}");
+        Need(a.Kernel, grid.X >= (seqLen + 63) / 64 && grid.Y >= heads && grid.Z >= nSeq,
+            $"grid {grid} does not cover ({(seqLen + 63) / 64}, {heads}, {nSeq})");
+        Need(a.Kernel, block.X == 128 && block.Y == 1 && block.Z == 1, $"block {block} must be (128, 1, 1): 4 warps");
+        int needShared = 2 * (64 * (d + 8) + d * 72) * 2;
+        Need(a.Kernel, sharedBytes >= needShared, $"shared memory {sharedBytes} < {needShared} needed for head dimension {d}");
+        Need(a.Kernel, Ptr8(a.Ptr(0)) && a.Ptr(1) % 16 == 0 && a.Ptr(2) % 16 == 0, "q must be 8-byte and k16, vt16 16-byte aligned");
+        int kvDim = kvHeads * d;
+        long rows = (long)nSeq * seqLen;
+        var k16 = ReadTyped(a.Ptr(1), (long)nSeq * padded * kvDim, CudaPrecision.F16, $"{a.Kernel.Name} k16");
+        var vt16 = ReadTyped(a.Ptr(2), (long)nSeq * padded * kvDim, CudaPrecision.F16, $"{a.Kernel.Name} vt16");
+        var k = new float[rows * kvDim];
+        var v = new float[rows * kvDim];
+        for (int seq = 0; seq < nSeq; seq++)
+        for (int h = 0; h < kvHeads; h++)
+        for (int c = 0; c < d; c++)
+        {
+            long vRow = (((long)seq * kvHeads + h) * d + c) * padded;
+            for (int t = 0; t < seqLen; t++)
+            {
+                long at = ((long)seq * seqLen + t) * kvDim + h * d + c;
+                k[at] = k16[((long)seq * padded + t) * kvDim + h * d + c];
+                v[at] = vt16[vRow + t];
+            }
+            for (int t = seqLen; t < padded; t++)
+                Need(a.Kernel, vt16[vRow + t] == 0, "values past the sequence must be zero in the packed layout (their P is 0, 0 x NaN is not)");
+        }
+        var result = new float[rows * heads * d];
+        AttentionTwin.Forward(TensorCoreInputs.Query(a.Floats(0, rows * heads * d), scale), k, v, default, default, default, result,
+            nSeq, seqLen, 0, heads, kvHeads, d, scale);
+        WriteTyped(a.Ptr(3), result, output, "attention out");
     }
 
     private void RunPfsRowStats(Args a, Dim3 grid, Dim3 block, int sharedBytes, int tensorCoreDim = 0)
