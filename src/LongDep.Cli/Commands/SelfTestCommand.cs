@@ -21,9 +21,13 @@ public static class SelfTestCommand
         var pairs = new Option<int>("--pairs") { Description = "ProLong pairs of the TinyLlama-shape comparison", DefaultValueFactory = _ => 48 };
         var kernels = KernelsOption.Create();
         var tolerance = new Option<double>("--tolerance") { Description = "relative tolerance against the CPU", DefaultValueFactory = _ => 2e-3 };
+        var emulate = new Option<bool>("--emulate")
+        {
+            Description = "no GPU: run the kernels from their CUDA source on the CPU kernel emulator (built by ./build.sh; use with --quick)",
+        };
         var cmd = new Command("selftest", "Compare every CUDA kernel and both GPU probes with their CPU twins on this machine's GPU (exit 1 on any failure).")
         {
-            device, quick, shapeTokens, longTokens, longLayers, pairs, tolerance, kernels,
+            device, quick, shapeTokens, longTokens, longLayers, pairs, tolerance, kernels, emulate,
         };
         cmd.SetAction(r =>
         {
@@ -37,6 +41,7 @@ public static class SelfTestCommand
                 ShapePairs = r.GetValue(pairs),
                 Tolerance = r.GetValue(tolerance),
                 Kernels = KernelsOption.Read(r, kernels),
+                Emulate = r.GetValue(emulate),
             };
             bool ok = CudaSelfTest.Run(Console.Out, options, w => new CpuLadmProbe(new CpuForward(w)), w => new CpuProLongProbe(new CpuForward(w)));
             if (!ok) throw new CliException("selftest failed (see above)");

@@ -35,6 +35,11 @@ public sealed record SelfTestOptions
     /// both sets, with <see cref="AttentionKernels.Simple"/> only the scalar kernels run (a tensor-core fault cannot stop it).
     /// </summary>
     public AttentionKernels Kernels { get; init; } = AttentionKernels.TensorCores;
+    /// <summary>
+    /// Run the kernels from their CUDA source on the CPU kernel emulator (<see cref="Twins.KernelEmulator"/>) instead
+    /// of a GPU; cuBLAS is the C# GEMM twin. Checks kernel changes on a machine without a GPU (slow: use with --quick).
+    /// </summary>
+    public bool Emulate { get; init; }
 }
 
 /// <summary>
@@ -50,6 +55,18 @@ public static class CudaSelfTest
     {
         ArgumentNullException.ThrowIfNull(log);
         ArgumentNullException.ThrowIfNull(options);
+        if (options.Emulate)
+        {
+            var emulator = Twins.KernelEmulator.TryLoad(out string why);
+            if (emulator is null)
+            {
+                log.WriteLine($"selftest: {why}");
+                return false;
+            }
+            log.WriteLine($"selftest: no GPU: the kernels run from their source on the CPU emulator ({emulator.Path}); cuBLAS is the C# GEMM twin");
+            using var backend = new Twins.SimulatedBackend(emulator: emulator);
+            return Run(backend, log, options, cpuLadm, cpuProLong);
+        }
         if (!CudaDevice.TryOpen(options.Device, out var device, out string reason))
         {
             log.WriteLine($"selftest: CUDA is not usable: {reason}");
