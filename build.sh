@@ -53,7 +53,7 @@ kernels() {
     return 0
   fi
   local fatbin="$ROOT/build/native/longdep_kernels.fatbin"
-  if [ -f "$fatbin" ] && [ -z "$(find kernels native -newer "$fatbin" -type f 2>/dev/null | head -1)" ]; then
+  if [ -f "$fatbin" ] && [ -z "$(find kernels native -path native/emu -prune -o -newer "$fatbin" -type f -print 2>/dev/null | head -1)" ]; then
     say "kernels up to date ($fatbin)"
     return 0
   fi

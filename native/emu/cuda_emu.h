@@ -160,29 +160,33 @@ void cp_async_wait(int newerGroupsLeft);
 
 inline void __syncthreads() { longdep_emu::sync_block(); }
 
+namespace longdep_emu {
+
+// Every lane offers `value`; returns the value lane `srcLane` offered (a 32-bit warp shuffle over the full warp).
+template <typename T>
+inline T shuffle(unsigned mask, T value, int srcLane, const char* what)
+{
+    static_assert(sizeof(T) == 4, "32-bit shuffles only");
+    if (mask != 0xffffffffu) fail(what);
+    uint32_t mine;
+    std::memcpy(&mine, &value, 4);
+    const uint32_t* all = warp_exchange(WarpOp::Shuffle, &mine, 1);
+    T result;
+    std::memcpy(&result, all + (srcLane & 31) * 16, 4);
+    return result;
+}
+
+} // namespace longdep_emu
+
 template <typename T>
 inline T __shfl_xor_sync(unsigned mask, T value, int laneMask)
 {
-    static_assert(sizeof(T) == 4, "32-bit shuffles only");
-    uint32_t mine;
-    std::memcpy(&mine, &value, 4);
-    const uint32_t* all = longdep_emu::warp_exchange(longdep_emu::WarpOp::Shuffle, &mine, 1);
-    if (mask != 0xffffffffu) longdep_emu::fail("__shfl_xor_sync with a partial mask (the emulator runs full warps only)");
-    const int src = ((int)(threadIdx.x & 31u) ^ laneMask) & 31;
-    T result;
-    std::memcpy(&result, all + src * 16, 4);
-    return result;
+    return longdep_emu::shuffle(mask, value, (int)(threadIdx.x & 31u) ^ laneMask,
+                                "__shfl_xor_sync with a partial mask (the emulator runs full warps only)");
 }
 
 template <typename T>
 inline T __shfl_sync(unsigned mask, T value, int srcLane)
 {
-    static_assert(sizeof(T) == 4, "32-bit shuffles only");
-    uint32_t mine;
-    std::memcpy(&mine, &value, 4);
-    const uint32_t* all = longdep_emu::warp_exchange(longdep_emu::WarpOp::Shuffle, &mine, 1);
-    if (mask != 0xffffffffu) longdep_emu::fail("__shfl_sync with a partial mask (the emulator runs full warps only)");
-    T result;
-    std::memcpy(&result, all + (srcLane & 31) * 16, 4);
-    return result;
+    return longdep_emu::shuffle(mask, value, srcLane, "__shfl_sync with a partial mask (the emulator runs full warps only)");
 }
