@@ -107,7 +107,6 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         Backend.Launch(KernelNames.SwiGlu(outputType), GridStride(n), RowBlock, 0, [gate, up, output, n]);
     }
 
-    /// <summary>Causal GQA attention over <paramref name="nSeq"/> sequences of <paramref name="seqLen"/> rows (see attention.cu).</summary>
     /// <summary>Keys per sequence in the packed f16 layout: <paramref name="seqLen"/> rounded up to whole 64-key tiles.</summary>
     public static int PaddedKeys(int seqLen) => checked((seqLen + 63) / 64 * 64);
 
@@ -121,6 +120,7 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     public bool UsesPackedKv(int nSeq, int seqLen, int prefixLen, int kvHeads, int headDim, DeviceBuffer<byte>? kvHalf) =>
         UsesTensorCores(headDim) && prefixLen == 0 && kvHalf is not null && kvHalf.ByteLength >= KvHalfBytes(nSeq, seqLen, kvHeads, headDim);
 
+    /// <summary>Causal GQA attention over <paramref name="nSeq"/> sequences of <paramref name="seqLen"/> rows (see attention.cu).</summary>
     /// <param name="kvHalf">Scratch for the packed f16 keys and values; with room for them (<see cref="KvHalfBytes"/>) and no
     /// prefix, tensor-core attention packs k and v once and runs the cp.async kernel (<see cref="UsesPackedKv"/>).</param>
     public void Attention(DevicePtr q, DevicePtr k, DevicePtr v, DevicePtr kPrefix, DevicePtr vPrefix, DevicePtr prefixStart,
