@@ -29,6 +29,20 @@ struct RowState
     float lA = 0.0f, lB = 0.0f;
 };
 
+// The start of a warp's 16 rows: Q (rows A and B of this thread; rows past the sequence read its last row and are
+// never written) as A fragments in log2 units, and O = 0.
+template <int D>
+__device__ __forceinline__ void attention_mma_begin(const float* q, size_t seqRow0, int rowA, int rowB, int seqLen,
+                                                    size_t qStride, int head, float scale, uint32_t (&qa)[D / 16][4],
+                                                    float (&o)[D / 8][4])
+{
+    const float* qA = q + (seqRow0 + min(rowA, seqLen - 1)) * qStride + (size_t)head * D;
+    const float* qB = q + (seqRow0 + min(rowB, seqLen - 1)) * qStride + (size_t)head * D;
+    longdep::load_a_fragments<D>(qA, qB, scale * longdep::kLog2e, qa);
+#pragma unroll
+    for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
+}
+
 // One 64-key tile staged in shared memory (ks [64][D + 8] key j, dim c; vt [D][64 + 8] dim c, key j) for the warp's
 // 16 rows: S = Q.K^T, causal and end-of-keys mask, online softmax, O += P.V. Keys are virtual indices (prefix first):
 // key kb + j is visible to row r when kb + j < keyCount and kb + j <= prefixLen + r.
@@ -170,19 +184,10 @@ __device__ __forceinline__ void attention_mma_impl(
     const int rowA = t0 + warp * 16 + g; // this thread's two accumulator rows
     const int rowB = rowA + 8;
 
-    // Q as A fragments, in log2 units. Rows past the sequence read its last row and are never written.
     uint32_t qa[D / 16][4];
-    {
-        const float qScale = scale * longdep::kLog2e;
-        const float* qA = q + (seqRow0 + min(rowA, seqLen - 1)) * qStride + (size_t)head * D;
-        const float* qB = q + (seqRow0 + min(rowB, seqLen - 1)) * qStride + (size_t)head * D;
-        longdep::load_a_fragments<D>(qA, qB, qScale, qa);
-    }
-
     float o[D / 8][4];
-#pragma unroll
-    for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
     RowState st;
+    attention_mma_begin<D>(q, seqRow0, rowA, rowB, seqLen, qStride, head, scale, qa, o);
 
     const int tLast = min(t0 + kTcRows, seqLen) - 1;
     const int keyCount = prefixLen + tLast + 1; // virtual keys [0, keyCount) cover every row of the block
@@ -324,16 +329,9 @@ __device__ __forceinline__ void attention_mma_kv16_impl(const float* __restrict_
     const int rowA = t0 + warp * 16 + g;
     const int rowB = rowA + 8;
     uint32_t qa[D / 16][4];
-    {
-        const float qScale = scale * longdep::kLog2e;
-        const float* qA = q + (seqRow0 + min(rowA, seqLen - 1)) * qStride + (size_t)head * D;
-        const float* qB = q + (seqRow0 + min(rowB, seqLen - 1)) * qStride + (size_t)head * D;
-        longdep::load_a_fragments<D>(qA, qB, qScale, qa);
-    }
     float o[D / 8][4];
-#pragma unroll
-    for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
     RowState st;
+    attention_mma_begin<D>(q, seqRow0, rowA, rowB, seqLen, qStride, head, scale, qa, o);
 
     const int keyCount = min(t0 + kTcRows, seqLen); // keys [0, keyCount) cover every row of the block
     const int tiles = (keyCount + kTcKeys - 1) / kTcKeys;
