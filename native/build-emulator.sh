@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the CPU kernel emulator: kernels/*.cu compiled as host C++ with native/emu (no nvcc needed)
-#   native/emu/kernel_emu.cpp -> <outdir>/liblongdep_kernel_emu.so
+#   native/emu/kernel_emu.cpp        -> <outdir>/liblongdep_kernel_emu.so
+#   native/emu/cuda_driver_emu.cpp   -> <outdir>/emu-cuda/lib64/libcuda.so.1, with libcublas.so.12 a link to it: an
+#                                       emulated GPU for the host's real CUDA path (CUDA_HOME=<outdir>/emu-cuda)
 # Usage: native/build-emulator.sh [outdir]          (default: <repo>/build/native)
 # Environment: CXX (a C++20 compiler; default g++, then clang++, clang++-14).
 set -euo pipefail
@@ -25,3 +27,12 @@ fi
 "$cxx" -std=c++20 -O2 -g0 -fPIC -shared -fno-strict-aliasing -Wall -Wno-unknown-pragmas \
     -o "$outdir/liblongdep_kernel_emu.so" "$here/emu/kernel_emu.cpp"
 echo "build-emulator: wrote $outdir/liblongdep_kernel_emu.so ($cxx)"
+
+# The emulated driver loads the emulator from two folders up ($ORIGIN/../..).
+lib="$outdir/emu-cuda/lib64"
+mkdir -p "$lib"
+"$cxx" -std=c++20 -O2 -g0 -fPIC -shared -Wall -o "$lib/libcuda.so.1" "$here/emu/cuda_driver_emu.cpp" \
+    -L"$outdir" -llongdep_kernel_emu -Wl,-rpath,'$ORIGIN/../..' -Wl,-soname,libcuda.so.1
+ln -sf libcuda.so.1 "$lib/libcuda.so"
+ln -sf libcuda.so.1 "$lib/libcublas.so.12"
+echo "build-emulator: wrote $lib/libcuda.so.1 and libcublas.so.12 (emulated GPU: CUDA_HOME=$outdir/emu-cuda)"

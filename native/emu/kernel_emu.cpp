@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -412,15 +413,38 @@ void invoke(void** args)
     call_with(Kernel, args, std::make_index_sequence<arity(Kernel)>{});
 }
 
+// A parameter's kind as the host's KernelSpec.Parameters spells it: p pointer, i int, l 64-bit integer, f float,
+// d double (the emulated driver copies each argument's bytes at launch by these).
+template <typename T>
+constexpr char kind_of()
+{
+    if constexpr (std::is_pointer_v<T>) return 'p';
+    else if constexpr (std::is_same_v<T, int>) return 'i';
+    else if constexpr (std::is_integral_v<T> && sizeof(T) == 8) return 'l';
+    else if constexpr (std::is_same_v<T, float>) return 'f';
+    else if constexpr (std::is_same_v<T, double>) return 'd';
+    else return '?';
+}
+
+template <typename... A>
+struct Signature
+{
+    static constexpr char text[] = {kind_of<A>()..., '\0'};
+};
+
+template <typename... A>
+constexpr const char* signature_of(void (*)(A...)) { return Signature<A...>::text; }
+
 struct Entry
 {
     const char* name;
     void (*run)(void**);
+    const char* signature;
 };
 
 // Every kernel of longdep_kernels.cu (a test checks this list against the host's KernelNames.All), then the
 // emulator's own test kernels (emu_test_*).
-#define LONGDEP_EMU_ENTRY(name) Entry{#name, invoke<name>}
+#define LONGDEP_EMU_ENTRY(name) Entry{#name, invoke<name>, signature_of(name)}
 const Entry kEntries[] = {
     LONGDEP_EMU_ENTRY(embed_gather_f32),      LONGDEP_EMU_ENTRY(embed_gather_f16),
     LONGDEP_EMU_ENTRY(embed_gather_bf16),     LONGDEP_EMU_ENTRY(rmsnorm_f32),
@@ -461,6 +485,14 @@ int longdep_emu_kernel_count() { return (int)(sizeof kEntries / sizeof kEntries[
 const char* longdep_emu_kernel_name(int i)
 {
     return i >= 0 && i < longdep_emu_kernel_count() ? kEntries[i].name : nullptr;
+}
+
+// The parameter kinds of kernel `name` (one letter each, see kind_of), or null when there is no such kernel.
+const char* longdep_emu_kernel_signature(const char* name)
+{
+    for (const Entry& e : kEntries)
+        if (std::strcmp(e.name, name) == 0) return e.signature;
+    return nullptr;
 }
 
 // Runs kernel `name` on grid[3] x block[3] with `sharedBytes` of dynamic shared memory; args[i] points at the

@@ -32,18 +32,28 @@ internal static class CliHarness
     public static string LongdepDll => Path.Combine(AppContext.BaseDirectory, "longdep.dll");
 
     /// <summary>Starts longdep as a child process (dotnet longdep.dll ...).</summary>
-    public static Process Start(params string[] args)
+    public static Process Start(params string[] args) => StartWith(null, args);
+
+    /// <summary>Starts longdep as a child process with extra environment variables (a null value removes one).</summary>
+    public static Process StartWith(IReadOnlyDictionary<string, string?>? environment, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         psi.ArgumentList.Add(LongdepDll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_TieredPGO"] = "0";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null) psi.Environment.Remove(name);
+            else psi.Environment[name] = value;
+        }
         return Process.Start(psi) ?? throw new InvalidOperationException("could not start dotnet");
     }
 
-    public static (int Code, string Out, string Err) RunChild(params string[] args)
+    public static (int Code, string Out, string Err) RunChild(params string[] args) => RunChildWith(null, args);
+
+    public static (int Code, string Out, string Err) RunChildWith(IReadOnlyDictionary<string, string?>? environment, params string[] args)
     {
-        using var p = Start(args);
+        using var p = StartWith(environment, args);
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit(120_000)) { p.Kill(true); throw new TimeoutException("longdep did not finish in 120 s"); }

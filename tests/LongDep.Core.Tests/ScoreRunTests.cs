@@ -194,4 +194,25 @@ public class ScoreRunTests
         ScoreRun.Execute(new ScoreRunOptions { InputPath = input, OutputPath = output }, Settings, Tok, Workers(1));
         Assert.That(ScoreReader.Read(output).Count(), Is.EqualTo(30));
     }
+
+    /// <summary>A too-short record never reaches the probe.</summary>
+    private sealed class UnaskedLadmProbe : ILadmProbe
+    {
+        public LadmMeasurement Measure(ReadOnlySpan<int> tokens, LadmSchedule schedule, CancellationToken ct = default) =>
+            throw new AssertionException("a too-short record was measured");
+        public void Dispose() { }
+    }
+
+    [Test]
+    public void LadmTooShort_SaysWhenTheWindowCutTheRecord()
+    {
+        var settings = new ScoreSettings { Method = ScoreMethod.Ladm, Window = 256, Chunk = 16, DAfs = 4, DCds = 4 };
+        var scorer = new RecordScorer(settings, new UnaskedLadmProbe(), null);
+        var cut = scorer.Score(new InputRecord { Index = 0, Id = "a" }, new int[309]).Record;
+        Assert.That(cut.Status, Is.EqualTo(ScoreStatus.TooShort));
+        Assert.That(cut.Error, Does.Contain("the record has 309, of which the first 256 are scored (--window 256)"));
+        var whole = scorer.Score(new InputRecord { Index = 1, Id = "b" }, new int[200]).Record;
+        Assert.That(whole.Status, Is.EqualTo(ScoreStatus.TooShort));
+        Assert.That(whole.Error, Does.EndWith("the record has 200"));
+    }
 }

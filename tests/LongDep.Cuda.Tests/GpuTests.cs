@@ -157,12 +157,14 @@ public class GpuTests
     [Test]
     public void KernelTiming_RunsBothSets_WithPositiveThroughput()
     {
-        var schedule = LadmSchedule.Create(2048, chunk: 128, dAfs: 1, dCds: 4);
+        // Small enough for the emulated GPU (a minute there); `bench --kernel-timing` measures the real sizes.
+        var schedule = LadmSchedule.Create(512, chunk: 64, dAfs: 1, dCds: 4);
         var rows = Bench.KernelTiming.Run(Gpu, new Bench.KernelTimingOptions
         {
-            T = 2048, Heads = 8, KvHeads = 2, HeadDim = 64, Schedule = schedule, Repeats = 3,
+            T = 512, Heads = 4, KvHeads = 2, HeadDim = 64, Schedule = schedule, Repeats = 1,
         }, line => TestContext.Out.WriteLine(line));
-        Assert.That(rows, Has.Count.EqualTo(6));
+        // Tensor cores: attention_mma, kv_pack + attention_mma_kv16, the two PFS passes; simple: attention, two PFS passes.
+        Assert.That(rows, Has.Count.EqualTo(7));
         Assert.That(rows.All(r => r.Milliseconds > 0 && double.IsFinite(r.Tflops)), Is.True);
     }
 

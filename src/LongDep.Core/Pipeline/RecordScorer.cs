@@ -52,7 +52,8 @@ public sealed class RecordScorer
         var schedule = LadmSchedule.Create(t, s.Chunk, s.DAfs, s.DCds);
         if (Ladm.IsTooShort(schedule))
         {
-            string why = $"LADM needs more than {LadmSchedule.MinimumTokens(s.Chunk, s.DAfs) - 1} tokens for one span (chunk {s.Chunk}, d_afs {s.DAfs}); the record has {tokens.Length}";
+            string why = $"LADM needs more than {LadmSchedule.MinimumTokens(s.Chunk, s.DAfs) - 1} tokens for one span (chunk {s.Chunk}, d_afs {s.DAfs}); the record has {tokens.Length}" +
+                         (tokens.Length > t ? $", of which the first {t} are scored (--window {s.Window})" : "");
             return new ScoreOutcome(Base(s, input, ScoreStatus.TooShort, tokens.Length, why));
         }
         LadmMeasurement m;

@@ -1,0 +1,107 @@
+using System.Text;
+
+namespace LongDep.Cli.Tests;
+
+/// <summary>
+/// `score` on GPUs, run as child processes on the emulated CUDA driver (build/native/emu-cuda: the kernels' source on
+/// the CPU behind the real driver and cuBLAS interface): several GPUs, a GPU that fails mid-run, a GPU too small.
+/// </summary>
+[NonParallelizable]
+public class EmulatedGpuRunTests
+{
+    private static string Driver()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            string folder = Path.Combine(dir.FullName, "build", "native", "emu-cuda");
+            if (File.Exists(Path.Combine(dir.FullName, "LongDepEngine.sln")) && File.Exists(Path.Combine(folder, "lib64", "libcuda.so.1")))
+                return folder;
+        }
+        const string why = "build/native/emu-cuda is missing (./build.sh builds it with the kernel emulator)";
+        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
+            Assert.Fail($"CI must build the emulated CUDA driver: {why}");
+        Assert.Ignore(why);
+        return "";
+    }
+
+    private static Dictionary<string, string?> Gpus(int count, string? fail = null, string? memory = null) => new()
+    {
+        ["CUDA_HOME"] = Driver(),
+        ["CUDA_PATH"] = null,
+        ["LONGDEP_EMU_DEVICES"] = count.ToString(),
+        ["LONGDEP_EMU_FAIL"] = fail,
+        ["LONGDEP_EMU_MEMORY"] = memory,
+    };
+
+    /// <summary>Records of 150–400 input_ids (the tiny model's vocabulary).</summary>
+    private static void Corpus(string path, int records)
+    {
+        var rng = new Random(5);
+        var sb = new StringBuilder();
+        for (int i = 0; i < records; i++)
+            sb.Append($"{{\"id\":\"d{i}\",\"input_ids\":[{string.Join(',', Enumerable.Range(0, rng.Next(150, 400)).Select(_ => rng.Next(1, 250)))}]}}\n");
+        File.WriteAllText(path, sb.ToString());
+    }
+
+    private static string[] ProLong(string model, string input, string output, string device) =>
+        ["score", "--method", "prolong", "--pairs", "20", "--chunk", "16", "--window", "256", "--model", model, "--input", input,
+         "--output", output, "--device", device, "--flush-every", "1"];
+
+    [Test]
+    public void AllGpus_ShareTheRecords_AndWriteExactlyWhatOneGpuWrites()
+    {
+        using var dir = new TempDir();
+        string model = dir.File("m.gguf"), corpus = dir.File("c.jsonl");
+        CliHarness.TinyModel(model);
+        Corpus(corpus, 10);
+        var (code, _, err) = CliHarness.RunChildWith(Gpus(2), ProLong(model, corpus, dir.File("one.jsonl"), "cuda:0"));
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(err, Does.Contain("scoring with prolong on cuda:0 (").And.Contain("emulated GPU"));
+        (code, _, err) = CliHarness.RunChildWith(Gpus(2), ProLong(model, corpus, dir.File("all.jsonl"), "cuda:all"));
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(err, Does.Contain("scoring with prolong on cuda:0, cuda:1 ("));
+        string[] lines = File.ReadAllLines(dir.File("all.jsonl"));
+        Assert.That(lines, Has.Length.EqualTo(10));
+        Assert.That(lines.Count(l => l.Contains("\"status\":\"ok\"")), Is.EqualTo(10));
+        Assert.That(File.ReadAllBytes(dir.File("all.jsonl")), Is.EqualTo(File.ReadAllBytes(dir.File("one.jsonl"))));
+    }
+
+    [Test]
+    public void AFailingGpu_IsNamed_WhatWasWrittenStays_AndTheRerunCompletesIt()
+    {
+        using var dir = new TempDir();
+        string model = dir.File("m.gguf"), corpus = dir.File("c.jsonl"), output = dir.File("out.jsonl");
+        CliHarness.TinyModel(model);
+        Corpus(corpus, 10);
+        var (code, _, err) = CliHarness.RunChildWith(Gpus(2), ProLong(model, corpus, dir.File("full.jsonl"), "cuda:all"));
+        Assert.That(code, Is.EqualTo(0), err);
+        string[] full = File.ReadAllLines(dir.File("full.jsonl"));
+
+        // GPU 1's 20th kernel faults (a sticky CUDA_ERROR_LAUNCH_FAILED, as after an Xid): the run stops naming it.
+        (code, _, err) = CliHarness.RunChildWith(Gpus(2, fail: "1:20"), ProLong(model, corpus, output, "cuda:all"));
+        Assert.That(code, Is.EqualTo(1), err);
+        Assert.That(err, Does.Contain("cuda:1 failed on record").And.Contain("CUDA_ERROR_LAUNCH_FAILED"));
+        string[] partial = File.ReadAllLines(output);
+        Assert.That(partial.Length, Is.LessThan(full.Length));
+        Assert.That(partial, Is.EqualTo(full.Take(partial.Length)), "the records written before the failure are kept, in order");
+
+        (code, _, err) = CliHarness.RunChildWith(Gpus(2), ProLong(model, corpus, output, "cuda:all"));
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(File.ReadAllBytes(output), Is.EqualTo(File.ReadAllBytes(dir.File("full.jsonl"))));
+    }
+
+    [Test]
+    public void AGpuTooSmallForTheWindow_IsOneLineNamingTheSetting()
+    {
+        using var dir = new TempDir();
+        string model = dir.File("m.gguf"), corpus = dir.File("c.jsonl");
+        CliHarness.TinyModel(model);
+        Corpus(corpus, 2);
+        var (code, _, err) = CliHarness.RunChildWith(Gpus(1, memory: "460K"),
+            "score", "--method", "ladm", "--chunk", "16", "--d-afs", "2", "--window", "512", "--model", model, "--input", corpus,
+            "--output", dir.File("o.jsonl"), "--device", "cuda");
+        Assert.That(code, Is.EqualTo(1), err);
+        string line = err.Split('\n').Single(l => l.StartsWith("longdep:"));
+        Assert.That(line, Does.Contain("Out of GPU memory").And.Contain("LADM activations").And.Contain("Lower --window"));
+    }
+}
