@@ -63,7 +63,7 @@ kernels() {
 emulator() {
   # The kernels compiled as host C++ (native/emu): the tests run the kernel source on the CPU against the twins, and
   # behind an emulated CUDA driver and cuBLAS (build/native/emu-cuda) through the host's real CUDA path.
-  local lib="$ROOT/build/native/liblongdep_kernel_emu.so" driver="$ROOT/build/native/emu-cuda/lib64/libcuda.so.1"
+  local lib="$ROOT/build/native/liblongdep_kernel_emu.so" driver="$ROOT/build/native/emu-cuda/lib64/liblongdep_nvtx_recorder.so"
   if [ -f "$lib" ] && [ -f "$driver" ] && [ -z "$(find kernels native -newer "$driver" -type f 2>/dev/null | head -1)" ]; then
     say "kernel emulator up to date ($lib)"
     return 0

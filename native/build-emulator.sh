@@ -3,6 +3,7 @@
 #   native/emu/kernel_emu.cpp        -> <outdir>/liblongdep_kernel_emu.so
 #   native/emu/cuda_driver_emu.cpp   -> <outdir>/emu-cuda/lib64/libcuda.so.1, with libcublas.so.12 a link to it: an
 #                                       emulated GPU for the host's real CUDA path (CUDA_HOME=<outdir>/emu-cuda)
+#   native/emu/nvtx_recorder.cpp     -> <outdir>/emu-cuda/lib64/liblongdep_nvtx_recorder.so (NVTX ranges to a file)
 # Usage: native/build-emulator.sh [outdir]          (default: <repo>/build/native)
 # Environment: CXX (a C++20 compiler; default g++, then clang++, clang++-14).
 set -euo pipefail
@@ -36,3 +37,7 @@ mkdir -p "$lib"
 ln -sf libcuda.so.1 "$lib/libcuda.so"
 ln -sf libcuda.so.1 "$lib/libcublas.so.12"
 echo "build-emulator: wrote $lib/libcuda.so.1 and libcublas.so.12 (emulated GPU: CUDA_HOME=$outdir/emu-cuda)"
+
+# An NVTX injection library that logs range pushes and pops (NVTX_INJECTION64_PATH=..., LONGDEP_NVTX_LOG=file).
+"$cxx" -std=c++20 -O2 -g0 -fPIC -shared -Wall -o "$lib/liblongdep_nvtx_recorder.so" "$here/emu/nvtx_recorder.cpp"
+echo "build-emulator: wrote $lib/liblongdep_nvtx_recorder.so"

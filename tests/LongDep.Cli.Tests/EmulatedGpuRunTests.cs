@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.RegularExpressions;
 
 namespace LongDep.Cli.Tests;
 
@@ -57,9 +58,11 @@ public class EmulatedGpuRunTests
         var (code, _, err) = CliHarness.RunChildWith(Gpus(2), ProLong(model, corpus, dir.File("one.jsonl"), "cuda:0"));
         Assert.That(code, Is.EqualTo(0), err);
         Assert.That(err, Does.Contain("scoring with prolong on cuda:0 (").And.Contain("emulated GPU"));
-        (code, _, err) = CliHarness.RunChildWith(Gpus(2), ProLong(model, corpus, dir.File("all.jsonl"), "cuda:all"));
+        (code, _, err) = CliHarness.RunChildWith(Gpus(2), [.. ProLong(model, corpus, dir.File("all.jsonl"), "cuda:all"), "--progress-interval", "1"]);
         Assert.That(code, Is.EqualTo(0), err);
         Assert.That(err, Does.Contain("scoring with prolong on cuda:0, cuda:1 ("));
+        // stderr is not a terminal here: plain progress lines for batch logs.
+        Assert.That(Regex.IsMatch(err, @"^\[\d\d:\d\d:\d\d\] \d+ records, \d+ tok/s, [\d.]+ rec/s \| ok \d+", RegexOptions.Multiline), err);
         string[] lines = File.ReadAllLines(dir.File("all.jsonl"));
         Assert.That(lines, Has.Length.EqualTo(10));
         Assert.That(lines.Count(l => l.Contains("\"status\":\"ok\"")), Is.EqualTo(10));
@@ -103,5 +106,51 @@ public class EmulatedGpuRunTests
         Assert.That(code, Is.EqualTo(1), err);
         string line = err.Split('\n').Single(l => l.StartsWith("longdep:"));
         Assert.That(line, Does.Contain("Out of GPU memory").And.Contain("LADM activations").And.Contain("Lower --window"));
+    }
+
+    [Test]
+    public void NvtxRanges_NameEveryPhase_NestedAndBalancedPerThread_AsTheProfileTable()
+    {
+        string driver = Driver();
+        using var dir = new TempDir();
+        string model = dir.File("m.gguf"), corpus = dir.File("c.jsonl"), log = dir.File("nvtx.log");
+        CliHarness.TinyModel(model);
+        Corpus(corpus, 3);
+        var env = Gpus(1);
+        // The way Nsight Systems attaches to NVTX, with a recorder in its place.
+        env["NVTX_INJECTION64_PATH"] = Path.Combine(driver, "lib64", "liblongdep_nvtx_recorder.so");
+        env["LONGDEP_NVTX_LOG"] = log;
+        var (code, stdout, err) = CliHarness.RunChildWith(env,
+            "score", "--method", "ladm", "--chunk", "16", "--d-afs", "2", "--window", "512", "--model", model, "--input", corpus,
+            "--output", dir.File("o.jsonl"), "--device", "cuda", "--profile");
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(err, Does.Contain("NVTX on"));
+
+        var stacks = new Dictionary<string, Stack<string>>();
+        var nestedIn = new Dictionary<string, HashSet<string>>(); // range -> ranges open around it on its thread
+        foreach (string line in File.ReadAllLines(log))
+        {
+            string[] f = line.Split('\t');
+            var stack = stacks.TryGetValue(f[0], out var s) ? s : stacks[f[0]] = new Stack<string>();
+            if (f[1] == "push")
+            {
+                (nestedIn.TryGetValue(f[2], out var outer) ? outer : nestedIn[f[2]] = []).UnionWith(stack);
+                stack.Push(f[2]);
+            }
+            else
+            {
+                Assert.That(stack, Is.Not.Empty, $"thread {f[0]} pops a range it never pushed");
+                stack.Pop();
+            }
+        }
+        Assert.That(stacks.Values.All(s => s.Count == 0), Is.True, "every range is closed by the end of the run");
+        string[] phases = ["read", "tokenize", "measure ladm", "h2d", "forward layer 0", "forward layer 1", "pfs layer 0", "pfs layer 1", "d2h", "write"];
+        Assert.That(nestedIn.Keys, Is.SupersetOf(phases));
+        foreach (string inner in new[] { "h2d", "forward layer 0", "forward layer 1", "pfs layer 0", "pfs layer 1", "d2h" })
+            Assert.That(nestedIn[inner], Does.Contain("measure ladm"), $"{inner} runs inside its record's measurement");
+        Assert.That(stacks.Count, Is.GreaterThan(1), "reading, scoring and writing run on their own threads");
+        // --profile prints the same names, with their times.
+        Assert.That(stdout, Does.Contain("phases (--profile)"));
+        foreach (string phase in phases) Assert.That(stdout, Does.Contain(phase));
     }
 }
