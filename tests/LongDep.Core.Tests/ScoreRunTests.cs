@@ -215,4 +215,44 @@ public class ScoreRunTests
         Assert.That(whole.Status, Is.EqualTo(ScoreStatus.TooShort));
         Assert.That(whole.Error, Does.EndWith("the record has 200"));
     }
+
+    [Test]
+    public void ATruncatedCompressedCorpus_StopsTheRunClearly_KeepingEveryRecordBeforeTheDamage()
+    {
+        using var dir = new TempDir();
+        // Records padded with 2 KB of random letters (the reader decompresses in blocks: the damage must lie far in).
+        var rng = new Random(3);
+        string padded = string.Concat(File.ReadAllLines(Corpus(dir, 300)).Select(line => (line.StartsWith('{')
+            ? "{\"pad\":\"" + new string(Enumerable.Range(0, 2048).Select(_ => (char)('a' + rng.Next(26))).ToArray()) + "\"," + line[1..]
+            : line) + "\n"));
+        byte[] data = Encoding.UTF8.GetBytes(padded);
+        var gz = new MemoryStream();
+        using (var z = new System.IO.Compression.GZipStream(gz, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true)) z.Write(data);
+        byte[] whole = gz.ToArray();
+        string input = dir.File("c.jsonl.gz");
+        File.WriteAllBytes(input, whole);
+        string full = dir.File("full.jsonl");
+        ScoreRun.Execute(new ScoreRunOptions { InputPath = input, OutputPath = full }, Settings, Tok, Workers(2));
+        string[] expected = File.ReadAllLines(full);
+
+        // The transfer broke off: the last third of the compressed file is missing.
+        File.WriteAllBytes(input, whole[..(whole.Length * 2 / 3)]);
+        string output = dir.File("out.jsonl");
+        var e = Assert.Throws<ScoreRunException>(() =>
+            ScoreRun.Execute(new ScoreRunOptions { InputPath = input, OutputPath = output, FlushEvery = 3 }, Settings, Tok, Workers(2)));
+        Assert.That(e!.Message, Does.Contain("c.jsonl.gz").And.Contain("truncated"));
+        string[] kept = File.ReadAllLines(output);
+        int readable = 0;
+        Assert.Throws<CorpusFormatException>(() =>
+        {
+            foreach (var _ in CorpusReader.Open(input)) readable++;
+        });
+        Assert.That(readable, Is.GreaterThan(0).And.LessThan(expected.Length));
+        Assert.That(kept.Length, Is.EqualTo(readable), "the records in flight when the reader failed are finished, not dropped");
+        Assert.That(kept, Is.EqualTo(expected.Take(kept.Length)), "every record read before the damage is written, in order");
+
+        File.WriteAllBytes(input, whole); // the file fetched again: the rerun resumes
+        ScoreRun.Execute(new ScoreRunOptions { InputPath = input, OutputPath = output }, Settings, Tok, Workers(2));
+        Assert.That(File.ReadAllBytes(output), Is.EqualTo(File.ReadAllBytes(full)));
+    }
 }

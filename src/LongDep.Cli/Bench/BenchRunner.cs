@@ -233,6 +233,7 @@ public sealed partial class BenchRunner(BenchEngine engine, ModelConfig config, 
               .ThenBy(p => p.Name, StringComparer.Ordinal)
               .ToList();
 
-    [GeneratedRegex(@"\d+(\.\.\d+)?")]
+    // Whole numbers only: "h2d" and "d2h" keep their digits.
+    [GeneratedRegex(@"\b\d+(\.\.\d+)?\b")]
     private static partial Regex Numbers();
 }

@@ -89,7 +89,7 @@ public static class ScoreRun
         var rawChannel = Channel.CreateBounded<(long Seq, RawRecord Raw)>(Math.Max(4, options.MaxInFlight / 2));
         var readyChannel = Channel.CreateBounded<Item>(Math.Max(2, workers.Count * 2));
         var doneChannel = Channel.CreateUnbounded<Item>();
-        Exception? failure = null;
+        Exception? failure = null, readFailure = null;
         void Fail(Exception e)
         {
             Interlocked.CompareExchange(ref failure, e, null);
@@ -128,7 +128,13 @@ public static class ScoreRun
                 rawChannel.Writer.Complete();
             }
             catch (OperationCanceledException) { rawChannel.Writer.TryComplete(); }
-            catch (Exception e) { rawChannel.Writer.TryComplete(); Fail(e); }
+            catch (Exception e)
+            {
+                // Damaged input (a truncated .zst, an unreadable file): the records read before it are still scored
+                // and written, then the run reports it.
+                readFailure = e;
+                rawChannel.Writer.TryComplete();
+            }
         });
 
         // Stage 2: parse and tokenize (several threads; order restored by the writer).
@@ -216,6 +222,7 @@ public static class ScoreRun
         }
         Task.WaitAll([reader, .. preps, prepsDone, .. workerTasks, workersDone], CancellationToken.None);
         summary.Seconds = clock.Elapsed.TotalSeconds;
+        failure ??= readFailure;
         if (failure is not null)
             throw failure as ScoreRunException ?? new ScoreRunException(failure.Message, failure);
         cancellationToken.ThrowIfCancellationRequested();

@@ -59,12 +59,16 @@ public class BenchStatisticsTests
             ("prolong pairs 0..127", TimeSpan.FromSeconds(0.5), 1),
             ("prolong pairs 128..255", TimeSpan.FromSeconds(0.25), 1),
             ("loss", TimeSpan.FromSeconds(0.1), 3),
+            ("d2h", TimeSpan.FromSeconds(0.05), 2),
+            ("h2d", TimeSpan.FromSeconds(0.04), 1),
         ]);
         Assert.That(folded.Select(p => (p.Name, p.Seconds, p.Count)), Is.EqualTo(new[]
         {
             ("forward layer N", 3.0, 2L),
             ("prolong pairs N", 0.75, 2L),
             ("loss", 0.1, 3L),
+            ("d2h", 0.05, 2L),
+            ("h2d", 0.04, 1L),
         }));
     }
 }
