@@ -252,31 +252,26 @@ int flush_all(Context* ctx)
     return ctx->sticky;
 }
 
+// Deletes and forgets the objects of `set` that `owned` selects.
+template <typename T, typename Owned>
+void delete_where(std::set<T*>& set, Owned owned)
+{
+    std::erase_if(set, [&](T* x) {
+        if (!owned(x)) return false;
+        delete x;
+        return true;
+    });
+}
+
 // The last release of a primary context destroys it with everything it owns (a later retain starts a fresh one,
 // without the sticky error of the old).
 void destroy(Context* ctx)
 {
     flush_all(ctx);
-    for (auto it = functions.begin(); it != functions.end();)
-    {
-        if ((*it)->module->ctx == ctx) { delete *it; it = functions.erase(it); }
-        else ++it;
-    }
-    for (auto it = modules.begin(); it != modules.end();)
-    {
-        if ((*it)->ctx == ctx) { delete *it; it = modules.erase(it); }
-        else ++it;
-    }
-    for (auto it = events.begin(); it != events.end();)
-    {
-        if ((*it)->ctx == ctx) { delete *it; it = events.erase(it); }
-        else ++it;
-    }
-    for (auto it = blas_handles.begin(); it != blas_handles.end();)
-    {
-        if ((*it)->ctx == ctx) { delete *it; it = blas_handles.erase(it); }
-        else ++it;
-    }
+    delete_where(functions, [&](auto* x) { return x->module->ctx == ctx; });
+    delete_where(modules, [&](auto* x) { return x->ctx == ctx; });
+    delete_where(events, [&](auto* x) { return x->ctx == ctx; });
+    delete_where(blas_handles, [&](auto* x) { return x->ctx == ctx; });
     for (Stream* s : ctx->streams) delete s;
     ctx->streams.clear();
     ctx->null_stream.ops.clear();
@@ -331,6 +326,13 @@ int resolve_stream(Context* ctx, void* handle, Stream*& s)
     }
     s = static_cast<Stream*>(handle);
     return ctx->streams.count(s) ? kSuccess : kInvalidHandle;
+}
+
+// The current context and a stream of it, for calls that queue work.
+int on_stream(void* handle, Context*& ctx, Stream*& s)
+{
+    if (int r = need_context(ctx); r != kSuccess) return r;
+    return resolve_stream(ctx, handle, s);
 }
 
 bool is_pinned(uintptr_t address, size_t bytes)
@@ -716,8 +718,7 @@ int cuMemcpyHtoDAsync_v2(uintptr_t destination, const void* source, size_t bytes
     ENTER;
     Context* ctx;
     Stream* s;
-    if (int r = need_context(ctx); r != kSuccess) return r;
-    if (int r = resolve_stream(ctx, stream, s); r != kSuccess) return r;
+    if (int r = on_stream(stream, ctx, s); r != kSuccess) return r;
     if (bytes == 0) return kSuccess;
     if (source == nullptr || check_device_range(destination, bytes) != kSuccess) return kInvalidValue;
     if (is_pinned((uintptr_t)source, bytes))
@@ -739,8 +740,7 @@ int cuMemcpyDtoHAsync_v2(void* destination, uintptr_t source, size_t bytes, void
     ENTER;
     Context* ctx;
     Stream* s;
-    if (int r = need_context(ctx); r != kSuccess) return r;
-    if (int r = resolve_stream(ctx, stream, s); r != kSuccess) return r;
+    if (int r = on_stream(stream, ctx, s); r != kSuccess) return r;
     if (bytes == 0) return kSuccess;
     if (destination == nullptr || check_device_range(source, bytes) != kSuccess) return kInvalidValue;
     auto copy = [destination, source, bytes] {
@@ -758,8 +758,7 @@ int cuMemcpyDtoDAsync_v2(uintptr_t destination, uintptr_t source, size_t bytes, 
     ENTER;
     Context* ctx;
     Stream* s;
-    if (int r = need_context(ctx); r != kSuccess) return r;
-    if (int r = resolve_stream(ctx, stream, s); r != kSuccess) return r;
+    if (int r = on_stream(stream, ctx, s); r != kSuccess) return r;
     if (bytes == 0) return kSuccess;
     if (check_device_range(destination, bytes) != kSuccess || check_device_range(source, bytes) != kSuccess) return kInvalidValue;
     return enqueue(s, [destination, source, bytes] {
@@ -773,8 +772,7 @@ int cuMemsetD8Async(uintptr_t destination, unsigned char value, size_t count, vo
     ENTER;
     Context* ctx;
     Stream* s;
-    if (int r = need_context(ctx); r != kSuccess) return r;
-    if (int r = resolve_stream(ctx, stream, s); r != kSuccess) return r;
+    if (int r = on_stream(stream, ctx, s); r != kSuccess) return r;
     if (count == 0) return kSuccess;
     if (check_device_range(destination, count) != kSuccess) return kInvalidValue;
     return enqueue(s, [destination, value, count] {
@@ -788,8 +786,7 @@ int cuMemsetD32Async(uintptr_t destination, unsigned value, size_t count, void* 
     ENTER;
     Context* ctx;
     Stream* s;
-    if (int r = need_context(ctx); r != kSuccess) return r;
-    if (int r = resolve_stream(ctx, stream, s); r != kSuccess) return r;
+    if (int r = on_stream(stream, ctx, s); r != kSuccess) return r;
     if (count == 0) return kSuccess;
     if (destination % 4 != 0 || check_device_range(destination, count * 4) != kSuccess) return kInvalidValue;
     return enqueue(s, [destination, value, count] {
@@ -845,11 +842,7 @@ int cuModuleUnload(void* module)
     auto* m = static_cast<Module*>(module);
     if (!modules.count(m)) return kInvalidHandle;
     flush_all(m->ctx);
-    for (auto it = functions.begin(); it != functions.end();)
-    {
-        if ((*it)->module == m) { delete *it; it = functions.erase(it); }
-        else ++it;
-    }
+    delete_where(functions, [&](auto* x) { return x->module == m; });
     modules.erase(m);
     delete m;
     return kSuccess;
