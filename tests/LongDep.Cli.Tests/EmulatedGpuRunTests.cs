@@ -94,6 +94,19 @@ public class EmulatedGpuRunTests
     }
 
     [Test]
+    public void DeviceAuto_TakesTheGpuWhenTheDriverAndLibrariesAreThere()
+    {
+        using var dir = new TempDir();
+        string model = dir.File("m.gguf"), corpus = dir.File("c.jsonl");
+        CliHarness.TinyModel(model);
+        Corpus(corpus, 1);
+        var (code, stdout, err) = CliHarness.RunChildWith(Gpus(1), ProLong(model, corpus, dir.File("o.jsonl"), "auto"));
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(err, Does.Contain("scoring with prolong on cuda:0 (CUDA device 0: LongDep emulated GPU 0"));
+        Assert.That(stdout, Does.Contain("cuda:0"), "the run summary names the device");
+    }
+
+    [Test]
     public void AGpuTooSmallForTheWindow_IsOneLineNamingTheSetting()
     {
         using var dir = new TempDir();
