@@ -43,31 +43,12 @@ __device__ __forceinline__ void attention_mma_begin(const float* q, size_t seqRo
     for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
 }
 
-// One 64-key tile staged in shared memory (ks [64][D + 8] key j, dim c; vt [D][64 + 8] dim c, key j) for the warp's
-// 16 rows: S = Q.K^T, causal and end-of-keys mask, online softmax, O += P.V. Keys are virtual indices (prefix first):
-// key kb + j is visible to row r when kb + j < keyCount and kb + j <= prefixLen + r.
-template <int D>
-__device__ __forceinline__ void attention_mma_tile(const __half* ks, const __half* vt, const uint32_t (&qa)[D / 16][4],
-                                                   float (&o)[D / 8][4], RowState& st, int kb, int keyCount, int prefixLen,
-                                                   int rowA, int rowB)
+// The causal and end-of-keys mask of one 64-key tile of scores (key kb + j is visible to row r when kb + j < keyCount
+// and kb + j <= prefixLen + r) for this thread's rows A (c0, c1) and B (c2, c3).
+__device__ __forceinline__ void attention_mask(float (&s)[kTcKeys / 8][4], int kb, int keyCount, int prefixLen, int rowA,
+                                               int rowB)
 {
-    const int lane = threadIdx.x & 31;
-    const int g = lane >> 2;
-    const int tq = lane & 3;
-    // S = Q.K^T: 16 rows x 64 keys per warp, eight 16x8 accumulators.
-    float s[kTcKeys / 8][4];
-#pragma unroll
-    for (int nt = 0; nt < kTcKeys / 8; ++nt)
-    {
-        s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-        const __half* kr = ks + (nt * 8 + g) * (D + kTcPad) + 2 * tq;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk)
-            longdep::mma_16816(s[nt], qa[kk], longdep::lds_pair(kr, kk * 16), longdep::lds_pair(kr, kk * 16 + 8));
-    }
-
-    // Causal and end-of-keys mask, then the online softmax of rows A (c0, c1) and B (c2, c3).
-    float tileA = longdep::neg_inf(), tileB = longdep::neg_inf();
+    const int tq = threadIdx.x & 3;
 #pragma unroll
     for (int nt = 0; nt < kTcKeys / 8; ++nt)
     {
@@ -77,9 +58,21 @@ __device__ __forceinline__ void attention_mma_tile(const __half* ks, const __hal
             const int key = kb + nt * 8 + 2 * tq + e;
             if (key >= keyCount || key > prefixLen + rowA) s[nt][e] = longdep::neg_inf();
             if (key >= keyCount || key > prefixLen + rowB) s[nt][2 + e] = longdep::neg_inf();
-            tileA = fmaxf(tileA, s[nt][e]);
-            tileB = fmaxf(tileB, s[nt][2 + e]);
         }
+    }
+}
+
+// The online softmax of one tile of 16 rows: new maxima, O and the row sums rescaled, the scores replaced by their
+// exp2 (the P of P.V, still float32).
+template <int D>
+__device__ __forceinline__ void attention_softmax(float (&s)[kTcKeys / 8][4], float (&o)[D / 8][4], RowState& st)
+{
+    float tileA = longdep::neg_inf(), tileB = longdep::neg_inf();
+#pragma unroll
+    for (int nt = 0; nt < kTcKeys / 8; ++nt)
+    {
+        tileA = fmaxf(tileA, fmaxf(s[nt][0], s[nt][1]));
+        tileB = fmaxf(tileB, fmaxf(s[nt][2], s[nt][3]));
     }
     const float mNewA = fmaxf(st.mA, longdep::quad_max(tileA));
     const float mNewB = fmaxf(st.mB, longdep::quad_max(tileB));
@@ -109,17 +102,48 @@ __device__ __forceinline__ void attention_mma_tile(const __half* ks, const __hal
         st.lA += s[nt][0] + s[nt][1];
         st.lB += s[nt][2] + s[nt][3];
     }
+}
+
+// P as the A fragment of P.V for keys 16 kp .. 16 kp + 15: the accumulators of key blocks 2kp and 2kp + 1, as f16.
+__device__ __forceinline__ void attention_p_fragment(const float (&s)[kTcKeys / 8][4], int kp, uint32_t (&pa)[4])
+{
+    pa[0] = longdep::pack_half2(s[2 * kp][0], s[2 * kp][1]);
+    pa[1] = longdep::pack_half2(s[2 * kp][2], s[2 * kp][3]);
+    pa[2] = longdep::pack_half2(s[2 * kp + 1][0], s[2 * kp + 1][1]);
+    pa[3] = longdep::pack_half2(s[2 * kp + 1][2], s[2 * kp + 1][3]);
+}
+
+// One 64-key tile staged in shared memory (ks [64][D + 8] key j, dim c; vt [D][64 + 8] dim c, key j) for the warp's
+// 16 rows: S = Q.K^T, causal and end-of-keys mask, online softmax, O += P.V. Keys are virtual indices (prefix first):
+// key kb + j is visible to row r when kb + j < keyCount and kb + j <= prefixLen + r.
+template <int D>
+__device__ __forceinline__ void attention_mma_tile(const __half* ks, const __half* vt, const uint32_t (&qa)[D / 16][4],
+                                                   float (&o)[D / 8][4], RowState& st, int kb, int keyCount, int prefixLen,
+                                                   int rowA, int rowB)
+{
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    const int tq = lane & 3;
+    // S = Q.K^T: 16 rows x 64 keys per warp, eight 16x8 accumulators.
+    float s[kTcKeys / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < kTcKeys / 8; ++nt)
+    {
+        s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+        const __half* kr = ks + (nt * 8 + g) * (D + kTcPad) + 2 * tq;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+            longdep::mma_16816(s[nt], qa[kk], longdep::lds_pair(kr, kk * 16), longdep::lds_pair(kr, kk * 16 + 8));
+    }
+    attention_mask(s, kb, keyCount, prefixLen, rowA, rowB);
+    attention_softmax<D>(s, o, st);
 
     // O += P.V: keys 16*kp .. 16*kp + 15 are the accumulators of key blocks 2kp and 2kp + 1.
 #pragma unroll
     for (int kp = 0; kp < kTcKeys / 16; ++kp)
     {
-        const uint32_t pa[4] = {
-            longdep::pack_half2(s[2 * kp][0], s[2 * kp][1]),
-            longdep::pack_half2(s[2 * kp][2], s[2 * kp][3]),
-            longdep::pack_half2(s[2 * kp + 1][0], s[2 * kp + 1][1]),
-            longdep::pack_half2(s[2 * kp + 1][2], s[2 * kp + 1][3]),
-        };
+        uint32_t pa[4];
+        attention_p_fragment(s, kp, pa);
 #pragma unroll
         for (int nd = 0; nd < D / 8; ++nd)
         {
@@ -349,6 +373,163 @@ __device__ __forceinline__ void attention_mma_kv16_impl(const float* __restrict_
     }
     longdep::cp_async_wait<0>();
     attention_mma_store<D, T>(o, st, out, seqRow0, rowA, rowB, seqLen, qStride, head);
+}
+
+// ---- Head dimension 64, 32 query rows per warp ("wide"): the packed-f16 kernel for the long-sequence path ----
+// A warp owns two 16-row accumulator tiles (blocks of 128 rows), so every K and V fragment it reads from shared memory
+// (ldmatrix, four fragments an instruction) feeds two products: half the shared-memory traffic per product of the
+// 16-row kernel above. Only the tile on the warp's diagonal is masked; tiles past the warp's last row are skipped.
+// Per row these are the same products and the same online-softmax steps in the same order as attention_mma64_kv16_*
+// (a skipped tile there is all masked: exp2(-inf) = 0, alpha = 1), so the outputs are the same.
+constexpr int kWideRows = 128;  // query rows per block (4 warps x 32)
+
+template <int D>
+__device__ __forceinline__ void attention_wide_tile(const __half* ks, const __half* vt, const uint32_t (&qa)[2][D / 16][4],
+                                                    float (&o)[2][D / 8][4], RowState (&st)[2], int kb, int keyCount,
+                                                    int warpRow0)
+{
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    // ldmatrix addressing: lane l names row (l % 8) of matrix (l / 8).
+    const int lrow = lane & 7;
+    const int lmat = lane >> 3;
+
+    // S = Q.K^T: per 16 keys and 16 dimensions one ldmatrix.x4 (matrices: keys nt*8.. at dims 16kk.. and 16kk+8..,
+    // then keys (nt+1)*8.. likewise) gives b0, b1 of key blocks nt and nt + 1 for both row tiles.
+    float s[2][kTcKeys / 8][4];
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int nt = 0; nt < kTcKeys / 8; ++nt) s[m][nt][0] = s[m][nt][1] = s[m][nt][2] = s[m][nt][3] = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < kTcKeys / 8; nt += 2)
+    {
+        const __half* kr = ks + (nt * 8 + (lmat >> 1) * 8 + lrow) * (D + kTcPad) + (lmat & 1) * 8;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+        {
+            uint32_t b[4];
+            longdep::ldsm_x4(b, kr + kk * 16);
+#pragma unroll
+            for (int m = 0; m < 2; ++m)
+            {
+                longdep::mma_16816(s[m][nt], qa[m][kk], b[0], b[1]);
+                longdep::mma_16816(s[m][nt + 1], qa[m][kk], b[2], b[3]);
+            }
+        }
+    }
+
+    // The mask changes nothing below the diagonal: apply it only where a key may pass a row or the end.
+    const bool diagonal = kb + kTcKeys - 1 > warpRow0 || kb + kTcKeys > keyCount;
+    uint32_t pa[2][kTcKeys / 16][4];
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+    {
+        const int rowA = warpRow0 + 16 * m + g;
+        if (diagonal) attention_mask(s[m], kb, keyCount, 0, rowA, rowA + 8);
+        attention_softmax<D>(s[m], o[m], st[m]);
+#pragma unroll
+        for (int kp = 0; kp < kTcKeys / 16; ++kp) attention_p_fragment(s[m], kp, pa[m][kp]);
+    }
+
+    // O += P.V: per 8 dimensions and 32 keys one ldmatrix.x4 (matrices: dims nd*8.. at keys 16kp.., 16kp+8..,
+    // 16kp+16.., 16kp+24..) gives b0, b1 of key blocks kp and kp + 1; each O accumulator takes kp in ascending order.
+#pragma unroll
+    for (int nd = 0; nd < D / 8; ++nd)
+    {
+        const __half* vr = vt + (nd * 8 + lrow) * kTcVtStride + lmat * 8;
+#pragma unroll
+        for (int kp = 0; kp < kTcKeys / 16; kp += 2)
+        {
+            uint32_t b[4];
+            longdep::ldsm_x4(b, vr + kp * 16);
+#pragma unroll
+            for (int m = 0; m < 2; ++m)
+            {
+                longdep::mma_16816(o[m][nd], pa[m][kp], b[0], b[1]);
+                longdep::mma_16816(o[m][nd], pa[m][kp + 1], b[2], b[3]);
+            }
+        }
+    }
+}
+
+// Launch: grid = (ceil(seqLen / 128), heads, nSeq), block.x = 128, dynamic shared memory = attention_kv16_smem_bytes(D)
+//         (the same two stages as attention_mma_kv16_impl). q 8-byte aligned, k16 and vt16 16-byte aligned.
+template <int D, typename T>
+__device__ __forceinline__ void attention_wide_kv16_impl(const float* __restrict__ q, const __half* __restrict__ k16,
+                                                         const __half* __restrict__ vt16, T* __restrict__ out, int nSeq,
+                                                         int seqLen, int paddedLen, int heads, int kvHeads, float scale)
+{
+    const int seq = blockIdx.z;
+    const int head = blockIdx.y;
+    const int t0 = (gridDim.x - 1 - blockIdx.x) * kWideRows;
+    if (seq >= nSeq || head >= heads || t0 >= seqLen) return; // uniform per block
+
+    const int kvHead = head / (heads / kvHeads);
+    const size_t qStride = (size_t)heads * D;
+    const size_t kvStride = (size_t)kvHeads * D;
+    const size_t seqRow0 = (size_t)seq * seqLen;
+    const __half* kBase = k16 + (size_t)seq * paddedLen * kvStride + (size_t)kvHead * D;
+    const __half* vBase = vt16 + ((size_t)seq * kvHeads + kvHead) * D * (size_t)paddedLen;
+    constexpr int kStage = kTcKeys * (D + kTcPad) + D * kTcVtStride; // halves per stage
+    __half* smem = reinterpret_cast<__half*>(longdep_dynamic_smem);
+
+    const int warp = threadIdx.x >> 5;
+    const int g = (threadIdx.x & 31) >> 2;
+    const int warpRow0 = t0 + warp * 32;
+    uint32_t qa[2][D / 16][4];
+    float o[2][D / 8][4];
+    RowState st[2];
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+        attention_mma_begin<D>(q, seqRow0, warpRow0 + 16 * m + g, warpRow0 + 16 * m + g + 8, seqLen, qStride, head, scale,
+                               qa[m], o[m]);
+
+    const int keyCount = min(t0 + kWideRows, seqLen); // keys [0, keyCount) cover every row of the block
+    const int tiles = (keyCount + kTcKeys - 1) / kTcKeys;
+    attention_kv16_stage<D>(smem, kBase, vBase, 0, kvStride, paddedLen);
+    longdep::cp_async_commit();
+    for (int i = 0; i < tiles; ++i)
+    {
+        if (i + 1 < tiles) attention_kv16_stage<D>(smem + ((i + 1) & 1) * kStage, kBase, vBase, (i + 1) * kTcKeys, kvStride, paddedLen);
+        longdep::cp_async_commit();
+        longdep::cp_async_wait<1>(); // tile i has landed (only tile i + 1's copies may be in flight)
+        __syncthreads();
+        const __half* ks = smem + (i & 1) * kStage;
+        if (i * kTcKeys <= warpRow0 + 31) // uniform per warp: a tile past the warp's last row is all masked
+            attention_wide_tile<D>(ks, ks + kTcKeys * (D + kTcPad), qa, o, st, i * kTcKeys, keyCount, warpRow0);
+        __syncthreads(); // the next iteration's copies overwrite this stage
+    }
+    longdep::cp_async_wait<0>();
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+        attention_mma_store<D, T>(o[m], st[m], out, seqRow0, warpRow0 + 16 * m + g, warpRow0 + 16 * m + g + 8, seqLen, qStride,
+                                  head);
+}
+
+// (q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, headDim, scale), as attention_mma64_kv16_*; headDim must be 64.
+extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_wide_f32(
+    const float* q, const __half* k16, const __half* vt16, float* out, int nSeq, int seqLen, int paddedLen, int heads,
+    int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    attention_wide_kv16_impl<64, float>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+}
+
+extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_wide_f16(
+    const float* q, const __half* k16, const __half* vt16, __half* out, int nSeq, int seqLen, int paddedLen, int heads,
+    int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    attention_wide_kv16_impl<64, __half>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+}
+
+extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_wide_bf16(
+    const float* q, const __half* k16, const __half* vt16, __nv_bfloat16* out, int nSeq, int seqLen, int paddedLen, int heads,
+    int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    attention_wide_kv16_impl<64, __nv_bfloat16>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
 }
 
 // (q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, headDim, scale); headDim must equal the kernel's D.

@@ -42,6 +42,22 @@ __device__ __forceinline__ uint32_t lds_pair(const __half* base, int at)
     return *reinterpret_cast<const uint32_t*>(base + at);
 }
 
+// ldmatrix.sync.aligned.m8n8.x4.shared.b16: four 8x8 f16 matrices from shared memory in one warp-wide instruction.
+// Lane l gives the address of row l % 8 of matrix l / 8 (16 contiguous bytes, 16-byte aligned); register m of lane l
+// receives row l / 4 of matrix m, elements 2 (l % 4) and 2 (l % 4) + 1. With matrix rows along n and columns along
+// k, that register is a B fragment register (B[2t, 2t+1][g], above): one ldmatrix gives b0 and b1 of two products.
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const __half* row)
+{
+#ifdef LONGDEP_EMULATE
+    longdep_emu::ldsm_x4(r, row);
+#else
+    const unsigned at = (unsigned)__cvta_generic_to_shared(row);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(at));
+#endif
+}
+
 // Max and sum over the four threads of a group (the threads that share an accumulator row).
 __device__ __forceinline__ float quad_max(float v)
 {

@@ -15,6 +15,80 @@ constexpr int kPfsTcRowTile = 64;   // pass 2: query rows staged per step
 constexpr int kPfsTcPad = 8;
 }
 
+// Pass 1's online statistics for one 64-key tile of scores (log2 units) of this thread's rows A (c0, c1) and B (c2, c3):
+// keys at or past the span's start are masked when `mask` (a tile wholly before the start needs none), then the running
+// maxima and this thread's share of the row sums. Every tile holds at least one key < start, so the new maxima are finite.
+__device__ __forceinline__ void pfs_stats_update(float (&sc)[kPfsTcKeys / 8][4], int kb, int start, bool mask, float& mA,
+                                                 float& mB, float& lA, float& lB)
+{
+    const int tq = threadIdx.x & 3;
+    float tileA = longdep::neg_inf(), tileB = longdep::neg_inf();
+#pragma unroll
+    for (int nt = 0; nt < kPfsTcKeys / 8; ++nt)
+    {
+#pragma unroll
+        for (int e = 0; e < 2; ++e)
+        {
+            if (mask && kb + nt * 8 + 2 * tq + e >= start)
+            {
+                sc[nt][e] = longdep::neg_inf();
+                sc[nt][2 + e] = longdep::neg_inf();
+            }
+            tileA = fmaxf(tileA, sc[nt][e]);
+            tileB = fmaxf(tileB, sc[nt][2 + e]);
+        }
+    }
+    const float mNewA = fmaxf(mA, longdep::quad_max(tileA));
+    const float mNewB = fmaxf(mB, longdep::quad_max(tileB));
+    lA *= exp2f(mA - mNewA);
+    lB *= exp2f(mB - mNewB);
+    mA = mNewA;
+    mB = mNewB;
+#pragma unroll
+    for (int nt = 0; nt < kPfsTcKeys / 8; ++nt)
+    {
+        lA += exp2f(sc[nt][0] - mA) + exp2f(sc[nt][1] - mA);
+        lB += exp2f(sc[nt][2] - mB) + exp2f(sc[nt][3] - mB);
+    }
+}
+
+// Stages keys [kb, kb + 64) of one KV head (keys at or past `start` as zero) as f16 rows of ks [64][D + 8].
+template <int D>
+__device__ __forceinline__ void pfs_stage_keys(__half* ks, const float* __restrict__ k, int kb, int start, size_t kStride, int kvHead)
+{
+    for (int idx = threadIdx.x; idx < kPfsTcKeys * (D / 2); idx += blockDim.x)
+    {
+        const int j = idx / (D / 2);
+        const int c = (idx - j * (D / 2)) * 2;
+        const int s = kb + j;
+        float2 kv = make_float2(0.0f, 0.0f);
+        if (s < start) kv = *reinterpret_cast<const float2*>(k + (size_t)s * kStride + (size_t)kvHead * D + c);
+        *reinterpret_cast<uint32_t*>(ks + j * (D + kPfsTcPad) + c) = longdep::pack_half2(kv.x, kv.y);
+    }
+}
+
+// Pass 1's result for rows A and B of this thread: the quad's row sums, the maxima in natural-log units (rows past the
+// span are not written).
+__device__ __forceinline__ void pfs_store_stats(float* rowMax, float* rowSum, size_t at, int rowA, int rowB, int len, float mA,
+                                                float mB, float lA, float lB)
+{
+    lA = longdep::quad_sum(lA);
+    lB = longdep::quad_sum(lB);
+    if ((threadIdx.x & 3) == 0)
+    {
+        if (rowA < len)
+        {
+            rowMax[at + rowA] = mA * longdep::kLn2;
+            rowSum[at + rowA] = lA;
+        }
+        if (rowB < len)
+        {
+            rowMax[at + rowB] = mB * longdep::kLn2;
+            rowSum[at + rowB] = lB;
+        }
+    }
+}
+
 // Pass 1. Launch: grid = (ceil(maxSpanLen / 64), heads, nSpans), block.x = 128,
 // dynamic shared memory = 64 * (D + 8) * 2 bytes.
 template <int D>
@@ -56,15 +130,7 @@ __device__ __forceinline__ void pfs_row_stats_mma_impl(const float* __restrict__
     for (int kb = 0; kb < start; kb += kPfsTcKeys)
     {
         __syncthreads();
-        for (int idx = threadIdx.x; idx < kPfsTcKeys * (D / 2); idx += blockDim.x)
-        {
-            const int j = idx / (D / 2);
-            const int c = (idx - j * (D / 2)) * 2;
-            const int s = kb + j;
-            float2 kv = make_float2(0.0f, 0.0f);
-            if (s < start) kv = *reinterpret_cast<const float2*>(k + (size_t)s * kStride + (size_t)kvHead * D + c);
-            *reinterpret_cast<uint32_t*>(ks + j * (D + kPfsTcPad) + c) = longdep::pack_half2(kv.x, kv.y);
-        }
+        pfs_stage_keys<D>(ks, k, kb, start, kStride, kvHead);
         __syncthreads();
 
         float sc[kPfsTcKeys / 8][4];
@@ -77,51 +143,96 @@ __device__ __forceinline__ void pfs_row_stats_mma_impl(const float* __restrict__
             for (int kk = 0; kk < D / 16; ++kk)
                 longdep::mma_16816(sc[nt], qa[kk], longdep::lds_pair(kr, kk * 16), longdep::lds_pair(kr, kk * 16 + 8));
         }
-        float tileA = longdep::neg_inf(), tileB = longdep::neg_inf();
+        pfs_stats_update(sc, kb, start, true, mA, mB, lA, lB);
+    }
+    pfs_store_stats(rowMax, rowSum, ((size_t)span * heads + head) * maxSpanLen, rowA, rowB, len, mA, mB, lA, lB);
+}
+
+// Pass 1 for head dimension 64 with 32 span rows per warp ("wide", blocks of 128 rows: a 128-token chunk's span in one
+// block): every K fragment read from shared memory (ldmatrix.x4) feeds two products and each K tile is staged once per
+// 128 rows instead of per 64; only the tile holding the span's start is masked. Per row the same products and updates
+// in the same order as pfs_row_stats_mma64, so the statistics are the same.
+// Launch: grid = (ceil(maxSpanLen / 128), heads, nSpans), block.x = 128, dynamic shared memory = 64 * (D + 8) * 2 bytes.
+template <int D>
+__device__ __forceinline__ void pfs_row_stats_wide_impl(const float* __restrict__ q, const float* __restrict__ k,
+                                                        const int* spanStart, const int* spanEnd, float* rowMax,
+                                                        float* rowSum, int nSpans, int maxSpanLen, int heads,
+                                                        int kvHeads, float scale)
+{
+    const int span = blockIdx.z;
+    const int head = blockIdx.y;
+    const int r0 = blockIdx.x * 2 * kPfsTcRows;
+    if (span >= nSpans || head >= heads) return;
+    const int start = spanStart[span];
+    const int len = spanEnd[span] - start;
+    if (r0 >= len) return; // uniform per block
+
+    const int kvHead = head / (heads / kvHeads);
+    const size_t qStride = (size_t)heads * D;
+    const size_t kStride = (size_t)kvHeads * D;
+    __half* ks = reinterpret_cast<__half*>(longdep_dynamic_smem); // [64][D + 8]
+
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    const int lrow = lane & 7; // ldmatrix: lane l names row l % 8 of matrix l / 8
+    const int lmat = lane >> 3;
+    const int warpRow0 = r0 + warp * 32; // rows within the span
+    const bool active = warpRow0 < len;  // uniform per warp: a warp past the span's end only stages keys
+
+    uint32_t qa[2][D / 16][4];
+    float mA[2], mB[2], lA[2], lB[2];
 #pragma unroll
-        for (int nt = 0; nt < kPfsTcKeys / 8; ++nt)
+    for (int m = 0; m < 2; ++m)
+    {
+        const int rowA = warpRow0 + 16 * m + g;
+        const float* qA = q + (size_t)(start + min(rowA, len - 1)) * qStride + (size_t)head * D;
+        const float* qB = q + (size_t)(start + min(rowA + 8, len - 1)) * qStride + (size_t)head * D;
+        longdep::load_a_fragments<D>(qA, qB, scale * longdep::kLog2e, qa[m]);
+        mA[m] = mB[m] = longdep::neg_inf();
+        lA[m] = lB[m] = 0.0f;
+    }
+    for (int kb = 0; kb < start; kb += kPfsTcKeys)
+    {
+        __syncthreads();
+        pfs_stage_keys<D>(ks, k, kb, start, kStride, kvHead);
+        __syncthreads();
+        if (!active) continue;
+
+        // Matrices of one ldmatrix.x4: keys nt*8.. at dims 16kk.. and 16kk+8.., then keys (nt+1)*8.. likewise.
+        float sc[2][kPfsTcKeys / 8][4];
+#pragma unroll
+        for (int m = 0; m < 2; ++m)
+#pragma unroll
+            for (int nt = 0; nt < kPfsTcKeys / 8; ++nt) sc[m][nt][0] = sc[m][nt][1] = sc[m][nt][2] = sc[m][nt][3] = 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < kPfsTcKeys / 8; nt += 2)
         {
+            const __half* kr = ks + (nt * 8 + (lmat >> 1) * 8 + lrow) * (D + kPfsTcPad) + (lmat & 1) * 8;
 #pragma unroll
-            for (int e = 0; e < 2; ++e)
+            for (int kk = 0; kk < D / 16; ++kk)
             {
-                if (kb + nt * 8 + 2 * tq + e >= start)
+                uint32_t b[4];
+                longdep::ldsm_x4(b, kr + kk * 16);
+#pragma unroll
+                for (int m = 0; m < 2; ++m)
                 {
-                    sc[nt][e] = longdep::neg_inf();
-                    sc[nt][2 + e] = longdep::neg_inf();
+                    longdep::mma_16816(sc[m][nt], qa[m][kk], b[0], b[1]);
+                    longdep::mma_16816(sc[m][nt + 1], qa[m][kk], b[2], b[3]);
                 }
-                tileA = fmaxf(tileA, sc[nt][e]);
-                tileB = fmaxf(tileB, sc[nt][2 + e]);
             }
         }
-        // Every tile holds at least one key < start, so the new maxima are finite.
-        const float mNewA = fmaxf(mA, longdep::quad_max(tileA));
-        const float mNewB = fmaxf(mB, longdep::quad_max(tileB));
-        lA *= exp2f(mA - mNewA);
-        lB *= exp2f(mB - mNewB);
-        mA = mNewA;
-        mB = mNewB;
+        const bool mask = kb + kPfsTcKeys > start;
 #pragma unroll
-        for (int nt = 0; nt < kPfsTcKeys / 8; ++nt)
-        {
-            lA += exp2f(sc[nt][0] - mA) + exp2f(sc[nt][1] - mA);
-            lB += exp2f(sc[nt][2] - mB) + exp2f(sc[nt][3] - mB);
-        }
+        for (int m = 0; m < 2; ++m) pfs_stats_update(sc[m], kb, start, mask, mA[m], mB[m], lA[m], lB[m]);
     }
-    lA = longdep::quad_sum(lA);
-    lB = longdep::quad_sum(lB);
-    if (tq == 0)
+    if (!active) return;
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
     {
-        const size_t at = ((size_t)span * heads + head) * maxSpanLen;
-        if (rowA < len)
-        {
-            rowMax[at + rowA] = mA * longdep::kLn2;
-            rowSum[at + rowA] = lA;
-        }
-        if (rowB < len)
-        {
-            rowMax[at + rowB] = mB * longdep::kLn2;
-            rowSum[at + rowB] = lB;
-        }
+        const int rowA = warpRow0 + 16 * m + g;
+        pfs_store_stats(rowMax, rowSum, ((size_t)span * heads + head) * maxSpanLen, rowA, rowA + 8, len, mA[m], mB[m], lA[m],
+                        lB[m]);
     }
 }
 
@@ -230,6 +341,15 @@ extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma64(
 {
     if (headDim != 64) return;
     pfs_row_stats_mma_impl<64>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
+}
+
+// As pfs_row_stats_mma64, launched on grid (ceil(maxSpanLen / 128), heads, nSpans).
+extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma64_wide(
+    const float* q, const float* k, const int* spanStart, const int* spanEnd, float* rowMax, float* rowSum, int nSpans,
+    int maxSpanLen, int heads, int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    pfs_row_stats_wide_impl<64>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64(

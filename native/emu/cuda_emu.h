@@ -131,7 +131,7 @@ inline float __bfloat162float(__nv_bfloat16 b) { return longdep_emu::bf16_bits_t
 namespace longdep_emu {
 
 // What a warp-wide call exchanges: each lane's words are visible to every lane of its warp after the call.
-enum class WarpOp : int { Shuffle = 1, Mma = 2 };
+enum class WarpOp : int { Shuffle = 1, Mma = 2, Ldmatrix = 3 };
 
 // Writes this lane's `words` 32-bit words, waits for all 32 lanes of the warp (all must make the same kind of
 // call), and returns the warp's table: lane l's words at [l * 16, l * 16 + words).
@@ -149,6 +149,11 @@ extern thread_local unsigned char* dynamic_smem;
 // g = lane >> 2, t = lane & 3; A regs {A[g][2t..], A[g+8][2t..], A[g][2t+8..], A[g+8][2t+8..]},
 // B regs {B[2t..][g], B[2t+8..][g]}, C/D {C[g][2t], C[g][2t+1], C[g+8][2t], C[g+8][2t+1]}.
 void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+
+// ldmatrix.sync.aligned.m8n8.x4.shared.b16, from the PTX ISA: lane l gives the address of row l % 8 of matrix l / 8
+// (16 bytes, 16-byte aligned, inside the block's dynamic shared memory); register m of lane l receives the 32-bit
+// word (l % 4) of row l / 4 of matrix m. Rows are read when the last lane of the warp arrives.
+void ldsm_x4(uint32_t (&r)[4], const void* row);
 
 // cp.async: the source is read at issue, the destination written only when a wait retires its group (the latest
 // moment the GPU may write it), so a tile read before its wait and barrier shows the previous contents.

@@ -117,7 +117,10 @@ struct Launch
 thread_local Launch* active = nullptr;
 thread_local std::vector<char*> stacks; // reused by every launch on this OS thread
 
-const char* op_name(WarpOp op) { return op == WarpOp::Mma ? "mma.sync" : "a warp shuffle"; }
+const char* op_name(WarpOp op)
+{
+    return op == WarpOp::Mma ? "mma.sync" : op == WarpOp::Ldmatrix ? "ldmatrix" : "a warp shuffle";
+}
 
 std::string where(const Launch& launch, int thread)
 {
@@ -370,6 +373,27 @@ void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1)
     }
 }
 
+void ldsm_x4(uint32_t (&r)[4], const void* row)
+{
+    Launch& launch = *active;
+    const unsigned char* at = static_cast<const unsigned char*>(row);
+    if ((uintptr_t)at % 16 != 0) fail("ldmatrix with a row address that is not 16-byte aligned");
+    if (dynamic_smem == nullptr || at < dynamic_smem || at + 16 > dynamic_smem + launch.sharedBytes)
+        fail("ldmatrix from an address outside the block's dynamic shared memory");
+    uint32_t mine[2];
+    const uintptr_t address = (uintptr_t)at;
+    mine[0] = (uint32_t)(address & 0xffffffffu);
+    mine[1] = (uint32_t)((uint64_t)address >> 32);
+    const uint32_t* all = warp_exchange(WarpOp::Ldmatrix, mine, 2);
+    const int lane = (int)(threadIdx.x & 31u);
+    for (int m = 0; m < 4; ++m)
+    {
+        const uint32_t* src = all + (m * 8 + (lane >> 2)) * kWordsPerLane;
+        const uintptr_t rowAt = (uintptr_t)src[0] | ((uintptr_t)((uint64_t)src[1] << 32));
+        std::memcpy(&r[m], reinterpret_cast<const unsigned char*>(rowAt) + 4 * (lane & 3), 4);
+    }
+}
+
 } // namespace longdep_emu
 
 // Kernels that misuse warp-wide calls on purpose, for the tests of the emulator's own checks (not in the fatbin).
@@ -466,6 +490,8 @@ const Entry kEntries[] = {
     LONGDEP_EMU_ENTRY(attention_mma64_kv16_f32),  LONGDEP_EMU_ENTRY(attention_mma64_kv16_f16),
     LONGDEP_EMU_ENTRY(attention_mma64_kv16_bf16), LONGDEP_EMU_ENTRY(attention_mma128_kv16_f32),
     LONGDEP_EMU_ENTRY(attention_mma128_kv16_f16), LONGDEP_EMU_ENTRY(attention_mma128_kv16_bf16),
+    LONGDEP_EMU_ENTRY(attention_mma64_kv16_wide_f32), LONGDEP_EMU_ENTRY(attention_mma64_kv16_wide_f16),
+    LONGDEP_EMU_ENTRY(attention_mma64_kv16_wide_bf16), LONGDEP_EMU_ENTRY(pfs_row_stats_mma64_wide),
     LONGDEP_EMU_ENTRY(emu_test_mixed_warp_calls), LONGDEP_EMU_ENTRY(emu_test_split_barriers),
 };
 #undef LONGDEP_EMU_ENTRY

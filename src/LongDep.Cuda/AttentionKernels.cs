@@ -20,6 +20,10 @@ public static class AttentionKernelNames
 
     public static string Name(this AttentionKernels kernels) => kernels == AttentionKernels.Simple ? "simple" : "tensor";
 
+    /// <summary>"tensor kernels", "simple kernels", or "tensor kernels (16-row)" when the environment turns the wide kernels off.</summary>
+    public static string Describe(this AttentionKernels kernels) =>
+        kernels == AttentionKernels.TensorCores && !WideFromEnvironment() ? "tensor kernels (16-row)" : $"{kernels.Name()} kernels";
+
     /// <summary>Parses <c>tensor</c> or <c>simple</c> (case-insensitive); anything else is an error naming both.</summary>
     public static AttentionKernels Parse(string text, string source) => text.Trim().ToLowerInvariant() switch
     {
@@ -27,6 +31,25 @@ public static class AttentionKernelNames
         "simple" => AttentionKernels.Simple,
         _ => throw new ArgumentException($"{source}: '{text}' is not a kernel set (use tensor or simple)"),
     };
+
+    /// <summary>
+    /// Environment variable that turns the wide tensor-core kernels (head dimension 64, 32 rows per warp: packed-f16
+    /// attention and PFS pass 1) off with <c>0</c>, leaving the 16-row kernels they replace; <c>1</c> or unset keeps them
+    /// on. Both give the same outputs: the switch is there to time one against the other and to isolate a fault.
+    /// </summary>
+    public const string WideEnvironmentVariable = "LONGDEP_WIDE_ATTENTION";
+
+    /// <summary>Whether the wide kernels are on (<see cref="WideEnvironmentVariable"/>).</summary>
+    public static bool WideFromEnvironment()
+    {
+        string? value = Environment.GetEnvironmentVariable(WideEnvironmentVariable)?.Trim();
+        return value switch
+        {
+            null or "" or "1" => true,
+            "0" => false,
+            _ => throw new ArgumentException($"{WideEnvironmentVariable}: '{value}' is not 0 or 1"),
+        };
+    }
 
     /// <summary>The default: <see cref="EnvironmentVariable"/> when set, else tensor cores.</summary>
     public static AttentionKernels FromEnvironment()

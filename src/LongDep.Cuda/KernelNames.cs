@@ -60,6 +60,10 @@ public static class KernelNames
     public static readonly KernelSpec AttentionMma128Kv16F32 = new("attention_mma128_kv16_f32", "ppppiiiiiif");
     public static readonly KernelSpec AttentionMma128Kv16F16 = new("attention_mma128_kv16_f16", "ppppiiiiiif");
     public static readonly KernelSpec AttentionMma128Kv16BF16 = new("attention_mma128_kv16_bf16", "ppppiiiiiif");
+    // The same for head dimension 64 with 32 rows per warp (128-row blocks, ldmatrix): same parameters and outputs.
+    public static readonly KernelSpec AttentionMma64Kv16WideF32 = new("attention_mma64_kv16_wide_f32", "ppppiiiiiif");
+    public static readonly KernelSpec AttentionMma64Kv16WideF16 = new("attention_mma64_kv16_wide_f16", "ppppiiiiiif");
+    public static readonly KernelSpec AttentionMma64Kv16WideBF16 = new("attention_mma64_kv16_wide_bf16", "ppppiiiiiif");
 
     // pfs.cu
     // (q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim, scale)
@@ -72,6 +76,8 @@ public static class KernelNames
     // pfs_mma.cu: tensor-core variants of pfs_row_stats / pfs_column_mass for head dimension 64 or 128, same parameters.
     public static readonly KernelSpec PfsRowStatsMma64 = new("pfs_row_stats_mma64", "ppppppiiiiif");
     public static readonly KernelSpec PfsRowStatsMma128 = new("pfs_row_stats_mma128", "ppppppiiiiif");
+    // Pass 1 for head dimension 64 with 32 span rows per warp (128-row blocks, ldmatrix): same parameters and outputs.
+    public static readonly KernelSpec PfsRowStatsMma64Wide = new("pfs_row_stats_mma64_wide", "ppppppiiiiif");
     public static readonly KernelSpec PfsColumnMassMma64 = new("pfs_column_mass_mma64", "pppppppiiiiiif");
     public static readonly KernelSpec PfsColumnMassMma128 = new("pfs_column_mass_mma128", "pppppppiiiiiif");
 
@@ -93,8 +99,9 @@ public static class KernelNames
         KvPackF16,
         AttentionMma64Kv16F32, AttentionMma64Kv16F16, AttentionMma64Kv16BF16,
         AttentionMma128Kv16F32, AttentionMma128Kv16F16, AttentionMma128Kv16BF16,
+        AttentionMma64Kv16WideF32, AttentionMma64Kv16WideF16, AttentionMma64Kv16WideBF16,
         PfsRowStats, PfsColumnMass, PfsWindowSum,
-        PfsRowStatsMma64, PfsRowStatsMma128, PfsColumnMassMma64, PfsColumnMassMma128,
+        PfsRowStatsMma64, PfsRowStatsMma128, PfsColumnMassMma64, PfsColumnMassMma128, PfsRowStatsMma64Wide,
         LossRowNll, LossSegmentSum,
     ];
 
@@ -149,6 +156,17 @@ public static class KernelNames
         (128, CudaPrecision.F16) => AttentionMma128Kv16F16,
         (128, _) => AttentionMma128Kv16BF16,
         _ => throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "tensor-core attention is built for head dimensions 64 and 128"),
+    };
+
+    /// <summary>Whether the wide kernels (32 rows per warp: packed-f16 attention, PFS pass 1) exist for this head dimension.</summary>
+    public static bool HasWideKernels(int headDim) => headDim == 64;
+
+    internal static KernelSpec AttentionMmaKv16Wide(CudaPrecision output, int headDim) => (headDim, output) switch
+    {
+        (64, CudaPrecision.F32) => AttentionMma64Kv16WideF32,
+        (64, CudaPrecision.F16) => AttentionMma64Kv16WideF16,
+        (64, _) => AttentionMma64Kv16WideBF16,
+        _ => throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "wide tensor-core attention is built for head dimension 64"),
     };
 
     internal static KernelSpec PfsRowStatsMma(int headDim) => headDim switch

@@ -88,7 +88,42 @@ public class KernelEmulatorTests
         {
             "attention_mma64_f32", "attention_mma64_bf16", "attention_mma128_f16", "attention_mma128_f32",
             "pfs_row_stats_mma64", "pfs_column_mass_mma64", "pfs_row_stats_mma128", "pfs_column_mass_mma128",
+            "attention_mma64_kv16_f32", "attention_mma64_kv16_wide_f32", "attention_mma64_kv16_wide_bf16",
+            "pfs_row_stats_mma64_wide",
         }));
+    }
+
+    [Test]
+    public void WidePfsPassOne_EqualsThe16RowKernel_BitForBit()
+    {
+        // Spans of 128 rows (one wide block), 136 (a second block with one active warp), 3 rows, and a start inside a
+        // 64-key tile: per row the same products and statistics updates in the same order, so equal statistics.
+        using var backend = new SimulatedBackend(emulator: Emulator());
+        var results = new KernelChecks(backend, seed: 9)
+            .WidePfsMatchesNarrow(T: 600, heads: 4, kvHeads: 2, spans: [(400, 528), (64, 200), (37, 40), (300, 428)]).ToList();
+        Assert.That(results, Has.Count.EqualTo(2));
+        foreach (var r in results)
+        {
+            Assert.That(r.Passed, Is.True, r.ToString());
+            Assert.That(r.MaxAbs, Is.Zero, r.ToString());
+        }
+        Assert.That(backend.Launches.Keys, Does.Contain("pfs_row_stats_mma64_wide").And.Contain("pfs_row_stats_mma64"));
+    }
+
+    [TestCase(CudaPrecision.F32, 1, 300, 4, 1)]  // two full 128-row blocks and a partial one; GQA group of 4
+    [TestCase(CudaPrecision.F16, 2, 129, 2, 2)]  // one row past a block; two sequences
+    [TestCase(CudaPrecision.BF16, 1, 64, 2, 1)]  // a single half-filled block: warps 2 and 3 hold no row
+    public void WideAttention_EqualsThe16RowKernel_BitForBit(CudaPrecision output, int nSeq, int seqLen, int heads, int kvHeads)
+    {
+        // The wide kernel (32 rows per warp, ldmatrix, mask on the diagonal tile only, tiles past a warp skipped) runs
+        // per row the same products in the same order as the 16-row kernel: on the emulator the outputs are equal.
+        using var backend = new SimulatedBackend(emulator: Emulator());
+        var result = new KernelChecks(backend, seed: seqLen).WideMatchesNarrow(output, nSeq, seqLen, heads, kvHeads);
+        Assert.That(result.Passed, Is.True, result.ToString());
+        Assert.That(result.MaxAbs, Is.Zero, result.ToString());
+        Assert.That(result.Count, Is.EqualTo((long)nSeq * seqLen * heads * 64));
+        Assert.That(backend.Launches.Keys, Does.Contain(KernelNames.AttentionMmaKv16Wide(output, 64).Name)
+            .And.Contain(KernelNames.AttentionMmaKv16(output, 64).Name));
     }
 
     [Test]

@@ -221,10 +221,11 @@ public class SimulatedProbeTests
     private static ModelConfig HeadDimConfig(int headDim) =>
         RandomModel.TinyConfig() with { Dim = 2 * headDim, FfDim = 96, Heads = 2, KvHeads = 1, HeadDim = headDim };
 
-    // LADM has no prefix keys: its attention packs k, v as f16 (kv_pack_f16) and runs the cp.async kernel.
+    // LADM has no prefix keys: its attention packs k, v as f16 (kv_pack_f16) and runs the cp.async kernel; at head
+    // dimension 64 that and PFS pass 1 are the wide kernels (32 rows per warp).
     private static readonly string[] TensorCoreKernelNames =
     [
-        KernelNames.KvPackF16.Name, KernelNames.AttentionMma64Kv16F32.Name, KernelNames.PfsRowStatsMma64.Name,
+        KernelNames.KvPackF16.Name, KernelNames.AttentionMma64Kv16WideF32.Name, KernelNames.PfsRowStatsMma64Wide.Name,
         KernelNames.PfsColumnMassMma64.Name,
     ];
 
@@ -258,6 +259,8 @@ public class SimulatedProbeTests
                 Assert.That(backend.Launches.ContainsKey(name), Is.EqualTo(tensor), name);
             Assert.That(backend.Launches.ContainsKey(KernelNames.AttentionF32.Name), Is.EqualTo(!tensor));
             Assert.That(backend.Launches.ContainsKey(KernelNames.AttentionMma64F32.Name), Is.False, "the unpacked kernel is for prefix keys");
+            Assert.That(backend.Launches.ContainsKey(KernelNames.AttentionMma64Kv16F32.Name), Is.False, "the 16-row kernel is off by default");
+            Assert.That(backend.Launches.ContainsKey(KernelNames.PfsRowStatsMma64.Name), Is.False, "the 16-row pass 1 is off by default");
             Assert.That(backend.Launches.ContainsKey(KernelNames.PfsColumnMass.Name), Is.EqualTo(!tensor));
         });
         if (tensor)
@@ -302,6 +305,53 @@ public class SimulatedProbeTests
     {
         Assert.That(AttentionKernelNames.Parse(text, "test"), Is.EqualTo(expected));
         Assert.That(AttentionKernelNames.Parse(expected.Name(), "test"), Is.EqualTo(expected));
+    }
+
+    [TestCase(null, "attention_mma64_kv16_wide_f16")]
+    [TestCase("1", "attention_mma64_kv16_wide_f16")]
+    [TestCase(" 0 ", "attention_mma64_kv16_f16")]
+    public void WideAttention_IsTheDefault_AndTheEnvironmentTurnsItOff(string? value, string expectedKernel)
+    {
+        string? before = Environment.GetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable);
+        try
+        {
+            Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, value);
+            using var backend = new SimulatedBackend();
+            var ops = new KernelOps(backend, AttentionKernels.TensorCores);
+            int T = 130, H = 2, Hkv = 1, d = 64;
+            using var q = backend.Allocate<float>(T * H * d, "q", "test");
+            using var kv = backend.Allocate<float>(T * Hkv * d, "kv", "test");
+            using var output = backend.Allocate<byte>(T * H * d * 2, "out", "test");
+            using var kvHalf = backend.Allocate<byte>(KernelOps.KvHalfBytes(1, T, Hkv, d), "packed", "test");
+            q.CopyFrom(new float[T * H * d]);
+            kv.CopyFrom(new float[T * Hkv * d]);
+            ops.Attention(q.Pointer, kv.Pointer, kv.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer, CudaPrecision.F16,
+                1, T, 0, H, Hkv, d, kvHalf);
+            Assert.That(backend.Launches.Keys, Does.Contain(expectedKernel));
+            Assert.That(backend.Launches.Keys.Count(k => k.StartsWith("attention_", StringComparison.Ordinal)), Is.EqualTo(1));
+            Assert.That(AttentionKernels.TensorCores.Describe(), value?.Trim() == "0"
+                ? Is.EqualTo("tensor kernels (16-row)") : Is.EqualTo("tensor kernels"));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, before);
+        }
+    }
+
+    [Test]
+    public void WideAttentionSwitch_RejectsOtherValues_NamingTheVariable()
+    {
+        string? before = Environment.GetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable);
+        try
+        {
+            Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, "yes");
+            var e = Assert.Throws<ArgumentException>(() => AttentionKernelNames.WideFromEnvironment());
+            Assert.That(e!.Message, Does.Contain("LONGDEP_WIDE_ATTENTION").And.Contain("'yes'").And.Contain("0 or 1"));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, before);
+        }
     }
 
     [Test]

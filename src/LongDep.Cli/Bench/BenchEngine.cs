@@ -114,7 +114,7 @@ public abstract class BenchEngine : IDisposable
                 var (free, total) = device.MemoryInfo();
                 var precision = bf16 ? CudaPrecision.BF16 : CudaPrecision.F16;
                 var model = new CudaModel(device, weights, new CudaModelOptions { Precision = precision, Kernels = kernels });
-                string description = $"cuda:{ordinal} ({device.Describe()}; weights {(bf16 ? "bf16" : "f16")}, f32 accumulation, {kernels.Name()} kernels, " +
+                string description = $"cuda:{ordinal} ({device.Describe()}; weights {(bf16 ? "bf16" : "f16")}, f32 accumulation, {kernels.Describe()}, " +
                                      $"ProLong pair batch {pairBatch}{(NvtxRanges.Available ? ", NVTX on" : "")})";
                 return new CudaEngine(device, model, total - free, pairBatch, description)
                 {

@@ -61,7 +61,7 @@ public static class CudaBackend
         NvtxRanges.Install();
         string names = string.Join(", ", devices.Select(d => $"cuda:{d.Ordinal}"));
         string precision = options.Bf16 ? "bf16" : "f16";
-        return (workers, $"{names} ({devices[0].Describe()}; weights {precision}, f32 accumulation, {options.Kernels.Name()} kernels{(NvtxRanges.Available ? ", NVTX on" : "")})");
+        return (workers, $"{names} ({devices[0].Describe()}; weights {precision}, f32 accumulation, {options.Kernels.Describe()}{(NvtxRanges.Available ? ", NVTX on" : "")})");
     }
 
     private static IScoringWorker Worker(CudaDevice device, LoadedModel model, ScoreSettings settings, BackendOptions options)

@@ -23,6 +23,7 @@ internal static class KernelsOption
         string? value = result.GetValue(option);
         try
         {
+            AttentionKernelNames.WideFromEnvironment(); // a bad LONGDEP_WIDE_ATTENTION is a usage error here, not later
             return value is null ? AttentionKernelNames.FromEnvironment() : AttentionKernelNames.Parse(value, "--kernel-set");
         }
         catch (ArgumentException e)
@@ -42,6 +43,7 @@ internal static class KernelsOption
     {
         try
         {
+            AttentionKernelNames.WideFromEnvironment();
             return AttentionKernelNames.FromEnvironment();
         }
         catch (ArgumentException e)

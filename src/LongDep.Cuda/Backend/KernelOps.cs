@@ -12,6 +12,11 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     public GpuBackend Backend { get; } = backend;
     /// <summary>The kernel set for attention and PFS; tensor cores apply only where <see cref="KernelNames.HasTensorCoreKernels"/>.</summary>
     public AttentionKernels Kernels { get; } = kernels;
+    /// <summary>
+    /// Whether the packed-f16 attention and PFS pass 1 use the wide kernels (32 rows per warp) where they exist
+    /// (<see cref="KernelNames.HasWideKernels"/>); default from <see cref="AttentionKernelNames.WideEnvironmentVariable"/>.
+    /// </summary>
+    public bool WideAttention { get; init; } = AttentionKernelNames.WideFromEnvironment();
 
     /// <summary>Block size of the row-reduction and element-wise kernels.</summary>
     public const int RowBlock = 256;
@@ -36,7 +41,8 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         UsesTensorCores(headDim) ? KernelNames.AttentionMma(outputType, headDim) : KernelNames.Attention(outputType);
 
     /// <summary>The PFS pass-1 kernel <see cref="PfsRowStats"/> launches for this head dimension.</summary>
-    public KernelSpec PfsRowStatsKernel(int headDim) => UsesTensorCores(headDim) ? KernelNames.PfsRowStatsMma(headDim) : KernelNames.PfsRowStats;
+    public KernelSpec PfsRowStatsKernel(int headDim) => UsesWideKernels(headDim) ? KernelNames.PfsRowStatsMma64Wide
+        : UsesTensorCores(headDim) ? KernelNames.PfsRowStatsMma(headDim) : KernelNames.PfsRowStats;
 
     /// <summary>The PFS pass-2 kernel <see cref="PfsColumnMass"/> launches for this head dimension.</summary>
     public KernelSpec PfsColumnMassKernel(int headDim) => UsesTensorCores(headDim) ? KernelNames.PfsColumnMassMma(headDim) : KernelNames.PfsColumnMass;
@@ -120,6 +126,14 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     public bool UsesPackedKv(int nSeq, int seqLen, int prefixLen, int kvHeads, int headDim, DeviceBuffer<byte>? kvHalf) =>
         UsesTensorCores(headDim) && prefixLen == 0 && kvHalf is not null && kvHalf.ByteLength >= KvHalfBytes(nSeq, seqLen, kvHeads, headDim);
 
+    /// <summary>Whether the packed-f16 attention and PFS pass 1 run the wide kernels (128-row blocks) for this head dimension.</summary>
+    public bool UsesWideKernels(int headDim) => WideAttention && UsesTensorCores(headDim) && KernelNames.HasWideKernels(headDim);
+
+    /// <summary>The attention kernel of the packed-f16 path (<see cref="UsesPackedKv"/>) for this output type and head dimension.</summary>
+    public KernelSpec PackedAttentionKernel(CudaPrecision outputType, int headDim) => UsesWideKernels(headDim)
+        ? KernelNames.AttentionMmaKv16Wide(outputType, headDim)
+        : KernelNames.AttentionMmaKv16(outputType, headDim);
+
     /// <summary>Causal GQA attention over <paramref name="nSeq"/> sequences of <paramref name="seqLen"/> rows (see attention.cu).</summary>
     /// <param name="kvHalf">Scratch for the packed f16 keys and values; with room for them (<see cref="KvHalfBytes"/>) and no
     /// prefix, tensor-core attention packs k and v once and runs the cp.async kernel (<see cref="UsesPackedKv"/>).</param>
@@ -143,7 +157,8 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
                 throw new ArgumentException("the packed key/value scratch must be 16-byte aligned (cp.async)", nameof(kvHalf));
             Backend.Launch(KernelNames.KvPackF16, new Dim3((uint)(padded / 64), (uint)kvHeads, (uint)nSeq), RowBlock,
                 KvPackSharedBytes(headDim), [k, v, k16, vt16, nSeq, seqLen, padded, kvHeads, headDim]);
-            Backend.Launch(KernelNames.AttentionMmaKv16(outputType, headDim), new Dim3((uint)((seqLen + 63) / 64), (uint)heads, (uint)nSeq),
+            int blockRows = UsesWideKernels(headDim) ? 128 : 64;
+            Backend.Launch(PackedAttentionKernel(outputType, headDim), new Dim3((uint)((seqLen + blockRows - 1) / blockRows), (uint)heads, (uint)nSeq),
                 128, AttentionKv16SharedBytes(headDim), [q, k16, vt16, output, nSeq, seqLen, padded, heads, kvHeads, headDim, Scale(headDim)]);
             return;
         }
@@ -174,7 +189,8 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         if (UsesTensorCores(headDim))
         {
             Aligned8(q, nameof(q)); Aligned8(k, nameof(k));
-            Backend.Launch(PfsRowStatsKernel(headDim), new Dim3((uint)((maxSpanLen + 63) / 64), (uint)heads, (uint)nSpans),
+            int blockRows = UsesWideKernels(headDim) ? 128 : 64;
+            Backend.Launch(PfsRowStatsKernel(headDim), new Dim3((uint)((maxSpanLen + blockRows - 1) / blockRows), (uint)heads, (uint)nSpans),
                 128, PfsRowStatsMmaSharedBytes(headDim),
                 [q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim, Scale(headDim)]);
             return;

@@ -102,20 +102,26 @@ public static class KernelTiming
                 ops.AttentionKernel(CudaPrecision.F16, d).Name, name, attentionWork, attentionFlop,
                 () => ops.Attention(q.Pointer, k.Pointer, v.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer,
                     CudaPrecision.F16, 1, T, 0, H, Hkv, d)));
+            // Where wide kernels (32 rows per warp) exist, the 16-row kernels they replace are timed too.
+            var variants = ops.UsesTensorCores(d) && KernelNames.HasWideKernels(d)
+                ? new[] { new KernelOps(backend, set) { WideAttention = false }, new KernelOps(backend, set) { WideAttention = true } }
+                : new[] { ops };
             if (ops.UsesTensorCores(d))
             {
                 // The path the model takes without prefix keys: pack k, v as f16 once, then cp.async tiles.
                 using var kvHalf = backend.Allocate<byte>(KernelOps.KvHalfBytes(1, T, Hkv, d), "kernel timing packed keys and values", hint);
-                rows.Add(Time(backend, options.Repeats, progress,
-                    $"{KernelNames.KvPackF16.Name} + {KernelNames.AttentionMmaKv16(CudaPrecision.F16, d).Name}", name, attentionWork, attentionFlop,
-                    () => ops.Attention(q.Pointer, k.Pointer, v.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer,
-                        CudaPrecision.F16, 1, T, 0, H, Hkv, d, kvHalf)));
+                foreach (var packed in variants)
+                    rows.Add(Time(backend, options.Repeats, progress,
+                        $"{KernelNames.KvPackF16.Name} + {packed.PackedAttentionKernel(CudaPrecision.F16, d).Name}", name, attentionWork, attentionFlop,
+                        () => packed.Attention(q.Pointer, k.Pointer, v.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer,
+                            CudaPrecision.F16, 1, T, 0, H, Hkv, d, kvHalf)));
             }
             if (nSpans == 0) continue;
-            rows.Add(Time(backend, options.Repeats, progress,
-                ops.PfsRowStatsKernel(d).Name, name, pfsWork, pfsFlop,
-                () => ops.PfsRowStats(q.Pointer, k.Pointer, spanStart.Pointer, spanEnd.Pointer, rowMax.Pointer, rowSum.Pointer,
-                    nSpans, maxSpanLen, H, Hkv, d)));
+            foreach (var passOne in variants)
+                rows.Add(Time(backend, options.Repeats, progress,
+                    passOne.PfsRowStatsKernel(d).Name, name, pfsWork, pfsFlop,
+                    () => passOne.PfsRowStats(q.Pointer, k.Pointer, spanStart.Pointer, spanEnd.Pointer, rowMax.Pointer, rowSum.Pointer,
+                        nSpans, maxSpanLen, H, Hkv, d)));
             rows.Add(Time(backend, options.Repeats, progress,
                 ops.PfsColumnMassKernel(d).Name, name, pfsWork, pfsFlop,
                 () => ops.PfsColumnMass(q.Pointer, k.Pointer, spanStart.Pointer, spanEnd.Pointer, rowMax.Pointer, rowSum.Pointer,

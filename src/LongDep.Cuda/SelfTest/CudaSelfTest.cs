@@ -153,7 +153,7 @@ public static class CudaSelfTest
             log.WriteLine($"selftest: building a random model of TinyLlama's shape ({shape.ParameterCount / 1e9:0.00}B parameters)...");
             var weights = RandomModel.Create(shape, options.Seed);
             var modelOptions = new CudaModelOptions { Kernels = options.Kernels };
-            log.WriteLine($"selftest: TinyLlama-shape runs use f16 weights and the {options.Kernels.Name()} kernels");
+            log.WriteLine($"selftest: TinyLlama-shape runs use f16 weights and the {options.Kernels.Describe()}");
             int T = options.ShapeTokens;
             var schedule = LadmSchedule.Create(T, chunk: 128, dAfs: 4, dCds: 4);
             var tokens = RandomTokens(T, shape.VocabSize, options.Seed + 2);

@@ -11,7 +11,8 @@ namespace LongDep.Cuda.SelfTest;
 internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
 {
     private readonly KernelOps ops = new(backend, AttentionKernels.Simple);
-    private readonly KernelOps tensorOps = new(backend, AttentionKernels.TensorCores);
+    private readonly KernelOps tensorOps = new(backend, AttentionKernels.TensorCores) { WideAttention = true };
+    private readonly KernelOps narrowOps = new(backend, AttentionKernels.TensorCores) { WideAttention = false };
     private readonly Random random = new(seed);
 
     /// <summary>Relative tolerance for a kernel output stored in <paramref name="type"/>.</summary>
@@ -60,6 +61,13 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         yield return Attention(CudaPrecision.F32, nSeq: 1, seqLen: 200, prefixLen: 0, heads: 4, kvHeads: 2, headDim: 64, tc, packedKv: true);
         yield return Attention(CudaPrecision.F16, nSeq: 3, seqLen: 40, prefixLen: 0, heads: 4, kvHeads: 1, headDim: 128, tc, packedKv: true);
         yield return Attention(CudaPrecision.BF16, nSeq: 2, seqLen: 192, prefixLen: 0, heads: 8, kvHeads: 2, headDim: 64, tc, packedKv: true);
+        // Head dimension 64 runs the wide kernel (32 rows per warp, 128-row blocks) above; the 16-row kernel it replaces,
+        // and the two against each other on the same inputs (the same products in the same order: equal outputs).
+        yield return Attention(CudaPrecision.F32, nSeq: 1, seqLen: 200, prefixLen: 0, heads: 4, kvHeads: 2, headDim: 64, tc, packedKv: true, wide: false);
+        yield return WideMatchesNarrow(CudaPrecision.F32, nSeq: 2, seqLen: 300, heads: 4, kvHeads: 1);
+        yield return WideMatchesNarrow(CudaPrecision.F16, nSeq: 1, seqLen: 129, heads: 2, kvHeads: 2);
+        // PFS pass 1 likewise (the Pfs checks above run the wide kernel at head dimension 64).
+        foreach (var r in WidePfsMatchesNarrow(T: 700, heads: 4, kvHeads: 1, spans: [(600, 700), (300, 428), (37, 40), (64, 200)])) yield return r;
         foreach (var r in Pfs(T: 700, heads: 8, kvHeads: 2, headDim: 64, spans: [(600, 700), (300, 428), (37, 40), (129, 130)], tc)) yield return r;
         foreach (var r in Pfs(T: 1100, heads: 4, kvHeads: 4, headDim: 128, spans: [(1000, 1100), (700, 828), (401, 402)], tc)) yield return r;
     }
@@ -199,10 +207,11 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
     /// </summary>
     /// <param name="packedKv">With tensor cores and no prefix: give the launcher scratch for the packed f16 keys and values,
     /// so kv_pack_f16 and attention_mma*_kv16 run (the path the model takes).</param>
+    /// <param name="wide">With the packed path at head dimension 64: the wide kernel (true, the default) or the 16-row one.</param>
     public CheckResult Attention(CudaPrecision outputType, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim,
-        AttentionKernels kernels = AttentionKernels.Simple, bool packedKv = false)
+        AttentionKernels kernels = AttentionKernels.Simple, bool packedKv = false, bool wide = true)
     {
-        var launcher = kernels == AttentionKernels.Simple ? ops : tensorOps;
+        var launcher = kernels == AttentionKernels.Simple ? ops : wide ? tensorOps : narrowOps;
         bool tensor = launcher.UsesTensorCores(headDim);
         using var kvHalf = packedKv && tensor && prefixLen == 0
             ? backend.Allocate<byte>(KernelOps.KvHalfBytes(nSeq, seqLen, kvHeads, headDim), "self-test packed keys and values", "the self-test size")
@@ -235,10 +244,77 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         else
             AttentionTwin.Forward(q, k, v, kp, vp, starts, expected, nSeq, seqLen, prefixLen, heads, kvHeads, headDim, scale);
         return Compare.Arrays(
-            $"{(packed ? "kv_pack_f16 + attention_mma kv16" : tensor ? "attention_mma" : "attention_fwd")} ({outputType} out, {nSeq}x{seqLen}, prefix {prefixLen}, H {heads}/{kvHeads}, d {headDim})",
+            $"{(packed ? "kv_pack_f16 + " + launcher.PackedAttentionKernel(outputType, headDim).Name : tensor ? "attention_mma" : "attention_fwd")} ({outputType} out, {nSeq}x{seqLen}, prefix {prefixLen}, H {heads}/{kvHeads}, d {headDim})",
             DownloadTyped(dout, outputType, rows * heads * headDim), RoundAll(expected, outputType),
             tensor ? Math.Max(4e-3, OutputTolerance(outputType)) : OutputTolerance(outputType, 1e-4),
             floorFraction: tensor ? TensorCoreFloor : 1e-2);
+    }
+
+    /// <summary>
+    /// The wide packed-f16 attention kernel (head dimension 64, 32 rows per warp) against the 16-row kernel on the same
+    /// inputs: per row both run the same products and softmax steps in the same order, so the outputs must agree to
+    /// float32 rounding (1e-6 relative, or one step of a 16-bit output; equal bit for bit where the compiler fuses the same
+    /// operations in both, as on the kernel emulator).
+    /// </summary>
+    public CheckResult WideMatchesNarrow(CudaPrecision outputType, int nSeq, int seqLen, int heads, int kvHeads)
+    {
+        const int headDim = 64;
+        string name = $"{KernelNames.AttentionMmaKv16Wide(outputType, headDim).Name} vs {KernelNames.AttentionMmaKv16(outputType, headDim).Name} " +
+                      $"({nSeq}x{seqLen}, H {heads}/{kvHeads})";
+        if (!tensorOps.UsesWideKernels(headDim) || narrowOps.UsesWideKernels(headDim))
+            return CheckResult.Failure(name, "the launchers do not select the wide and the 16-row kernels");
+        long rows = (long)nSeq * seqLen;
+        using var dq = Upload(RandomFloats(rows * heads * headDim, 2.0));
+        using var dk = Upload(RandomFloats(rows * kvHeads * headDim, 2.0));
+        using var dv = Upload(RandomFloats(rows * kvHeads * headDim));
+        using var kvHalf = backend.Allocate<byte>(KernelOps.KvHalfBytes(nSeq, seqLen, kvHeads, headDim), "self-test packed keys and values", "the self-test size");
+        long outBytes = rows * heads * headDim * outputType.ElementSize();
+        using var wideOut = backend.Allocate<byte>(outBytes, "self-test output", "the self-test size");
+        using var narrowOut = backend.Allocate<byte>(outBytes, "self-test output", "the self-test size");
+        foreach (var (launcher, output) in new[] { (tensorOps, wideOut), (narrowOps, narrowOut) })
+            launcher.Attention(dq.Pointer, dk.Pointer, dv.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer, outputType,
+                nSeq, seqLen, 0, heads, kvHeads, headDim, kvHalf);
+        long n = rows * heads * headDim;
+        return Compare.Arrays(name, DownloadTyped(wideOut, outputType, n), DownloadTyped(narrowOut, outputType, n),
+            outputType == CudaPrecision.F32 ? 1e-6 : OutputTolerance(outputType), floorFraction: 1e-3);
+    }
+
+    /// <summary>
+    /// PFS pass 1 through the wide kernel (head dimension 64, 32 span rows per warp) against the 16-row kernel on the same
+    /// inputs: the row maxima and sums must agree to float32 rounding (equal on the kernel emulator).
+    /// </summary>
+    public IEnumerable<CheckResult> WidePfsMatchesNarrow(int T, int heads, int kvHeads, (int Start, int End)[] spans)
+    {
+        const int headDim = 64;
+        string Name(string what) => $"{KernelNames.PfsRowStatsMma64Wide.Name} vs {KernelNames.PfsRowStatsMma64.Name} {what} (T {T}, {spans.Length} spans, H {heads}/{kvHeads})";
+        if (tensorOps.PfsRowStatsKernel(headDim) != KernelNames.PfsRowStatsMma64Wide || narrowOps.PfsRowStatsKernel(headDim) != KernelNames.PfsRowStatsMma64)
+        {
+            yield return CheckResult.Failure(Name("max"), "the launchers do not select the wide and the 16-row kernels");
+            yield break;
+        }
+        int nSpans = spans.Length;
+        int maxSpanLen = spans.Max(s => s.End - s.Start);
+        long stats = (long)nSpans * heads * maxSpanLen;
+        using var dq = Upload(RandomFloats((long)T * heads * headDim, 2.0));
+        using var dk = Upload(RandomFloats((long)T * kvHeads * headDim, 2.0));
+        using var dStart = Upload(spans.Select(s => s.Start).ToArray());
+        using var dEnd = Upload(spans.Select(s => s.End).ToArray());
+        var results = new List<(float[] Max, float[] Sum)>();
+        foreach (var launcher in new[] { tensorOps, narrowOps })
+        {
+            using var dMax = Fresh(stats);
+            using var dSum = Fresh(stats);
+            dMax.Clear();
+            dSum.Clear();
+            launcher.PfsRowStats(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, nSpans, maxSpanLen, heads, kvHeads, headDim);
+            var max = new float[stats];
+            var sum = new float[stats];
+            dMax.CopyTo(max);
+            dSum.CopyTo(sum);
+            results.Add((max, sum));
+        }
+        yield return Compare.Arrays(Name("max"), results[0].Max, results[1].Max, 1e-6, floorFraction: 1e-3);
+        yield return Compare.Arrays(Name("sum"), results[0].Sum, results[1].Sum, 1e-6, floorFraction: 1e-3);
     }
 
     /// <summary>

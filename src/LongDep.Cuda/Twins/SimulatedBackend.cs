@@ -243,12 +243,20 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             case "attention_mma128_kv16_bf16":
                 RunAttentionKv16(a, grid, block, sharedBytes, OutputType(kernel.Name), TensorCoreDim(kernel.Name));
                 break;
+            case "attention_mma64_kv16_wide_f32":
+            case "attention_mma64_kv16_wide_f16":
+            case "attention_mma64_kv16_wide_bf16":
+                RunAttentionKv16(a, grid, block, sharedBytes, OutputType(kernel.Name), TensorCoreDim(kernel.Name), blockRows: 128);
+                break;
             case "pfs_row_stats":
                 RunPfsRowStats(a, grid, block, sharedBytes);
                 break;
             case "pfs_row_stats_mma64":
             case "pfs_row_stats_mma128":
                 RunPfsRowStats(a, grid, block, sharedBytes, TensorCoreDim(kernel.Name));
+                break;
+            case "pfs_row_stats_mma64_wide":
+                RunPfsRowStats(a, grid, block, sharedBytes, TensorCoreDim(kernel.Name), blockRows: 128);
                 break;
             case "pfs_column_mass":
                 RunPfsColumnMass(a, grid, block, sharedBytes);
@@ -418,15 +426,16 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
     }
 
     /// <summary>attention_mma*_kv16_*: unpacks the f16 keys and values, then the tensor-core attention twin (no prefix).</summary>
-    private void RunAttentionKv16(Args a, Dim3 grid, Dim3 block, int sharedBytes, CudaPrecision output, int tensorCoreDim)
+    /// <param name="blockRows">Query rows per block: 64, or 128 for the wide kernels (32 rows per warp); the outputs are the same.</param>
+    private void RunAttentionKv16(Args a, Dim3 grid, Dim3 block, int sharedBytes, CudaPrecision output, int tensorCoreDim, int blockRows = 64)
     {
         int nSeq = a.Int(4), seqLen = a.Int(5), padded = a.Int(6), heads = a.Int(7), kvHeads = a.Int(8), d = a.Int(9);
         float scale = a.Float(10);
         Need(a.Kernel, d == tensorCoreDim, $"head dimension {d} but the kernel is built for {tensorCoreDim}");
         Need(a.Kernel, kvHeads > 0 && heads % kvHeads == 0, $"heads {heads} not a multiple of kvHeads {kvHeads}");
         Need(a.Kernel, padded % 64 == 0 && padded >= seqLen, $"padded length {padded} is not a multiple of 64 covering {seqLen}");
-        Need(a.Kernel, grid.X >= (seqLen + 63) / 64 && grid.Y >= heads && grid.Z >= nSeq,
-            $"grid {grid} does not cover ({(seqLen + 63) / 64}, {heads}, {nSeq})");
+        Need(a.Kernel, grid.X >= (seqLen + blockRows - 1) / blockRows && grid.Y >= heads && grid.Z >= nSeq,
+            $"grid {grid} does not cover ({(seqLen + blockRows - 1) / blockRows}, {heads}, {nSeq})");
         Need(a.Kernel, block.X == 128 && block.Y == 1 && block.Z == 1, $"block {block} must be (128, 1, 1): 4 warps");
         int needShared = 2 * (64 * (d + 8) + d * 72) * 2;
         Need(a.Kernel, sharedBytes >= needShared, $"shared memory {sharedBytes} < {needShared} needed for head dimension {d}");
@@ -457,10 +466,11 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         WriteTyped(a.Ptr(3), result, output, "attention out");
     }
 
-    private void RunPfsRowStats(Args a, Dim3 grid, Dim3 block, int sharedBytes, int tensorCoreDim = 0)
+    /// <param name="blockRows">Span rows per block when not the default (16 scalar, 64 tensor cores): 128 for the wide kernel.</param>
+    private void RunPfsRowStats(Args a, Dim3 grid, Dim3 block, int sharedBytes, int tensorCoreDim = 0, int blockRows = 0)
     {
         int nSpans = a.Int(6), maxSpanLen = a.Int(7), heads = a.Int(8), kvHeads = a.Int(9), d = a.Int(10);
-        int blockRows = tensorCoreDim > 0 ? 64 : 16;
+        if (blockRows == 0) blockRows = tensorCoreDim > 0 ? 64 : 16;
         Need(a.Kernel, grid.X >= (maxSpanLen + blockRows - 1) / blockRows && grid.Y >= heads && grid.Z >= nSpans,
             $"grid {grid} does not cover ({(maxSpanLen + blockRows - 1) / blockRows}, {heads}, {nSpans})");
         Need(a.Kernel, block.X == 128 && block.Y == 1 && block.Z == 1, $"block {block} must be (128, 1, 1)");
