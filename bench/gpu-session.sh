@@ -113,7 +113,7 @@ selftest() {
   esac
   (( rc == 0 || rc == 125 )) && return 0
   # Something failed (a wrong result or a fault, which ends the process's GPU context). If it passes without the wide
-  # kernels (head dimension 64, 32 rows per warp, ldmatrix: attention and PFS pass 1), they are the cause: the session goes on with the
+  # kernels (head dimension 64, 32 rows or keys per warp, ldmatrix: attention and both PFS passes), they are the cause: the session goes on with the
   # 16-row tensor-core kernels. Else, if the scalar kernels alone pass, the tensor-core kernels are the cause: the rest
   # of the session measures the scalar ones, so that its timings still go with correct scores.
   if LONGDEP_WIDE_ATTENTION=0 step "selftest --quick, LONGDEP_WIDE_ATTENTION=0" 120 20 "$LONGDEP" selftest --quick; then

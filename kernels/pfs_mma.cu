@@ -236,6 +236,54 @@ __device__ __forceinline__ void pfs_row_stats_wide_impl(const float* __restrict_
     }
 }
 
+// Pass 2: stages query rows [rt, rt + 64) of one head of the span (q * scale * log2 e as f16 rows of qs [64][D + 8]) with
+// their softmax statistics (rm: row max in log2 units, ri: 1 / row sum; rows past the span get 0 and 0).
+template <int D>
+__device__ __forceinline__ void pfs_stage_queries(__half* qs, float* rm, float* ri, const float* __restrict__ q,
+                                                  const float* rowMax, const float* rowSum, int start, int rt, int len,
+                                                  size_t statAt, size_t qStride, int h, float qScale)
+{
+    for (int idx = threadIdx.x; idx < kPfsTcRowTile * (D / 2); idx += blockDim.x)
+    {
+        const int r = idx / (D / 2);
+        const int c = (idx - r * (D / 2)) * 2;
+        float2 qv = make_float2(0.0f, 0.0f);
+        if (rt + r < len) qv = *reinterpret_cast<const float2*>(q + (size_t)(start + rt + r) * qStride + (size_t)h * D + c);
+        *reinterpret_cast<uint32_t*>(qs + r * (D + kPfsTcPad) + c) = longdep::pack_half2(qv.x * qScale, qv.y * qScale);
+    }
+    if (threadIdx.x < kPfsTcRowTile)
+    {
+        const int r = rt + threadIdx.x;
+        // Rows past the span: score 0 - 0 gives exp2 = 1, times 0.
+        rm[threadIdx.x] = r < len ? rowMax[statAt + r] * longdep::kLog2e : 0.0f;
+        ri[threadIdx.x] = r < len ? 1.0f / rowSum[statAt + r] : 0.0f;
+    }
+}
+
+// Pass 2: adds the probabilities of S^T's accumulator tile (c0 = (keyA, row r), c1 = (keyA, r + 1), c2 = (keyB, r),
+// c3 = (keyB, r + 1), r = staged row) to this thread's key columns A and B.
+__device__ __forceinline__ void pfs_mass_accumulate(const float (&acc)[4], const float* rm, const float* ri, int r, float& colA,
+                                                    float& colB)
+{
+    colA += exp2f(acc[0] - rm[r]) * ri[r] + exp2f(acc[1] - rm[r + 1]) * ri[r + 1];
+    colB += exp2f(acc[2] - rm[r]) * ri[r] + exp2f(acc[3] - rm[r + 1]) * ri[r + 1];
+}
+
+// Pass 2's result for key columns A and B of this thread: the quad's sums, averaged over heads (keys at or past the
+// span's start are not written).
+__device__ __forceinline__ void pfs_store_columns(float* col, size_t at, int keyA, int keyB, int start, int heads, float colA,
+                                                  float colB)
+{
+    colA = longdep::quad_sum(colA);
+    colB = longdep::quad_sum(colB);
+    if ((threadIdx.x & 3) == 0)
+    {
+        const float invHeads = 1.0f / (float)heads;
+        if (keyA < start) col[at + keyA] = colA * invHeads;
+        if (keyB < start) col[at + keyB] = colB * invHeads;
+    }
+}
+
 // Pass 2. Launch: grid = (ceil(maxStart / 128), nSpans), block.x = 256,
 // dynamic shared memory = (64 * (D + 8) * 2 + 2 * 64 * 4) bytes.
 // Each warp owns 16 key columns, kept in registers as the A operand of S^T = K.Q^T; the block stages 64
@@ -287,23 +335,7 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
             for (int rt = 0; rt < len; rt += kPfsTcRowTile)
             {
                 __syncthreads(); // the previous row tile is consumed
-                for (int idx = threadIdx.x; idx < kPfsTcRowTile * (D / 2); idx += blockDim.x)
-                {
-                    const int r = idx / (D / 2);
-                    const int c = (idx - r * (D / 2)) * 2;
-                    float2 qv = make_float2(0.0f, 0.0f);
-                    if (rt + r < len)
-                        qv = *reinterpret_cast<const float2*>(q + (size_t)(start + rt + r) * qStride + (size_t)h * D + c);
-                    *reinterpret_cast<uint32_t*>(qs + r * (D + kPfsTcPad) + c) =
-                        longdep::pack_half2(qv.x * qScale, qv.y * qScale);
-                }
-                if (threadIdx.x < kPfsTcRowTile)
-                {
-                    const int r = rt + threadIdx.x;
-                    // Rows past the span: score 0 - 0 gives exp2 = 1, times 0.
-                    rm[threadIdx.x] = r < len ? rowMax[statAt + r] * longdep::kLog2e : 0.0f;
-                    ri[threadIdx.x] = r < len ? 1.0f / rowSum[statAt + r] : 0.0f;
-                }
+                pfs_stage_queries<D>(qs, rm, ri, q, rowMax, rowSum, start, rt, len, statAt, qStride, h, qScale);
                 __syncthreads();
 
                 const int rows = min(kPfsTcRowTile, len - rt);
@@ -317,20 +349,105 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
                     for (int kk = 0; kk < D / 16; ++kk)
                         longdep::mma_16816(acc, ka[kk], longdep::lds_pair(qr, kk * 16), longdep::lds_pair(qr, kk * 16 + 8));
                     // acc: c0 = (keyA, row r), c1 = (keyA, row r + 1), c2 = (keyB, r), c3 = (keyB, r + 1).
-                    const int r = nr * 8 + 2 * tq;
-                    colA += exp2f(acc[0] - rm[r]) * ri[r] + exp2f(acc[1] - rm[r + 1]) * ri[r + 1];
-                    colB += exp2f(acc[2] - rm[r]) * ri[r] + exp2f(acc[3] - rm[r + 1]) * ri[r + 1];
+                    pfs_mass_accumulate(acc, rm, ri, nr * 8 + 2 * tq, colA, colB);
                 }
             }
         }
     }
-    colA = longdep::quad_sum(colA);
-    colB = longdep::quad_sum(colB);
-    if (tq == 0)
+    pfs_store_columns(col, (size_t)span * T, keyA, keyB, start, heads, colA, colB);
+}
+
+// Pass 2 for head dimension 64 with 32 key columns per warp ("wide", 256 per block): every Q fragment read from shared
+// memory (ldmatrix.x4) feeds two products, and each staged row tile serves twice the keys. Per key the same products
+// and sums in the same order as pfs_column_mass_mma64, so the columns are the same.
+// Launch: grid = (ceil(maxStart / 256), nSpans), block.x = 256, dynamic shared memory as pfs_column_mass_mma_impl.
+template <int D>
+__device__ __forceinline__ void pfs_column_mass_wide_impl(const float* __restrict__ q, const float* __restrict__ k,
+                                                          const int* spanStart, const int* spanEnd,
+                                                          const float* rowMax, const float* rowSum, float* col,
+                                                          int nSpans, int maxSpanLen, int T, int heads, int kvHeads,
+                                                          float scale)
+{
+    const int span = blockIdx.y;
+    if (span >= nSpans) return;
+    const int start = spanStart[span];
+    const int len = spanEnd[span] - start;
+    const int s0 = blockIdx.x * 2 * kPfsTcColKeys;
+    if (s0 >= start) return; // uniform per block
+
+    const int group = heads / kvHeads;
+    const size_t qStride = (size_t)heads * D;
+    const size_t kStride = (size_t)kvHeads * D;
+    const float qScale = scale * longdep::kLog2e;
+
+    __half* qs = reinterpret_cast<__half*>(longdep_dynamic_smem);                   // [64][D + 8]
+    float* rm = reinterpret_cast<float*>(qs + kPfsTcRowTile * (D + kPfsTcPad));       // [64] row max, log2 units
+    float* ri = rm + kPfsTcRowTile;                                                   // [64] 1 / row sum
+
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    const int tq = lane & 3;
+    const int lrow = lane & 7; // ldmatrix: lane l names row l % 8 of matrix l / 8
+    const int lmat = lane >> 3;
+    const int warpKey0 = s0 + warp * 32;
+    const bool active = warpKey0 < start; // uniform per warp: a warp past the span's start only stages rows
+    float colA[2] = {0.0f, 0.0f}, colB[2] = {0.0f, 0.0f};
+
+    for (int kvh = 0; kvh < kvHeads; ++kvh)
     {
-        const float invHeads = 1.0f / (float)heads;
-        if (keyA < start) col[(size_t)span * T + keyA] = colA * invHeads;
-        if (keyB < start) col[(size_t)span * T + keyB] = colB * invHeads;
+        // This warp's 32 keys as two tiles of A fragments (keys past the span's start are zero and not written).
+        uint32_t ka[2][D / 16][4];
+#pragma unroll
+        for (int m = 0; m < 2; ++m)
+        {
+            const int keyA = warpKey0 + 16 * m + g;
+            const float* kA = k + (size_t)min(keyA, start - 1) * kStride + (size_t)kvh * D;
+            const float* kB = k + (size_t)min(keyA + 8, start - 1) * kStride + (size_t)kvh * D;
+            longdep::load_a_fragments<D>(kA, kB, 1.0f, ka[m]);
+        }
+        for (int h = kvh * group; h < (kvh + 1) * group; ++h)
+        {
+            const size_t statAt = ((size_t)span * heads + h) * maxSpanLen;
+            for (int rt = 0; rt < len; rt += kPfsTcRowTile)
+            {
+                __syncthreads(); // the previous row tile is consumed
+                pfs_stage_queries<D>(qs, rm, ri, q, rowMax, rowSum, start, rt, len, statAt, qStride, h, qScale);
+                __syncthreads();
+                if (!active) continue;
+
+                const int rows = min(kPfsTcRowTile, len - rt);
+#pragma unroll 2
+                for (int nr = 0; nr < kPfsTcRowTile / 8; ++nr)
+                {
+                    if (nr * 8 >= rows) break; // uniform
+                    float acc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
+                    // Matrices of one ldmatrix.x4: rows nr*8.. at dims 16kk.., 16kk+8.., 16kk+16.., 16kk+24...
+                    const __half* qr = qs + (nr * 8 + lrow) * (D + kPfsTcPad) + lmat * 8;
+#pragma unroll
+                    for (int kk = 0; kk < D / 16; kk += 2)
+                    {
+                        uint32_t b[4];
+                        longdep::ldsm_x4(b, qr + kk * 16);
+#pragma unroll
+                        for (int m = 0; m < 2; ++m)
+                        {
+                            longdep::mma_16816(acc[m], ka[m][kk], b[0], b[1]);
+                            longdep::mma_16816(acc[m], ka[m][kk + 1], b[2], b[3]);
+                        }
+                    }
+#pragma unroll
+                    for (int m = 0; m < 2; ++m) pfs_mass_accumulate(acc[m], rm, ri, nr * 8 + 2 * tq, colA[m], colB[m]);
+                }
+            }
+        }
+    }
+    if (!active) return;
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+    {
+        const int keyA = warpKey0 + 16 * m + g;
+        pfs_store_columns(col, (size_t)span * T, keyA, keyA + 8, start, heads, colA[m], colB[m]);
     }
 }
 
@@ -358,6 +475,15 @@ extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64(
 {
     if (headDim != 64) return;
     pfs_column_mass_mma_impl<64>(q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, scale);
+}
+
+// As pfs_column_mass_mma64, launched on grid (ceil(maxStart / 256), nSpans).
+extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64_wide(
+    const float* q, const float* k, const int* spanStart, const int* spanEnd, const float* rowMax, const float* rowSum,
+    float* col, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    pfs_column_mass_wide_impl<64>(q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma128(

@@ -34,7 +34,7 @@ public static class AttentionKernelNames
 
     /// <summary>
     /// Environment variable that turns the wide tensor-core kernels (head dimension 64, 32 rows per warp: packed-f16
-    /// attention and PFS pass 1) off with <c>0</c>, leaving the 16-row kernels they replace; <c>1</c> or unset keeps them
+    /// attention, PFS passes 1 and 2) off with <c>0</c>, leaving the 16-row kernels they replace; <c>1</c> or unset keeps them
     /// on. Both give the same outputs: the switch is there to time one against the other and to isolate a fault.
     /// </summary>
     public const string WideEnvironmentVariable = "LONGDEP_WIDE_ATTENTION";

@@ -78,6 +78,8 @@ public static class KernelNames
     public static readonly KernelSpec PfsRowStatsMma128 = new("pfs_row_stats_mma128", "ppppppiiiiif");
     // Pass 1 for head dimension 64 with 32 span rows per warp (128-row blocks, ldmatrix): same parameters and outputs.
     public static readonly KernelSpec PfsRowStatsMma64Wide = new("pfs_row_stats_mma64_wide", "ppppppiiiiif");
+    // Pass 2 for head dimension 64 with 32 key columns per warp (256-key blocks, ldmatrix): same parameters and outputs.
+    public static readonly KernelSpec PfsColumnMassMma64Wide = new("pfs_column_mass_mma64_wide", "pppppppiiiiiif");
     public static readonly KernelSpec PfsColumnMassMma64 = new("pfs_column_mass_mma64", "pppppppiiiiiif");
     public static readonly KernelSpec PfsColumnMassMma128 = new("pfs_column_mass_mma128", "pppppppiiiiiif");
 
@@ -101,7 +103,7 @@ public static class KernelNames
         AttentionMma128Kv16F32, AttentionMma128Kv16F16, AttentionMma128Kv16BF16,
         AttentionMma64Kv16WideF32, AttentionMma64Kv16WideF16, AttentionMma64Kv16WideBF16,
         PfsRowStats, PfsColumnMass, PfsWindowSum,
-        PfsRowStatsMma64, PfsRowStatsMma128, PfsColumnMassMma64, PfsColumnMassMma128, PfsRowStatsMma64Wide,
+        PfsRowStatsMma64, PfsRowStatsMma128, PfsColumnMassMma64, PfsColumnMassMma128, PfsRowStatsMma64Wide, PfsColumnMassMma64Wide,
         LossRowNll, LossSegmentSum,
     ];
 
@@ -158,7 +160,7 @@ public static class KernelNames
         _ => throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "tensor-core attention is built for head dimensions 64 and 128"),
     };
 
-    /// <summary>Whether the wide kernels (32 rows per warp: packed-f16 attention, PFS pass 1) exist for this head dimension.</summary>
+    /// <summary>Whether the wide kernels (32 rows or key columns per warp: packed-f16 attention, PFS passes 1 and 2) exist for this head dimension.</summary>
     public static bool HasWideKernels(int headDim) => headDim == 64;
 
     internal static KernelSpec AttentionMmaKv16Wide(CudaPrecision output, int headDim) => (headDim, output) switch

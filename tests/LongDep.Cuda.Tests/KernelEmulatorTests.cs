@@ -89,25 +89,27 @@ public class KernelEmulatorTests
             "attention_mma64_f32", "attention_mma64_bf16", "attention_mma128_f16", "attention_mma128_f32",
             "pfs_row_stats_mma64", "pfs_column_mass_mma64", "pfs_row_stats_mma128", "pfs_column_mass_mma128",
             "attention_mma64_kv16_f32", "attention_mma64_kv16_wide_f32", "attention_mma64_kv16_wide_bf16",
-            "pfs_row_stats_mma64_wide",
+            "pfs_row_stats_mma64_wide", "pfs_column_mass_mma64_wide",
         }));
     }
 
     [Test]
-    public void WidePfsPassOne_EqualsThe16RowKernel_BitForBit()
+    public void WidePfsPasses_EqualThe16RowKernels_BitForBit()
     {
-        // Spans of 128 rows (one wide block), 136 (a second block with one active warp), 3 rows, and a start inside a
-        // 64-key tile: per row the same products and statistics updates in the same order, so equal statistics.
+        // Spans of 128 rows (one wide block), 136 (a second block with one active warp), 3 rows, and starts inside a
+        // 64-key tile and past 256 keys (pass 2: two wide blocks, warps past the start idle): per row and per key the
+        // same products and sums in the same order, so equal statistics and columns.
         using var backend = new SimulatedBackend(emulator: Emulator());
         var results = new KernelChecks(backend, seed: 9)
             .WidePfsMatchesNarrow(T: 600, heads: 4, kvHeads: 2, spans: [(400, 528), (64, 200), (37, 40), (300, 428)]).ToList();
-        Assert.That(results, Has.Count.EqualTo(2));
+        Assert.That(results, Has.Count.EqualTo(3));
         foreach (var r in results)
         {
             Assert.That(r.Passed, Is.True, r.ToString());
             Assert.That(r.MaxAbs, Is.Zero, r.ToString());
         }
-        Assert.That(backend.Launches.Keys, Does.Contain("pfs_row_stats_mma64_wide").And.Contain("pfs_row_stats_mma64"));
+        Assert.That(backend.Launches.Keys, Does.Contain("pfs_row_stats_mma64_wide").And.Contain("pfs_row_stats_mma64")
+            .And.Contain("pfs_column_mass_mma64_wide").And.Contain("pfs_column_mass_mma64"));
     }
 
     [TestCase(CudaPrecision.F32, 1, 300, 4, 1)]  // two full 128-row blocks and a partial one; GQA group of 4
@@ -140,7 +142,8 @@ public class KernelEmulatorTests
         Assert.That(ok, Is.True, text);
         Assert.That(text, Does.Contain("head dim 64 LADM PFS (F16, tensor kernels)").And.Not.Contain("FAIL"));
         Assert.That(backend.Launches.Keys, Does.Contain("attention_mma64_kv16_f16").And.Contain("kv_pack_f16")
-            .And.Contain("attention_mma64_f16").And.Contain("pfs_column_mass_mma64"));
+            .And.Contain("attention_mma64_f16").And.Contain("pfs_column_mass_mma64")
+            .And.Contain("attention_mma64_kv16_wide_f16").And.Contain("pfs_row_stats_mma64_wide").And.Contain("pfs_column_mass_mma64_wide"));
     }
 
     [Test]

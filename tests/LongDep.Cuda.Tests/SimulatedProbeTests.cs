@@ -222,11 +222,11 @@ public class SimulatedProbeTests
         RandomModel.TinyConfig() with { Dim = 2 * headDim, FfDim = 96, Heads = 2, KvHeads = 1, HeadDim = headDim };
 
     // LADM has no prefix keys: its attention packs k, v as f16 (kv_pack_f16) and runs the cp.async kernel; at head
-    // dimension 64 that and PFS pass 1 are the wide kernels (32 rows per warp).
+    // dimension 64 that and both PFS passes are the wide kernels (32 rows or key columns per warp).
     private static readonly string[] TensorCoreKernelNames =
     [
         KernelNames.KvPackF16.Name, KernelNames.AttentionMma64Kv16WideF32.Name, KernelNames.PfsRowStatsMma64Wide.Name,
-        KernelNames.PfsColumnMassMma64.Name,
+        KernelNames.PfsColumnMassMma64Wide.Name,
     ];
 
     [TestCase(AttentionKernels.TensorCores, 2e-3)]
@@ -261,6 +261,7 @@ public class SimulatedProbeTests
             Assert.That(backend.Launches.ContainsKey(KernelNames.AttentionMma64F32.Name), Is.False, "the unpacked kernel is for prefix keys");
             Assert.That(backend.Launches.ContainsKey(KernelNames.AttentionMma64Kv16F32.Name), Is.False, "the 16-row kernel is off by default");
             Assert.That(backend.Launches.ContainsKey(KernelNames.PfsRowStatsMma64.Name), Is.False, "the 16-row pass 1 is off by default");
+            Assert.That(backend.Launches.ContainsKey(KernelNames.PfsColumnMassMma64.Name), Is.False, "the 16-column pass 2 is off by default");
             Assert.That(backend.Launches.ContainsKey(KernelNames.PfsColumnMass.Name), Is.EqualTo(!tensor));
         });
         if (tensor)

@@ -13,7 +13,7 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     /// <summary>The kernel set for attention and PFS; tensor cores apply only where <see cref="KernelNames.HasTensorCoreKernels"/>.</summary>
     public AttentionKernels Kernels { get; } = kernels;
     /// <summary>
-    /// Whether the packed-f16 attention and PFS pass 1 use the wide kernels (32 rows per warp) where they exist
+    /// Whether the packed-f16 attention and the PFS passes use the wide kernels (32 rows or key columns per warp) where they exist
     /// (<see cref="KernelNames.HasWideKernels"/>); default from <see cref="AttentionKernelNames.WideEnvironmentVariable"/>.
     /// </summary>
     public bool WideAttention { get; init; } = AttentionKernelNames.WideFromEnvironment();
@@ -45,7 +45,8 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         : UsesTensorCores(headDim) ? KernelNames.PfsRowStatsMma(headDim) : KernelNames.PfsRowStats;
 
     /// <summary>The PFS pass-2 kernel <see cref="PfsColumnMass"/> launches for this head dimension.</summary>
-    public KernelSpec PfsColumnMassKernel(int headDim) => UsesTensorCores(headDim) ? KernelNames.PfsColumnMassMma(headDim) : KernelNames.PfsColumnMass;
+    public KernelSpec PfsColumnMassKernel(int headDim) => UsesWideKernels(headDim) ? KernelNames.PfsColumnMassMma64Wide
+        : UsesTensorCores(headDim) ? KernelNames.PfsColumnMassMma(headDim) : KernelNames.PfsColumnMass;
 
     private static void Aligned8(DevicePtr p, string name)
     {
@@ -126,7 +127,7 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     public bool UsesPackedKv(int nSeq, int seqLen, int prefixLen, int kvHeads, int headDim, DeviceBuffer<byte>? kvHalf) =>
         UsesTensorCores(headDim) && prefixLen == 0 && kvHalf is not null && kvHalf.ByteLength >= KvHalfBytes(nSeq, seqLen, kvHeads, headDim);
 
-    /// <summary>Whether the packed-f16 attention and PFS pass 1 run the wide kernels (128-row blocks) for this head dimension.</summary>
+    /// <summary>Whether the packed-f16 attention and the PFS passes run the wide kernels for this head dimension.</summary>
     public bool UsesWideKernels(int headDim) => WideAttention && UsesTensorCores(headDim) && KernelNames.HasWideKernels(headDim);
 
     /// <summary>The attention kernel of the packed-f16 path (<see cref="UsesPackedKv"/>) for this output type and head dimension.</summary>
@@ -209,7 +210,8 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         if (UsesTensorCores(headDim))
         {
             Aligned8(q, nameof(q)); Aligned8(k, nameof(k));
-            Backend.Launch(PfsColumnMassKernel(headDim), new Dim3((uint)((maxStart + 127) / 128), (uint)nSpans),
+            int blockKeys = UsesWideKernels(headDim) ? 256 : 128;
+            Backend.Launch(PfsColumnMassKernel(headDim), new Dim3((uint)((maxStart + blockKeys - 1) / blockKeys), (uint)nSpans),
                 256, PfsColumnMassMmaSharedBytes(headDim),
                 [q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, headDim, Scale(headDim)]);
             return;

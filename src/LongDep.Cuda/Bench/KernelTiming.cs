@@ -122,10 +122,11 @@ public static class KernelTiming
                     passOne.PfsRowStatsKernel(d).Name, name, pfsWork, pfsFlop,
                     () => passOne.PfsRowStats(q.Pointer, k.Pointer, spanStart.Pointer, spanEnd.Pointer, rowMax.Pointer, rowSum.Pointer,
                         nSpans, maxSpanLen, H, Hkv, d)));
-            rows.Add(Time(backend, options.Repeats, progress,
-                ops.PfsColumnMassKernel(d).Name, name, pfsWork, pfsFlop,
-                () => ops.PfsColumnMass(q.Pointer, k.Pointer, spanStart.Pointer, spanEnd.Pointer, rowMax.Pointer, rowSum.Pointer,
-                    col.Pointer, nSpans, maxSpanLen, maxStart, T, H, Hkv, d)));
+            foreach (var passTwo in variants)
+                rows.Add(Time(backend, options.Repeats, progress,
+                    passTwo.PfsColumnMassKernel(d).Name, name, pfsWork, pfsFlop,
+                    () => passTwo.PfsColumnMass(q.Pointer, k.Pointer, spanStart.Pointer, spanEnd.Pointer, rowMax.Pointer, rowSum.Pointer,
+                        col.Pointer, nSpans, maxSpanLen, maxStart, T, H, Hkv, d)));
         }
         return rows;
     }

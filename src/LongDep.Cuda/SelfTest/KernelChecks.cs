@@ -66,7 +66,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         yield return Attention(CudaPrecision.F32, nSeq: 1, seqLen: 200, prefixLen: 0, heads: 4, kvHeads: 2, headDim: 64, tc, packedKv: true, wide: false);
         yield return WideMatchesNarrow(CudaPrecision.F32, nSeq: 2, seqLen: 300, heads: 4, kvHeads: 1);
         yield return WideMatchesNarrow(CudaPrecision.F16, nSeq: 1, seqLen: 129, heads: 2, kvHeads: 2);
-        // PFS pass 1 likewise (the Pfs checks above run the wide kernel at head dimension 64).
+        // The PFS passes likewise (the Pfs checks below run the wide kernels at head dimension 64).
         foreach (var r in WidePfsMatchesNarrow(T: 700, heads: 4, kvHeads: 1, spans: [(600, 700), (300, 428), (37, 40), (64, 200)])) yield return r;
         foreach (var r in Pfs(T: 700, heads: 8, kvHeads: 2, headDim: 64, spans: [(600, 700), (300, 428), (37, 40), (129, 130)], tc)) yield return r;
         foreach (var r in Pfs(T: 1100, heads: 4, kvHeads: 4, headDim: 128, spans: [(1000, 1100), (700, 828), (401, 402)], tc)) yield return r;
@@ -280,30 +280,36 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
     }
 
     /// <summary>
-    /// PFS pass 1 through the wide kernel (head dimension 64, 32 span rows per warp) against the 16-row kernel on the same
-    /// inputs: the row maxima and sums must agree to float32 rounding (equal on the kernel emulator).
+    /// The PFS passes through the wide kernels (head dimension 64, 32 span rows or key columns per warp) against the
+    /// 16-row kernels on the same inputs — pass 2 of both fed the same statistics — : the row maxima and sums and the key
+    /// columns must agree to float32 rounding (equal on the kernel emulator).
     /// </summary>
     public IEnumerable<CheckResult> WidePfsMatchesNarrow(int T, int heads, int kvHeads, (int Start, int End)[] spans)
     {
         const int headDim = 64;
-        string Name(string what) => $"{KernelNames.PfsRowStatsMma64Wide.Name} vs {KernelNames.PfsRowStatsMma64.Name} {what} (T {T}, {spans.Length} spans, H {heads}/{kvHeads})";
-        if (tensorOps.PfsRowStatsKernel(headDim) != KernelNames.PfsRowStatsMma64Wide || narrowOps.PfsRowStatsKernel(headDim) != KernelNames.PfsRowStatsMma64)
+        string Name(KernelSpec wide, KernelSpec narrow, string what) =>
+            $"{wide.Name} vs {narrow.Name}{what} (T {T}, {spans.Length} spans, H {heads}/{kvHeads})";
+        if (tensorOps.PfsRowStatsKernel(headDim) != KernelNames.PfsRowStatsMma64Wide || narrowOps.PfsRowStatsKernel(headDim) != KernelNames.PfsRowStatsMma64
+            || tensorOps.PfsColumnMassKernel(headDim) != KernelNames.PfsColumnMassMma64Wide || narrowOps.PfsColumnMassKernel(headDim) != KernelNames.PfsColumnMassMma64)
         {
-            yield return CheckResult.Failure(Name("max"), "the launchers do not select the wide and the 16-row kernels");
+            yield return CheckResult.Failure(Name(KernelNames.PfsRowStatsMma64Wide, KernelNames.PfsRowStatsMma64, ""),
+                "the launchers do not select the wide and the 16-row kernels");
             yield break;
         }
         int nSpans = spans.Length;
         int maxSpanLen = spans.Max(s => s.End - s.Start);
+        int maxStart = spans.Max(s => s.Start);
         long stats = (long)nSpans * heads * maxSpanLen;
         using var dq = Upload(RandomFloats((long)T * heads * headDim, 2.0));
         using var dk = Upload(RandomFloats((long)T * kvHeads * headDim, 2.0));
         using var dStart = Upload(spans.Select(s => s.Start).ToArray());
         using var dEnd = Upload(spans.Select(s => s.End).ToArray());
-        var results = new List<(float[] Max, float[] Sum)>();
+        var results = new List<(float[] Max, float[] Sum, float[] Col)>();
+        using var dMax = Fresh(stats);
+        using var dSum = Fresh(stats);
+        using var dCol = Fresh((long)nSpans * T);
         foreach (var launcher in new[] { tensorOps, narrowOps })
         {
-            using var dMax = Fresh(stats);
-            using var dSum = Fresh(stats);
             dMax.Clear();
             dSum.Clear();
             launcher.PfsRowStats(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, nSpans, maxSpanLen, heads, kvHeads, headDim);
@@ -311,10 +317,21 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
             var sum = new float[stats];
             dMax.CopyTo(max);
             dSum.CopyTo(sum);
-            results.Add((max, sum));
+            results.Add((max, sum, new float[(long)nSpans * T]));
         }
-        yield return Compare.Arrays(Name("max"), results[0].Max, results[1].Max, 1e-6, floorFraction: 1e-3);
-        yield return Compare.Arrays(Name("sum"), results[0].Sum, results[1].Sum, 1e-6, floorFraction: 1e-3);
+        // Pass 2 of both on the same statistics (the 16-row pass 1's, left in dMax, dSum).
+        for (int i = 0; i < 2; i++)
+        {
+            dCol.Clear();
+            (i == 0 ? tensorOps : narrowOps).PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer,
+                dCol.Pointer, nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
+            dCol.CopyTo(results[i].Col);
+        }
+        var passOne = (KernelNames.PfsRowStatsMma64Wide, KernelNames.PfsRowStatsMma64);
+        yield return Compare.Arrays(Name(passOne.Item1, passOne.Item2, " max"), results[0].Max, results[1].Max, 1e-6, floorFraction: 1e-3);
+        yield return Compare.Arrays(Name(passOne.Item1, passOne.Item2, " sum"), results[0].Sum, results[1].Sum, 1e-6, floorFraction: 1e-3);
+        yield return Compare.Arrays(Name(KernelNames.PfsColumnMassMma64Wide, KernelNames.PfsColumnMassMma64, ""), results[0].Col, results[1].Col,
+            1e-6, floorFraction: 1e-3);
     }
 
     /// <summary>

@@ -265,6 +265,9 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             case "pfs_column_mass_mma128":
                 RunPfsColumnMass(a, grid, block, sharedBytes, TensorCoreDim(kernel.Name));
                 break;
+            case "pfs_column_mass_mma64_wide":
+                RunPfsColumnMass(a, grid, block, sharedBytes, TensorCoreDim(kernel.Name), blockKeys: 256);
+                break;
             case "pfs_window_sum":
             {
                 int nItems = a.Int(5), T = a.Int(6);
@@ -484,13 +487,14 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             nSpans, maxSpanLen, heads, kvHeads, d, a.Float(11));
     }
 
-    private void RunPfsColumnMass(Args a, Dim3 grid, Dim3 block, int sharedBytes, int tensorCoreDim = 0)
+    /// <param name="blockKeys">Key columns per block when not the default (64 scalar, 128 tensor cores): 256 for the wide kernel.</param>
+    private void RunPfsColumnMass(Args a, Dim3 grid, Dim3 block, int sharedBytes, int tensorCoreDim = 0, int blockKeys = 0)
     {
         int nSpans = a.Int(7), maxSpanLen = a.Int(8), T = a.Int(9), heads = a.Int(10), kvHeads = a.Int(11), d = a.Int(12);
         var (starts, ends, lastRow) = Spans(a, nSpans, maxSpanLen);
         int maxStart = 0;
         foreach (int s in starts) maxStart = Math.Max(maxStart, s);
-        int blockKeys = tensorCoreDim > 0 ? 128 : 64;
+        if (blockKeys == 0) blockKeys = tensorCoreDim > 0 ? 128 : 64;
         Need(a.Kernel, grid.X >= (maxStart + blockKeys - 1) / blockKeys && grid.Y >= nSpans,
             $"grid {grid} does not cover ({(maxStart + blockKeys - 1) / blockKeys}, {nSpans})");
         Need(a.Kernel, block.X == 256 && block.Y == 1 && block.Z == 1, $"block {block} must be (256, 1, 1)");
