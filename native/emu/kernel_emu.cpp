@@ -420,6 +420,22 @@ extern "C" void emu_test_split_barriers(float* out)
     // the other half of warp 1 returns: the shuffle never completes
 }
 
+// ldmatrix.x4 for the test of the emulator's layout: shared memory holds 64 rows of 8 halves whose 16-bit value is
+// row * 8 + column; lane l gives the address of row rowOf[l] (a negative entry: 2 bytes into row 0, misaligned) and
+// writes its four registers to out[4 l .. 4 l + 3]. One warp, 1024 bytes of dynamic shared memory.
+extern "C" void emu_test_ldmatrix(const int* rowOf, unsigned* out)
+{
+    uint16_t* rows = reinterpret_cast<uint16_t*>(longdep_emu::dynamic_smem);
+    for (int i = (int)threadIdx.x; i < 64 * 8; i += 32) rows[i] = (uint16_t)i;
+    __syncthreads();
+    const int lane = (int)(threadIdx.x & 31u);
+    const int row = rowOf[lane];
+    const __half* at = row < 0 ? reinterpret_cast<const __half*>(rows + 1) : reinterpret_cast<const __half*>(rows + row * 8);
+    uint32_t r[4];
+    longdep::ldsm_x4(r, at);
+    for (int m = 0; m < 4; ++m) out[4 * lane + m] = r[m];
+}
+
 namespace {
 
 template <typename... A, size_t... I>
@@ -494,6 +510,7 @@ const Entry kEntries[] = {
     LONGDEP_EMU_ENTRY(attention_mma64_kv16_wide_bf16), LONGDEP_EMU_ENTRY(pfs_row_stats_mma64_wide),
     LONGDEP_EMU_ENTRY(pfs_column_mass_mma64_wide),
     LONGDEP_EMU_ENTRY(emu_test_mixed_warp_calls), LONGDEP_EMU_ENTRY(emu_test_split_barriers),
+    LONGDEP_EMU_ENTRY(emu_test_ldmatrix),
 };
 #undef LONGDEP_EMU_ENTRY
 

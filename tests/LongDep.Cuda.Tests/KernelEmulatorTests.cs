@@ -161,6 +161,39 @@ public class KernelEmulatorTests
     }
 
     [Test]
+    public void Ldmatrix_GivesEachLaneTheRowsItsGroupNamed_AsThePtxIsaLaysOut()
+    {
+        // PTX ISA, ldmatrix .m8n8.x4 .b16: threads 8m..8m+7 give the row addresses of matrix m; thread l receives in
+        // register m the two elements of row l / 4 of matrix m at columns 2 (l % 4) and 2 (l % 4) + 1 (lower in the low half).
+        var emulator = Emulator();
+        using var backend = new SimulatedBackend(emulator: emulator);
+        var spec = new KernelSpec("emu_test_ldmatrix", "pp");
+        var random = new Random(17);
+        int[] rowOf = Enumerable.Range(0, 64).OrderBy(_ => random.Next()).Take(32).ToArray();
+        using var rows = backend.Allocate<int>(32, "rows", "-");
+        using var output = backend.Allocate<uint>(128, "out", "-");
+        rows.CopyFrom(rowOf);
+        emulator.Launch(spec, new Dim3(1), new Dim3(32), 1024, [rows, output]);
+        var words = output.ToArray();
+        for (int lane = 0; lane < 32; lane++)
+            for (int m = 0; m < 4; m++)
+            {
+                int row = rowOf[8 * m + lane / 4];
+                uint lo = (uint)(row * 8 + 2 * (lane % 4));
+                Assert.That(words[4 * lane + m], Is.EqualTo(lo | (lo + 1) << 16), $"lane {lane}, register {m}");
+            }
+
+        rowOf[5] = -1; // lane 5 names an address 2 bytes into a row
+        rows.CopyFrom(rowOf);
+        var e = Assert.Throws<InvalidOperationException>(() => emulator.Launch(spec, new Dim3(1), new Dim3(32), 1024, [rows, output]));
+        Assert.That(e!.Message, Does.Contain("ldmatrix").And.Contain("not 16-byte aligned").And.Contain("thread (5,0,0)"));
+        rowOf[5] = 64; // past the 1024 bytes of shared memory
+        rows.CopyFrom(rowOf);
+        e = Assert.Throws<InvalidOperationException>(() => emulator.Launch(spec, new Dim3(1), new Dim3(32), 1024, [rows, output]));
+        Assert.That(e!.Message, Does.Contain("ldmatrix from an address outside the block's dynamic shared memory"));
+    }
+
+    [Test]
     public void DivergentWarpCalls_AreReported()
     {
         var emulator = Emulator();
