@@ -325,64 +325,10 @@ __device__ __forceinline__ void attention_kv16_stage(__half* stage, const __half
     }
 }
 
-// attention_mma_impl without prefix keys, reading the packed f16 keys and values: the next tile's copies are in flight
-// while the current one is multiplied. Same numerics (the kernel above rounds k and v to f16 when staging).
-// Launch: grid = (ceil(seqLen / 64), heads, nSeq), block.x = 128, dynamic shared memory = attention_kv16_smem_bytes(D)
-//         = 2 * (64 * (D + 8) + D * 72) * 2 bytes. q 8-byte aligned, k16 and vt16 16-byte aligned.
-template <int D, typename T>
-__device__ __forceinline__ void attention_mma_kv16_impl(const float* __restrict__ q, const __half* __restrict__ k16,
-                                                        const __half* __restrict__ vt16, T* __restrict__ out, int nSeq,
-                                                        int seqLen, int paddedLen, int heads, int kvHeads, float scale)
-{
-    const int seq = blockIdx.z;
-    const int head = blockIdx.y;
-    const int t0 = (gridDim.x - 1 - blockIdx.x) * kTcRows;
-    if (seq >= nSeq || head >= heads || t0 >= seqLen) return; // uniform per block
-
-    const int kvHead = head / (heads / kvHeads);
-    const size_t qStride = (size_t)heads * D;
-    const size_t kvStride = (size_t)kvHeads * D;
-    const size_t seqRow0 = (size_t)seq * seqLen;
-    const __half* kBase = k16 + (size_t)seq * paddedLen * kvStride + (size_t)kvHead * D;
-    const __half* vBase = vt16 + ((size_t)seq * kvHeads + kvHead) * D * (size_t)paddedLen;
-    constexpr int kStage = kTcKeys * (D + kTcPad) + D * kTcVtStride; // halves per stage
-    __half* smem = reinterpret_cast<__half*>(longdep_dynamic_smem);
-
-    const int warp = threadIdx.x >> 5;
-    const int g = (threadIdx.x & 31) >> 2;
-    const int rowA = t0 + warp * 16 + g;
-    const int rowB = rowA + 8;
-    uint32_t qa[D / 16][4];
-    float o[D / 8][4];
-    RowState st;
-    attention_mma_begin<D>(q, seqRow0, rowA, rowB, seqLen, qStride, head, scale, qa, o);
-
-    const int keyCount = min(t0 + kTcRows, seqLen); // keys [0, keyCount) cover every row of the block
-    const int tiles = (keyCount + kTcKeys - 1) / kTcKeys;
-    attention_kv16_stage<D>(smem, kBase, vBase, 0, kvStride, paddedLen);
-    longdep::cp_async_commit();
-    for (int i = 0; i < tiles; ++i)
-    {
-        if (i + 1 < tiles) attention_kv16_stage<D>(smem + ((i + 1) & 1) * kStage, kBase, vBase, (i + 1) * kTcKeys, kvStride, paddedLen);
-        longdep::cp_async_commit();
-        longdep::cp_async_wait<1>(); // tile i has landed (only tile i + 1's copies may be in flight)
-        __syncthreads();
-        const __half* ks = smem + (i & 1) * kStage;
-        attention_mma_tile<D>(ks, ks + kTcKeys * (D + kTcPad), qa, o, st, i * kTcKeys, keyCount, 0, rowA, rowB);
-        __syncthreads(); // the next iteration's copies overwrite this stage
-    }
-    longdep::cp_async_wait<0>();
-    attention_mma_store<D, T>(o, st, out, seqRow0, rowA, rowB, seqLen, qStride, head);
-}
-
-// ---- Head dimension 64, 32 query rows per warp ("wide"): the packed-f16 kernel for the long-sequence path ----
-// A warp owns two 16-row accumulator tiles (blocks of 128 rows), so every K and V fragment it reads from shared memory
-// (ldmatrix, four fragments an instruction) feeds two products: half the shared-memory traffic per product of the
-// 16-row kernel above. Only the tile on the warp's diagonal is masked; tiles past the warp's last row are skipped.
-// Per row these are the same products and the same online-softmax steps in the same order as attention_mma64_kv16_*
-// (a skipped tile there is all masked: exp2(-inf) = 0, alpha = 1), so the outputs are the same.
-constexpr int kWideRows = 128;  // query rows per block (4 warps x 32)
-
+// One 64-key tile for a warp that owns 32 query rows (two 16-row accumulator tiles: the wide kernels, head dimension
+// 64): every K and V fragment read from shared memory (ldmatrix, four fragments an instruction) feeds two products, half
+// the shared-memory traffic per product of attention_mma_tile. Only the tile on the warp's diagonal is masked. Per row
+// the same products and online-softmax steps in the same order as attention_mma_tile, so the outputs are the same.
 template <int D>
 __device__ __forceinline__ void attention_wide_tile(const __half* ks, const __half* vt, const uint32_t (&qa)[2][D / 16][4],
                                                     float (&o)[2][D / 8][4], RowState (&st)[2], int kb, int keyCount,
@@ -394,30 +340,10 @@ __device__ __forceinline__ void attention_wide_tile(const __half* ks, const __ha
     const int lrow = lane & 7;
     const int lmat = lane >> 3;
 
-    // S = Q.K^T: per 16 keys and 16 dimensions one ldmatrix.x4 (matrices: keys nt*8.. at dims 16kk.. and 16kk+8..,
-    // then keys (nt+1)*8.. likewise) gives b0, b1 of key blocks nt and nt + 1 for both row tiles.
+    // S = Q.K^T for both row tiles, every K fragment read once (ldmatrix.x4).
+    static_assert(kTcKeys == 64 && kTcPad == 8, "scores_two_tiles takes 64-key tiles padded by 8");
     float s[2][kTcKeys / 8][4];
-#pragma unroll
-    for (int m = 0; m < 2; ++m)
-#pragma unroll
-        for (int nt = 0; nt < kTcKeys / 8; ++nt) s[m][nt][0] = s[m][nt][1] = s[m][nt][2] = s[m][nt][3] = 0.0f;
-#pragma unroll
-    for (int nt = 0; nt < kTcKeys / 8; nt += 2)
-    {
-        const __half* kr = ks + (nt * 8 + (lmat >> 1) * 8 + lrow) * (D + kTcPad) + (lmat & 1) * 8;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk)
-        {
-            uint32_t b[4];
-            longdep::ldsm_x4(b, kr + kk * 16);
-#pragma unroll
-            for (int m = 0; m < 2; ++m)
-            {
-                longdep::mma_16816(s[m][nt], qa[m][kk], b[0], b[1]);
-                longdep::mma_16816(s[m][nt + 1], qa[m][kk], b[2], b[3]);
-            }
-        }
-    }
+    longdep::scores_two_tiles<D>(ks, qa, s);
 
     // The mask changes nothing below the diagonal: apply it only where a key may pass a row or the end.
     const bool diagonal = kb + kTcKeys - 1 > warpRow0 || kb + kTcKeys > keyCount;
@@ -453,16 +379,22 @@ __device__ __forceinline__ void attention_wide_tile(const __half* ks, const __ha
     }
 }
 
-// Launch: grid = (ceil(seqLen / 128), heads, nSeq), block.x = 128, dynamic shared memory = attention_kv16_smem_bytes(D)
-//         (the same two stages as attention_mma_kv16_impl). q 8-byte aligned, k16 and vt16 16-byte aligned.
-template <int D, typename T>
-__device__ __forceinline__ void attention_wide_kv16_impl(const float* __restrict__ q, const __half* __restrict__ k16,
-                                                         const __half* __restrict__ vt16, T* __restrict__ out, int nSeq,
-                                                         int seqLen, int paddedLen, int heads, int kvHeads, float scale)
+// attention_mma_impl without prefix keys, reading the packed f16 keys and values: the next tile's copies are in flight
+// while the current one is multiplied. Same numerics (the kernel above rounds k and v to f16 when staging). M is the
+// number of 16-row tiles per warp: 1 (attention_mma*_kv16_*, 64-row blocks) or 2 (the wide kernels, 128-row blocks,
+// which skip the tiles past a warp's last row: there every key is masked and the tile changes nothing).
+// Launch: grid = (ceil(seqLen / (64 M)), heads, nSeq), block.x = 128, dynamic shared memory = attention_kv16_smem_bytes(D)
+//         = 2 * (64 * (D + 8) + D * 72) * 2 bytes. q 8-byte aligned, k16 and vt16 16-byte aligned.
+template <int D, typename T, int M>
+__device__ __forceinline__ void attention_mma_kv16_impl(const float* __restrict__ q, const __half* __restrict__ k16,
+                                                        const __half* __restrict__ vt16, T* __restrict__ out, int nSeq,
+                                                        int seqLen, int paddedLen, int heads, int kvHeads, float scale)
 {
+    static_assert(M == 1 || M == 2, "one or two 16-row tiles per warp");
+    constexpr int kBlockRows = 4 * 16 * M;
     const int seq = blockIdx.z;
     const int head = blockIdx.y;
-    const int t0 = (gridDim.x - 1 - blockIdx.x) * kWideRows;
+    const int t0 = (gridDim.x - 1 - blockIdx.x) * kBlockRows;
     if (seq >= nSeq || head >= heads || t0 >= seqLen) return; // uniform per block
 
     const int kvHead = head / (heads / kvHeads);
@@ -476,16 +408,16 @@ __device__ __forceinline__ void attention_wide_kv16_impl(const float* __restrict
 
     const int warp = threadIdx.x >> 5;
     const int g = (threadIdx.x & 31) >> 2;
-    const int warpRow0 = t0 + warp * 32;
-    uint32_t qa[2][D / 16][4];
-    float o[2][D / 8][4];
-    RowState st[2];
+    const int warpRow0 = t0 + warp * 16 * M;
+    uint32_t qa[M][D / 16][4];
+    float o[M][D / 8][4];
+    RowState st[M];
 #pragma unroll
-    for (int m = 0; m < 2; ++m)
+    for (int m = 0; m < M; ++m)
         attention_mma_begin<D>(q, seqRow0, warpRow0 + 16 * m + g, warpRow0 + 16 * m + g + 8, seqLen, qStride, head, scale,
                                qa[m], o[m]);
 
-    const int keyCount = min(t0 + kWideRows, seqLen); // keys [0, keyCount) cover every row of the block
+    const int keyCount = min(t0 + kBlockRows, seqLen); // keys [0, keyCount) cover every row of the block
     const int tiles = (keyCount + kTcKeys - 1) / kTcKeys;
     attention_kv16_stage<D>(smem, kBase, vBase, 0, kvStride, paddedLen);
     longdep::cp_async_commit();
@@ -496,13 +428,16 @@ __device__ __forceinline__ void attention_wide_kv16_impl(const float* __restrict
         longdep::cp_async_wait<1>(); // tile i has landed (only tile i + 1's copies may be in flight)
         __syncthreads();
         const __half* ks = smem + (i & 1) * kStage;
-        if (i * kTcKeys <= warpRow0 + 31) // uniform per warp: a tile past the warp's last row is all masked
+        if constexpr (M == 1)
+            attention_mma_tile<D>(ks, ks + kTcKeys * (D + kTcPad), qa[0], o[0], st[0], i * kTcKeys, keyCount, 0, warpRow0 + g,
+                                  warpRow0 + g + 8);
+        else if (i * kTcKeys <= warpRow0 + 31) // uniform per warp: a tile past the warp's last row is all masked
             attention_wide_tile<D>(ks, ks + kTcKeys * (D + kTcPad), qa, o, st, i * kTcKeys, keyCount, warpRow0);
         __syncthreads(); // the next iteration's copies overwrite this stage
     }
     longdep::cp_async_wait<0>();
 #pragma unroll
-    for (int m = 0; m < 2; ++m)
+    for (int m = 0; m < M; ++m)
         attention_mma_store<D, T>(o[m], st[m], out, seqRow0, warpRow0 + 16 * m + g, warpRow0 + 16 * m + g + 8, seqLen, qStride,
                                   head);
 }
@@ -513,7 +448,7 @@ extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_wide_f32(
     int kvHeads, int headDim, float scale)
 {
     if (headDim != 64) return;
-    attention_wide_kv16_impl<64, float>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, float, 2>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_wide_f16(
@@ -521,7 +456,7 @@ extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_wide_f16(
     int kvHeads, int headDim, float scale)
 {
     if (headDim != 64) return;
-    attention_wide_kv16_impl<64, __half>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, __half, 2>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_wide_bf16(
@@ -529,7 +464,7 @@ extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_wide_bf16
     int kvHeads, int headDim, float scale)
 {
     if (headDim != 64) return;
-    attention_wide_kv16_impl<64, __nv_bfloat16>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, __nv_bfloat16, 2>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
 }
 
 // (q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, headDim, scale); headDim must equal the kernel's D.
@@ -538,7 +473,7 @@ extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_f32(
     int kvHeads, int headDim, float scale)
 {
     if (headDim != 64) return;
-    attention_mma_kv16_impl<64, float>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, float, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_f16(
@@ -546,7 +481,7 @@ extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_f16(
     int kvHeads, int headDim, float scale)
 {
     if (headDim != 64) return;
-    attention_mma_kv16_impl<64, __half>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, __half, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_bf16(
@@ -554,7 +489,7 @@ extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_bf16(
     int kvHeads, int headDim, float scale)
 {
     if (headDim != 64) return;
-    attention_mma_kv16_impl<64, __nv_bfloat16>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, __nv_bfloat16, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma128_kv16_f32(
@@ -562,7 +497,7 @@ extern "C" __global__ __launch_bounds__(128) void attention_mma128_kv16_f32(
     int kvHeads, int headDim, float scale)
 {
     if (headDim != 128) return;
-    attention_mma_kv16_impl<128, float>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<128, float, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma128_kv16_f16(
@@ -570,7 +505,7 @@ extern "C" __global__ __launch_bounds__(128) void attention_mma128_kv16_f16(
     int kvHeads, int headDim, float scale)
 {
     if (headDim != 128) return;
-    attention_mma_kv16_impl<128, __half>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<128, __half, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma128_kv16_bf16(
@@ -578,7 +513,7 @@ extern "C" __global__ __launch_bounds__(128) void attention_mma128_kv16_bf16(
     int kvHeads, int headDim, float scale)
 {
     if (headDim != 128) return;
-    attention_mma_kv16_impl<128, __nv_bfloat16>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<128, __nv_bfloat16, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
 }
 
 // Same parameters as attention_fwd_*; headDim must equal the kernel's D (the host checks it; a mismatch writes nothing).

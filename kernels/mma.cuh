@@ -58,6 +58,39 @@ __device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const __half* row)
 #endif
 }
 
+// S = A.B^T for two 16-row tiles of A fragments (aa[m], m = 0, 1: D columns) against 64 rows of a row-major f16 tile
+// `rows` [64][D + 8] in shared memory: s[m][nt] is the 16 x 8 accumulator of A tile m and rows 8nt .. 8nt + 7. One
+// ldmatrix.x4 (matrices: rows 8nt.. at columns 16kk.. and 16kk+8.., then rows 8(nt+1).. likewise) gives b0, b1 of two
+// row blocks for both tiles. Each accumulator takes kk in ascending order, as a per-tile loop of mma_16816 would.
+template <int D>
+__device__ __forceinline__ void scores_two_tiles(const __half* rows, const uint32_t (&aa)[2][D / 16][4], float (&s)[2][8][4])
+{
+    const int lane = threadIdx.x & 31;
+    const int lrow = lane & 7; // ldmatrix: lane l names row l % 8 of matrix l / 8
+    const int lmat = lane >> 3;
+#pragma unroll
+    for (int m = 0; m < 2; ++m)
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) s[m][nt][0] = s[m][nt][1] = s[m][nt][2] = s[m][nt][3] = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < 8; nt += 2)
+    {
+        const __half* r = rows + (nt * 8 + (lmat >> 1) * 8 + lrow) * (D + 8) + (lmat & 1) * 8;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+        {
+            uint32_t b[4];
+            ldsm_x4(b, r + kk * 16);
+#pragma unroll
+            for (int m = 0; m < 2; ++m)
+            {
+                mma_16816(s[m][nt], aa[m][kk], b[0], b[1]);
+                mma_16816(s[m][nt + 1], aa[m][kk], b[2], b[3]);
+            }
+        }
+    }
+}
+
 // Max and sum over the four threads of a group (the threads that share an accumulator row).
 __device__ __forceinline__ float quad_max(float v)
 {

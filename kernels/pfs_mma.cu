@@ -89,17 +89,21 @@ __device__ __forceinline__ void pfs_store_stats(float* rowMax, float* rowSum, si
     }
 }
 
-// Pass 1. Launch: grid = (ceil(maxSpanLen / 64), heads, nSpans), block.x = 128,
-// dynamic shared memory = 64 * (D + 8) * 2 bytes.
-template <int D>
+// Pass 1. M is the number of 16-row tiles per warp: 1 (pfs_row_stats_mma*), or 2 for the wide kernel (head dimension
+// 64, 128-row blocks: a 128-token span in one block, each key tile staged once per span and head instead of twice, and
+// every K fragment read from shared memory (ldmatrix) feeding two products). Per row the same products and updates in
+// the same order either way, so the statistics are the same.
+// Launch: grid = (ceil(maxSpanLen / (64 M)), heads, nSpans), block.x = 128, dynamic shared memory = 64 * (D + 8) * 2 bytes.
+template <int D, int M>
 __device__ __forceinline__ void pfs_row_stats_mma_impl(const float* __restrict__ q, const float* __restrict__ k,
                                                        const int* spanStart, const int* spanEnd, float* rowMax,
                                                        float* rowSum, int nSpans, int maxSpanLen, int heads,
                                                        int kvHeads, float scale)
 {
+    static_assert(M == 1 || M == 2, "one or two 16-row tiles per warp");
     const int span = blockIdx.z;
     const int head = blockIdx.y;
-    const int r0 = blockIdx.x * kPfsTcRows;
+    const int r0 = blockIdx.x * kPfsTcRows * M;
     if (span >= nSpans || head >= heads) return;
     const int start = spanStart[span];
     const int len = spanEnd[span] - start;
@@ -114,76 +118,13 @@ __device__ __forceinline__ void pfs_row_stats_mma_impl(const float* __restrict__
     const int lane = threadIdx.x & 31;
     const int g = lane >> 2;
     const int tq = lane & 3;
-    const int rowA = r0 + warp * 16 + g; // row within the span
-    const int rowB = rowA + 8;
+    const int warpRow0 = r0 + warp * 16 * M; // rows within the span
+    const bool active = warpRow0 < len;      // uniform per warp: a warp past the span's end only stages keys
 
-    uint32_t qa[D / 16][4];
-    {
-        const float qScale = scale * longdep::kLog2e;
-        const float* qA = q + (size_t)(start + min(rowA, len - 1)) * qStride + (size_t)head * D;
-        const float* qB = q + (size_t)(start + min(rowB, len - 1)) * qStride + (size_t)head * D;
-        longdep::load_a_fragments<D>(qA, qB, qScale, qa);
-    }
-
-    float mA = longdep::neg_inf(), mB = longdep::neg_inf();
-    float lA = 0.0f, lB = 0.0f;
-    for (int kb = 0; kb < start; kb += kPfsTcKeys)
-    {
-        __syncthreads();
-        pfs_stage_keys<D>(ks, k, kb, start, kStride, kvHead);
-        __syncthreads();
-
-        float sc[kPfsTcKeys / 8][4];
+    uint32_t qa[M][D / 16][4];
+    float mA[M], mB[M], lA[M], lB[M];
 #pragma unroll
-        for (int nt = 0; nt < kPfsTcKeys / 8; ++nt)
-        {
-            sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
-            const __half* kr = ks + (nt * 8 + g) * (D + kPfsTcPad) + 2 * tq;
-#pragma unroll
-            for (int kk = 0; kk < D / 16; ++kk)
-                longdep::mma_16816(sc[nt], qa[kk], longdep::lds_pair(kr, kk * 16), longdep::lds_pair(kr, kk * 16 + 8));
-        }
-        pfs_stats_update(sc, kb, start, true, mA, mB, lA, lB);
-    }
-    pfs_store_stats(rowMax, rowSum, ((size_t)span * heads + head) * maxSpanLen, rowA, rowB, len, mA, mB, lA, lB);
-}
-
-// Pass 1 for head dimension 64 with 32 span rows per warp ("wide", blocks of 128 rows: a 128-token chunk's span in one
-// block): every K fragment read from shared memory (ldmatrix.x4) feeds two products and each K tile is staged once per
-// 128 rows instead of per 64; only the tile holding the span's start is masked. Per row the same products and updates
-// in the same order as pfs_row_stats_mma64, so the statistics are the same.
-// Launch: grid = (ceil(maxSpanLen / 128), heads, nSpans), block.x = 128, dynamic shared memory = 64 * (D + 8) * 2 bytes.
-template <int D>
-__device__ __forceinline__ void pfs_row_stats_wide_impl(const float* __restrict__ q, const float* __restrict__ k,
-                                                        const int* spanStart, const int* spanEnd, float* rowMax,
-                                                        float* rowSum, int nSpans, int maxSpanLen, int heads,
-                                                        int kvHeads, float scale)
-{
-    const int span = blockIdx.z;
-    const int head = blockIdx.y;
-    const int r0 = blockIdx.x * 2 * kPfsTcRows;
-    if (span >= nSpans || head >= heads) return;
-    const int start = spanStart[span];
-    const int len = spanEnd[span] - start;
-    if (r0 >= len) return; // uniform per block
-
-    const int kvHead = head / (heads / kvHeads);
-    const size_t qStride = (size_t)heads * D;
-    const size_t kStride = (size_t)kvHeads * D;
-    __half* ks = reinterpret_cast<__half*>(longdep_dynamic_smem); // [64][D + 8]
-
-    const int warp = threadIdx.x >> 5;
-    const int lane = threadIdx.x & 31;
-    const int g = lane >> 2;
-    const int lrow = lane & 7; // ldmatrix: lane l names row l % 8 of matrix l / 8
-    const int lmat = lane >> 3;
-    const int warpRow0 = r0 + warp * 32; // rows within the span
-    const bool active = warpRow0 < len;  // uniform per warp: a warp past the span's end only stages keys
-
-    uint32_t qa[2][D / 16][4];
-    float mA[2], mB[2], lA[2], lB[2];
-#pragma unroll
-    for (int m = 0; m < 2; ++m)
+    for (int m = 0; m < M; ++m)
     {
         const int rowA = warpRow0 + 16 * m + g;
         const float* qA = q + (size_t)(start + min(rowA, len - 1)) * qStride + (size_t)head * D;
@@ -199,36 +140,31 @@ __device__ __forceinline__ void pfs_row_stats_wide_impl(const float* __restrict_
         __syncthreads();
         if (!active) continue;
 
-        // Matrices of one ldmatrix.x4: keys nt*8.. at dims 16kk.. and 16kk+8.., then keys (nt+1)*8.. likewise.
-        float sc[2][kPfsTcKeys / 8][4];
-#pragma unroll
-        for (int m = 0; m < 2; ++m)
-#pragma unroll
-            for (int nt = 0; nt < kPfsTcKeys / 8; ++nt) sc[m][nt][0] = sc[m][nt][1] = sc[m][nt][2] = sc[m][nt][3] = 0.0f;
-#pragma unroll
-        for (int nt = 0; nt < kPfsTcKeys / 8; nt += 2)
+        float sc[M][kPfsTcKeys / 8][4];
+        if constexpr (M == 1)
         {
-            const __half* kr = ks + (nt * 8 + (lmat >> 1) * 8 + lrow) * (D + kPfsTcPad) + (lmat & 1) * 8;
 #pragma unroll
-            for (int kk = 0; kk < D / 16; ++kk)
+            for (int nt = 0; nt < kPfsTcKeys / 8; ++nt)
             {
-                uint32_t b[4];
-                longdep::ldsm_x4(b, kr + kk * 16);
+                sc[0][nt][0] = sc[0][nt][1] = sc[0][nt][2] = sc[0][nt][3] = 0.0f;
+                const __half* kr = ks + (nt * 8 + g) * (D + kPfsTcPad) + 2 * tq;
 #pragma unroll
-                for (int m = 0; m < 2; ++m)
-                {
-                    longdep::mma_16816(sc[m][nt], qa[m][kk], b[0], b[1]);
-                    longdep::mma_16816(sc[m][nt + 1], qa[m][kk], b[2], b[3]);
-                }
+                for (int kk = 0; kk < D / 16; ++kk)
+                    longdep::mma_16816(sc[0][nt], qa[0][kk], longdep::lds_pair(kr, kk * 16), longdep::lds_pair(kr, kk * 16 + 8));
             }
         }
-        const bool mask = kb + kPfsTcKeys > start;
+        else
+        {
+            static_assert(kPfsTcKeys == 64 && kPfsTcPad == 8, "scores_two_tiles takes 64-key tiles padded by 8");
+            longdep::scores_two_tiles<D>(ks, qa, sc); // every K fragment read once (ldmatrix.x4) for both row tiles
+        }
+        const bool mask = kb + kPfsTcKeys > start; // only the tile holding the span's start has keys to mask
 #pragma unroll
-        for (int m = 0; m < 2; ++m) pfs_stats_update(sc[m], kb, start, mask, mA[m], mB[m], lA[m], lB[m]);
+        for (int m = 0; m < M; ++m) pfs_stats_update(sc[m], kb, start, mask, mA[m], mB[m], lA[m], lB[m]);
     }
     if (!active) return;
 #pragma unroll
-    for (int m = 0; m < 2; ++m)
+    for (int m = 0; m < M; ++m)
     {
         const int rowA = warpRow0 + 16 * m + g;
         pfs_store_stats(rowMax, rowSum, ((size_t)span * heads + head) * maxSpanLen, rowA, rowA + 8, len, mA[m], mB[m], lA[m],
@@ -284,23 +220,26 @@ __device__ __forceinline__ void pfs_store_columns(float* col, size_t at, int key
     }
 }
 
-// Pass 2. Launch: grid = (ceil(maxStart / 128), nSpans), block.x = 256,
-// dynamic shared memory = (64 * (D + 8) * 2 + 2 * 64 * 4) bytes.
-// Each warp owns 16 key columns, kept in registers as the A operand of S^T = K.Q^T; the block stages 64
-// query rows of one head at a time (with their softmax statistics) and every warp sweeps them. Per
-// key the mass sums over rows in a fixed order and over the quad at the end: deterministic.
-template <int D>
+// Pass 2. M is the number of 16-key tiles per warp: 1 (pfs_column_mass_mma*), or 2 for the wide kernel (head
+// dimension 64, 256 keys a block: each staged query tile serves twice the keys, and every Q fragment read from shared
+// memory (ldmatrix) feeds two products). Each warp owns 16 M key columns, kept in registers as the A operand of
+// S^T = K.Q^T; the block stages 64 query rows of one head at a time (with their softmax statistics) and every warp
+// sweeps them. Per key the mass sums over rows in a fixed order and over the quad at the end: deterministic, and the
+// same for either M.
+// Launch: grid = (ceil(maxStart / (128 M)), nSpans), block.x = 256, dynamic shared memory = (64 * (D + 8) * 2 + 2 * 64 * 4) bytes.
+template <int D, int M>
 __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict__ q, const float* __restrict__ k,
                                                          const int* spanStart, const int* spanEnd,
                                                          const float* rowMax, const float* rowSum, float* col,
                                                          int nSpans, int maxSpanLen, int T, int heads, int kvHeads,
                                                          float scale)
 {
+    static_assert(M == 1 || M == 2, "one or two 16-key tiles per warp");
     const int span = blockIdx.y;
     if (span >= nSpans) return;
     const int start = spanStart[span];
     const int len = spanEnd[span] - start;
-    const int s0 = blockIdx.x * kPfsTcColKeys;
+    const int s0 = blockIdx.x * kPfsTcColKeys * M;
     if (s0 >= start) return; // uniform per block
 
     const int group = heads / kvHeads;
@@ -316,90 +255,18 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
     const int lane = threadIdx.x & 31;
     const int g = lane >> 2;
     const int tq = lane & 3;
-    const int keyA = s0 + warp * 16 + g;
-    const int keyB = keyA + 8;
-    float colA = 0.0f, colB = 0.0f;
-
-    for (int kvh = 0; kvh < kvHeads; ++kvh)
-    {
-        // This warp's 16 keys as A fragments (keys past the span's start are zero and not written).
-        uint32_t ka[D / 16][4];
-        {
-            const float* kA = k + (size_t)min(keyA, start - 1) * kStride + (size_t)kvh * D;
-            const float* kB = k + (size_t)min(keyB, start - 1) * kStride + (size_t)kvh * D;
-            longdep::load_a_fragments<D>(kA, kB, 1.0f, ka);
-        }
-        for (int h = kvh * group; h < (kvh + 1) * group; ++h)
-        {
-            const size_t statAt = ((size_t)span * heads + h) * maxSpanLen;
-            for (int rt = 0; rt < len; rt += kPfsTcRowTile)
-            {
-                __syncthreads(); // the previous row tile is consumed
-                pfs_stage_queries<D>(qs, rm, ri, q, rowMax, rowSum, start, rt, len, statAt, qStride, h, qScale);
-                __syncthreads();
-
-                const int rows = min(kPfsTcRowTile, len - rt);
-#pragma unroll 2
-                for (int nr = 0; nr < kPfsTcRowTile / 8; ++nr)
-                {
-                    if (nr * 8 >= rows) break; // uniform
-                    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-                    const __half* qr = qs + (nr * 8 + g) * (D + kPfsTcPad) + 2 * tq;
-#pragma unroll
-                    for (int kk = 0; kk < D / 16; ++kk)
-                        longdep::mma_16816(acc, ka[kk], longdep::lds_pair(qr, kk * 16), longdep::lds_pair(qr, kk * 16 + 8));
-                    // acc: c0 = (keyA, row r), c1 = (keyA, row r + 1), c2 = (keyB, r), c3 = (keyB, r + 1).
-                    pfs_mass_accumulate(acc, rm, ri, nr * 8 + 2 * tq, colA, colB);
-                }
-            }
-        }
-    }
-    pfs_store_columns(col, (size_t)span * T, keyA, keyB, start, heads, colA, colB);
-}
-
-// Pass 2 for head dimension 64 with 32 key columns per warp ("wide", 256 per block): every Q fragment read from shared
-// memory (ldmatrix.x4) feeds two products, and each staged row tile serves twice the keys. Per key the same products
-// and sums in the same order as pfs_column_mass_mma64, so the columns are the same.
-// Launch: grid = (ceil(maxStart / 256), nSpans), block.x = 256, dynamic shared memory as pfs_column_mass_mma_impl.
-template <int D>
-__device__ __forceinline__ void pfs_column_mass_wide_impl(const float* __restrict__ q, const float* __restrict__ k,
-                                                          const int* spanStart, const int* spanEnd,
-                                                          const float* rowMax, const float* rowSum, float* col,
-                                                          int nSpans, int maxSpanLen, int T, int heads, int kvHeads,
-                                                          float scale)
-{
-    const int span = blockIdx.y;
-    if (span >= nSpans) return;
-    const int start = spanStart[span];
-    const int len = spanEnd[span] - start;
-    const int s0 = blockIdx.x * 2 * kPfsTcColKeys;
-    if (s0 >= start) return; // uniform per block
-
-    const int group = heads / kvHeads;
-    const size_t qStride = (size_t)heads * D;
-    const size_t kStride = (size_t)kvHeads * D;
-    const float qScale = scale * longdep::kLog2e;
-
-    __half* qs = reinterpret_cast<__half*>(longdep_dynamic_smem);                   // [64][D + 8]
-    float* rm = reinterpret_cast<float*>(qs + kPfsTcRowTile * (D + kPfsTcPad));       // [64] row max, log2 units
-    float* ri = rm + kPfsTcRowTile;                                                   // [64] 1 / row sum
-
-    const int warp = threadIdx.x >> 5;
-    const int lane = threadIdx.x & 31;
-    const int g = lane >> 2;
-    const int tq = lane & 3;
-    const int lrow = lane & 7; // ldmatrix: lane l names row l % 8 of matrix l / 8
-    const int lmat = lane >> 3;
-    const int warpKey0 = s0 + warp * 32;
+    const int warpKey0 = s0 + warp * 16 * M;
     const bool active = warpKey0 < start; // uniform per warp: a warp past the span's start only stages rows
-    float colA[2] = {0.0f, 0.0f}, colB[2] = {0.0f, 0.0f};
+    float colA[M], colB[M];
+#pragma unroll
+    for (int m = 0; m < M; ++m) colA[m] = colB[m] = 0.0f;
 
     for (int kvh = 0; kvh < kvHeads; ++kvh)
     {
-        // This warp's 32 keys as two tiles of A fragments (keys past the span's start are zero and not written).
-        uint32_t ka[2][D / 16][4];
+        // This warp's keys as A fragments (keys past the span's start are zero and not written).
+        uint32_t ka[M][D / 16][4];
 #pragma unroll
-        for (int m = 0; m < 2; ++m)
+        for (int m = 0; m < M; ++m)
         {
             const int keyA = warpKey0 + 16 * m + g;
             const float* kA = k + (size_t)min(keyA, start - 1) * kStride + (size_t)kvh * D;
@@ -421,30 +288,44 @@ __device__ __forceinline__ void pfs_column_mass_wide_impl(const float* __restric
                 for (int nr = 0; nr < kPfsTcRowTile / 8; ++nr)
                 {
                     if (nr * 8 >= rows) break; // uniform
-                    float acc[2][4] = {{0.0f, 0.0f, 0.0f, 0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}};
-                    // Matrices of one ldmatrix.x4: rows nr*8.. at dims 16kk.., 16kk+8.., 16kk+16.., 16kk+24...
-                    const __half* qr = qs + (nr * 8 + lrow) * (D + kPfsTcPad) + lmat * 8;
+                    // acc[m]: c0 = (keyA, row r), c1 = (keyA, row r + 1), c2 = (keyB, r), c3 = (keyB, r + 1).
+                    float acc[M][4];
 #pragma unroll
-                    for (int kk = 0; kk < D / 16; kk += 2)
+                    for (int m = 0; m < M; ++m) acc[m][0] = acc[m][1] = acc[m][2] = acc[m][3] = 0.0f;
+                    if constexpr (M == 1)
                     {
-                        uint32_t b[4];
-                        longdep::ldsm_x4(b, qr + kk * 16);
+                        const __half* qr = qs + (nr * 8 + g) * (D + kPfsTcPad) + 2 * tq;
 #pragma unroll
-                        for (int m = 0; m < 2; ++m)
+                        for (int kk = 0; kk < D / 16; ++kk)
+                            longdep::mma_16816(acc[0], ka[0][kk], longdep::lds_pair(qr, kk * 16), longdep::lds_pair(qr, kk * 16 + 8));
+                    }
+                    else
+                    {
+                        // One ldmatrix.x4 (matrices: rows nr*8.. at dims 16kk.., 16kk+8.., 16kk+16.., 16kk+24..) gives b0, b1 of
+                        // dimension blocks kk and kk + 1 for both key tiles.
+                        const __half* qr = qs + (nr * 8 + (lane & 7)) * (D + kPfsTcPad) + (lane >> 3) * 8;
+#pragma unroll
+                        for (int kk = 0; kk < D / 16; kk += 2)
                         {
-                            longdep::mma_16816(acc[m], ka[m][kk], b[0], b[1]);
-                            longdep::mma_16816(acc[m], ka[m][kk + 1], b[2], b[3]);
+                            uint32_t b[4];
+                            longdep::ldsm_x4(b, qr + kk * 16);
+#pragma unroll
+                            for (int m = 0; m < M; ++m)
+                            {
+                                longdep::mma_16816(acc[m], ka[m][kk], b[0], b[1]);
+                                longdep::mma_16816(acc[m], ka[m][kk + 1], b[2], b[3]);
+                            }
                         }
                     }
 #pragma unroll
-                    for (int m = 0; m < 2; ++m) pfs_mass_accumulate(acc[m], rm, ri, nr * 8 + 2 * tq, colA[m], colB[m]);
+                    for (int m = 0; m < M; ++m) pfs_mass_accumulate(acc[m], rm, ri, nr * 8 + 2 * tq, colA[m], colB[m]);
                 }
             }
         }
     }
     if (!active) return;
 #pragma unroll
-    for (int m = 0; m < 2; ++m)
+    for (int m = 0; m < M; ++m)
     {
         const int keyA = warpKey0 + 16 * m + g;
         pfs_store_columns(col, (size_t)span * T, keyA, keyA + 8, start, heads, colA[m], colB[m]);
@@ -457,7 +338,7 @@ extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma64(
     int maxSpanLen, int heads, int kvHeads, int headDim, float scale)
 {
     if (headDim != 64) return;
-    pfs_row_stats_mma_impl<64>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
+    pfs_row_stats_mma_impl<64, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
 }
 
 // As pfs_row_stats_mma64, launched on grid (ceil(maxSpanLen / 128), heads, nSpans).
@@ -466,7 +347,7 @@ extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma64_wide(
     int maxSpanLen, int heads, int kvHeads, int headDim, float scale)
 {
     if (headDim != 64) return;
-    pfs_row_stats_wide_impl<64>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
+    pfs_row_stats_mma_impl<64, 2>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64(
@@ -474,7 +355,7 @@ extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64(
     float* col, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
 {
     if (headDim != 64) return;
-    pfs_column_mass_mma_impl<64>(q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, scale);
+    pfs_column_mass_mma_impl<64, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, scale);
 }
 
 // As pfs_column_mass_mma64, launched on grid (ceil(maxStart / 256), nSpans).
@@ -483,7 +364,7 @@ extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64_wide(
     float* col, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
 {
     if (headDim != 64) return;
-    pfs_column_mass_wide_impl<64>(q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, scale);
+    pfs_column_mass_mma_impl<64, 2>(q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma128(
@@ -491,7 +372,7 @@ extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma128(
     int maxSpanLen, int heads, int kvHeads, int headDim, float scale)
 {
     if (headDim != 128) return;
-    pfs_row_stats_mma_impl<128>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
+    pfs_row_stats_mma_impl<128, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma128(
@@ -499,5 +380,5 @@ extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma128(
     float* col, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
 {
     if (headDim != 128) return;
-    pfs_column_mass_mma_impl<128>(q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, scale);
+    pfs_column_mass_mma_impl<128, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, scale);
 }
