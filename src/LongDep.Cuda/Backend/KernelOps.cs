@@ -16,7 +16,7 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     /// Whether the packed-f16 attention and the PFS passes use the wide kernels (32 rows or key columns per warp) where they exist
     /// (<see cref="KernelNames.HasWideKernels"/>); default from <see cref="AttentionKernelNames.WideEnvironmentVariable"/>.
     /// </summary>
-    public bool WideAttention { get; init; } = AttentionKernelNames.WideFromEnvironment();
+    public bool WideKernels { get; init; } = AttentionKernelNames.WideFromEnvironment();
 
     /// <summary>Block size of the row-reduction and element-wise kernels.</summary>
     public const int RowBlock = 256;
@@ -128,7 +128,7 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         UsesTensorCores(headDim) && prefixLen == 0 && kvHalf is not null && kvHalf.ByteLength >= KvHalfBytes(nSeq, seqLen, kvHeads, headDim);
 
     /// <summary>Whether the packed-f16 attention and the PFS passes run the wide kernels for this head dimension.</summary>
-    public bool UsesWideKernels(int headDim) => WideAttention && UsesTensorCores(headDim) && KernelNames.HasWideKernels(headDim);
+    public bool UsesWideKernels(int headDim) => WideKernels && UsesTensorCores(headDim) && KernelNames.HasWideKernels(headDim);
 
     /// <summary>The attention kernel of the packed-f16 path (<see cref="UsesPackedKv"/>) for this output type and head dimension.</summary>
     public KernelSpec PackedAttentionKernel(CudaPrecision outputType, int headDim) => UsesWideKernels(headDim)

@@ -104,7 +104,7 @@ public static class KernelTiming
                     CudaPrecision.F16, 1, T, 0, H, Hkv, d)));
             // Where wide kernels (32 rows per warp) exist, the 16-row kernels they replace are timed too.
             var variants = ops.UsesTensorCores(d) && KernelNames.HasWideKernels(d)
-                ? new[] { new KernelOps(backend, set) { WideAttention = false }, new KernelOps(backend, set) { WideAttention = true } }
+                ? new[] { new KernelOps(backend, set) { WideKernels = false }, new KernelOps(backend, set) { WideKernels = true } }
                 : new[] { ops };
             if (ops.UsesTensorCores(d))
             {

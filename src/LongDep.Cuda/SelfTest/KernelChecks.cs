@@ -11,8 +11,8 @@ namespace LongDep.Cuda.SelfTest;
 internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
 {
     private readonly KernelOps ops = new(backend, AttentionKernels.Simple);
-    private readonly KernelOps tensorOps = new(backend, AttentionKernels.TensorCores) { WideAttention = true };
-    private readonly KernelOps narrowOps = new(backend, AttentionKernels.TensorCores) { WideAttention = false };
+    private readonly KernelOps tensorOps = new(backend, AttentionKernels.TensorCores) { WideKernels = true };
+    private readonly KernelOps narrowOps = new(backend, AttentionKernels.TensorCores) { WideKernels = false };
     private readonly Random random = new(seed);
 
     /// <summary>Relative tolerance for a kernel output stored in <paramref name="type"/>.</summary>
@@ -281,7 +281,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
 
     /// <summary>
     /// The PFS passes through the wide kernels (head dimension 64, 32 span rows or key columns per warp) against the
-    /// 16-row kernels on the same inputs — pass 2 of both fed the same statistics — : the row maxima and sums and the key
+    /// 16-row kernels on the same inputs, pass 2 of both on the same statistics: the row maxima and sums and the key
     /// columns must agree to float32 rounding (equal on the kernel emulator).
     /// </summary>
     public IEnumerable<CheckResult> WidePfsMatchesNarrow(int T, int heads, int kvHeads, (int Start, int End)[] spans)
