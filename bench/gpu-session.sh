@@ -127,6 +127,43 @@ selftest() {
   fi
 }
 
+# From the kernel timing: the fastest form of the O(T^2) kernels for the rest of the session (all forms give the same
+# outputs; the selftest compared them). 16-row kernels when attention + both PFS passes take 3% less time than the wide
+# ones (LONGDEP_WIDE_ATTENTION=0), else 8-warp wide attention when it takes 3% less than 4 warps (LONGDEP_ATTENTION_WARPS=8).
+# A choice already made (by the caller, or by the selftest's fallback) is kept.
+choose_variants() {
+  [[ -f "$1" ]] || { say "kernel variants: no timing file, defaults kept"; return 0; }
+  if [[ -n "${LONGDEP_WIDE_ATTENTION:-}${LONGDEP_ATTENTION_WARPS:-}" || "${LONGDEP_KERNEL_SET:-tensor}" == simple ]]; then
+    say "kernel variants: set already (LONGDEP_WIDE_ATTENTION=${LONGDEP_WIDE_ATTENTION:-} LONGDEP_ATTENTION_WARPS=${LONGDEP_ATTENTION_WARPS:-} LONGDEP_KERNEL_SET=${LONGDEP_KERNEL_SET:-}), kept"
+    return 0
+  fi
+  local choice
+  choice=$(python3 - "$1" 2>>"$LOG" <<'EOF'
+import json, sys
+ms = {r["kernel"].split(" + ")[-1]: r["milliseconds"] for r in json.load(open(sys.argv[1]))["kernels"] if r["set"] == "tensor"}
+def get(*names):
+    values = [ms.get(n) for n in names]
+    return None if any(v is None for v in values) else sum(values)
+narrow = get("attention_mma64_kv16_f16", "pfs_row_stats_mma64", "pfs_column_mass_mma64")
+wide4, wide8 = ms.get("attention_mma64_kv16_wide_f16"), ms.get("attention_mma64_kv16_wide8_f16")
+wide = get("pfs_row_stats_mma64_wide", "pfs_column_mass_mma64_wide")
+if None in (narrow, wide4, wide8, wide):
+    print("keep (the timing has no rows for the head-dimension-64 forms)")
+elif narrow < 0.97 * (min(wide4, wide8) + wide):
+    print(f"narrow (16-row {narrow:.2f} ms vs wide {min(wide4, wide8) + wide:.2f} ms)")
+elif wide8 < 0.97 * wide4:
+    print(f"warps8 (wide attention 8 warps {wide8:.2f} ms vs 4 warps {wide4:.2f} ms)")
+else:
+    print(f"keep (wide attention 4 warps {wide4:.2f} ms, 8 warps {wide8:.2f} ms; 16-row sum {narrow:.2f} ms vs wide {min(wide4, wide8) + wide:.2f} ms)")
+EOF
+)
+  case "$choice" in
+    narrow*) export LONGDEP_WIDE_ATTENTION=0 ;;
+    warps8*) export LONGDEP_ATTENTION_WARPS=8 ;;
+  esac
+  say "kernel variants: ${choice:-keep (the timing file was unreadable)}; LONGDEP_WIDE_ATTENTION=${LONGDEP_WIDE_ATTENTION:-} LONGDEP_ATTENTION_WARPS=${LONGDEP_ATTENTION_WARPS:-}"
+}
+
 # make_model SHAPE -> $WORK/SHAPE-hf (Hugging Face folder, f16, seed 1234), reused when already there.
 make_model() {
   local shape="$1" dir="$WORK/$1-hf"
@@ -165,6 +202,7 @@ part_main() {
   # One layer's O(T^2) kernels at TinyLlama's heads and 32K tokens, both kernel sets (unless one was forced): seconds.
   step "kernel timing ($SHAPE heads, $TOKENS tokens)" 90 20 "$LONGDEP" bench --shape "$SHAPE" --device "$DEVICE" --tokens "$TOKENS" \
     --ladm-settings 4:4 --kernel-timing --json "$OUT/kernels.json"
+  choose_variants "$OUT/kernels.json"
 
   # Smoke: the whole chain on the tiny shape in seconds, so that a wiring problem shows before the long runs.
   make_model tiny

@@ -304,20 +304,24 @@ extern "C" __global__ __launch_bounds__(256) void kv_pack_f16(const float* k, co
 }
 
 // Issues the cp.async copies of one 64-key tile starting at key kb into a stage: K rows to ks [64][D + 8], V^T rows to
-// vt [D][64 + 8], 16 bytes (8 halves) per copy.
-template <int D>
+// vt [D][64 + 8], 16 bytes (8 halves) per copy; Threads = block.x. (Not unrolled: the wide kernels' registers are
+// at the limit, and unrolled copies spill them.)
+template <int D, int Threads>
 __device__ __forceinline__ void attention_kv16_stage(__half* stage, const __half* kBase, const __half* vBase, int kb,
                                                      size_t kvStride, int paddedLen)
 {
     __half* ks = stage;
     __half* vt = stage + kTcKeys * (D + kTcPad);
-    for (int idx = threadIdx.x; idx < kTcKeys * (D / 8); idx += blockDim.x)
+    static_assert(kTcKeys * (D / 8) % Threads == 0 && D * (kTcKeys / 8) % Threads == 0, "whole copy rounds");
+#pragma unroll 1
+    for (int idx = threadIdx.x; idx < kTcKeys * (D / 8); idx += Threads)
     {
         const int j = idx / (D / 8);
         const int c = (idx - j * (D / 8)) * 8;
         longdep::cp_async16(ks + j * (D + kTcPad) + c, kBase + (size_t)(kb + j) * kvStride + c);
     }
-    for (int idx = threadIdx.x; idx < D * (kTcKeys / 8); idx += blockDim.x)
+#pragma unroll 1
+    for (int idx = threadIdx.x; idx < D * (kTcKeys / 8); idx += Threads)
     {
         const int c = idx / (kTcKeys / 8);
         const int j = (idx - c * (kTcKeys / 8)) * 8;
@@ -382,19 +386,23 @@ __device__ __forceinline__ void attention_wide_tile(const __half* ks, const __ha
 // attention_mma_impl without prefix keys, reading the packed f16 keys and values: the next tile's copies are in flight
 // while the current one is multiplied. Same numerics (the kernel above rounds k and v to f16 when staging). M is the
 // number of 16-row tiles per warp: 1 (attention_mma*_kv16_*, 64-row blocks) or 2 (the wide kernels, 128-row blocks,
-// which skip the tiles past a warp's last row: there every key is masked and the tile changes nothing).
-// Launch: grid = (ceil(seqLen / (64 M)), heads, nSeq), block.x = 128, dynamic shared memory = attention_kv16_smem_bytes(D)
+// which skip the tiles past a warp's last row: there every key is masked and the tile changes nothing). Warps is 4, or
+// 8 for the wide8 kernels (256-row blocks): each staged tile then serves twice the rows, half the L2 -> shared-memory
+// traffic per product; a warp's rows, and so its results, are the same either way.
+// Launch: grid = (ceil(seqLen / (16 M Warps)), heads, nSeq), block.x = 32 Warps (the copy loops stride by it),
+//         dynamic shared memory = attention_kv16_smem_bytes(D)
 //         = 2 * (64 * (D + 8) + D * 72) * 2 bytes. q 8-byte aligned, k16 and vt16 16-byte aligned.
-template <int D, typename T, int M>
+template <int D, typename T, int M, int Warps = 4>
 __device__ __forceinline__ void attention_mma_kv16_impl(const float* __restrict__ q, const __half* __restrict__ k16,
                                                         const __half* __restrict__ vt16, T* __restrict__ out, int nSeq,
                                                         int seqLen, int paddedLen, int heads, int kvHeads, float scale)
 {
     static_assert(M == 1 || M == 2, "one or two 16-row tiles per warp");
-    constexpr int kBlockRows = 4 * 16 * M;
+    static_assert(Warps == 4 || (Warps == 8 && M == 2), "4 warps, or 8 for the wide kernels");
+    constexpr int blockRows = Warps * 16 * M;
     const int seq = blockIdx.z;
     const int head = blockIdx.y;
-    const int t0 = (gridDim.x - 1 - blockIdx.x) * kBlockRows;
+    const int t0 = (gridDim.x - 1 - blockIdx.x) * blockRows;
     if (seq >= nSeq || head >= heads || t0 >= seqLen) return; // uniform per block
 
     const int kvHead = head / (heads / kvHeads);
@@ -417,13 +425,13 @@ __device__ __forceinline__ void attention_mma_kv16_impl(const float* __restrict_
         attention_mma_begin<D>(q, seqRow0, warpRow0 + 16 * m + g, warpRow0 + 16 * m + g + 8, seqLen, qStride, head, scale,
                                qa[m], o[m]);
 
-    const int keyCount = min(t0 + kBlockRows, seqLen); // keys [0, keyCount) cover every row of the block
+    const int keyCount = min(t0 + blockRows, seqLen); // keys [0, keyCount) cover every row of the block
     const int tiles = (keyCount + kTcKeys - 1) / kTcKeys;
-    attention_kv16_stage<D>(smem, kBase, vBase, 0, kvStride, paddedLen);
+    attention_kv16_stage<D, 32 * Warps>(smem, kBase, vBase, 0, kvStride, paddedLen);
     longdep::cp_async_commit();
     for (int i = 0; i < tiles; ++i)
     {
-        if (i + 1 < tiles) attention_kv16_stage<D>(smem + ((i + 1) & 1) * kStage, kBase, vBase, (i + 1) * kTcKeys, kvStride, paddedLen);
+        if (i + 1 < tiles) attention_kv16_stage<D, 32 * Warps>(smem + ((i + 1) & 1) * kStage, kBase, vBase, (i + 1) * kTcKeys, kvStride, paddedLen);
         longdep::cp_async_commit();
         longdep::cp_async_wait<1>(); // tile i has landed (only tile i + 1's copies may be in flight)
         __syncthreads();
@@ -465,6 +473,31 @@ extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_wide_bf16
 {
     if (headDim != 64) return;
     attention_mma_kv16_impl<64, __nv_bfloat16, 2>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+}
+
+// The wide kernels with 8 warps: 256-row blocks, block.x = 256, grid.x = ceil(seqLen / 256).
+extern "C" __global__ __launch_bounds__(256) void attention_mma64_kv16_wide8_f32(
+    const float* q, const __half* k16, const __half* vt16, float* out, int nSeq, int seqLen, int paddedLen, int heads,
+    int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    attention_mma_kv16_impl<64, float, 2, 8>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+}
+
+extern "C" __global__ __launch_bounds__(256) void attention_mma64_kv16_wide8_f16(
+    const float* q, const __half* k16, const __half* vt16, __half* out, int nSeq, int seqLen, int paddedLen, int heads,
+    int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    attention_mma_kv16_impl<64, __half, 2, 8>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+}
+
+extern "C" __global__ __launch_bounds__(256) void attention_mma64_kv16_wide8_bf16(
+    const float* q, const __half* k16, const __half* vt16, __nv_bfloat16* out, int nSeq, int seqLen, int paddedLen, int heads,
+    int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    attention_mma_kv16_impl<64, __nv_bfloat16, 2, 8>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
 }
 
 // (q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, headDim, scale); headDim must equal the kernel's D.

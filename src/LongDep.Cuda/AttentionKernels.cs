@@ -20,9 +20,15 @@ public static class AttentionKernelNames
 
     public static string Name(this AttentionKernels kernels) => kernels == AttentionKernels.Simple ? "simple" : "tensor";
 
-    /// <summary>"tensor kernels", "simple kernels", or "tensor kernels (16-row)" when the environment turns the wide kernels off.</summary>
+    /// <summary>
+    /// "tensor kernels", "simple kernels", "tensor kernels (16-row)" when the environment turns the wide kernels off, or
+    /// "tensor kernels (8-warp attention)" when it asks for 8 warps per wide attention block.
+    /// </summary>
     public static string Describe(this AttentionKernels kernels) =>
-        kernels == AttentionKernels.TensorCores && !WideFromEnvironment() ? "tensor kernels (16-row)" : $"{kernels.Name()} kernels";
+        kernels != AttentionKernels.TensorCores ? $"{kernels.Name()} kernels"
+        : !WideFromEnvironment() ? "tensor kernels (16-row)"
+        : WarpsFromEnvironment() == 8 ? "tensor kernels (8-warp attention)"
+        : "tensor kernels";
 
     /// <summary>Parses <c>tensor</c> or <c>simple</c> (case-insensitive); anything else is an error naming both.</summary>
     public static AttentionKernels Parse(string text, string source) => text.Trim().ToLowerInvariant() switch
@@ -48,6 +54,25 @@ public static class AttentionKernelNames
             null or "" or "1" => true,
             "0" => false,
             _ => throw new ArgumentException($"{WideEnvironmentVariable}: '{value}' is not 0 or 1"),
+        };
+    }
+
+    /// <summary>
+    /// Environment variable that sets the warps per block of the wide packed-f16 attention kernel: <c>4</c> (128-row
+    /// blocks; the default when unset) or <c>8</c> (256-row blocks: each staged key/value tile serves twice the rows). Both
+    /// give the same outputs; which is faster is for the GPU to say (<c>longdep bench --kernel-timing</c> times both).
+    /// </summary>
+    public const string WarpsEnvironmentVariable = "LONGDEP_ATTENTION_WARPS";
+
+    /// <summary>The wide attention kernel's warps per block from <see cref="WarpsEnvironmentVariable"/>: 4 or 8.</summary>
+    public static int WarpsFromEnvironment()
+    {
+        string? value = Environment.GetEnvironmentVariable(WarpsEnvironmentVariable)?.Trim();
+        return value switch
+        {
+            null or "" or "4" => 4,
+            "8" => 8,
+            _ => throw new ArgumentException($"{WarpsEnvironmentVariable}: '{value}' is not 4 or 8"),
         };
     }
 

@@ -64,6 +64,10 @@ public static class KernelNames
     public static readonly KernelSpec AttentionMma64Kv16WideF32 = new("attention_mma64_kv16_wide_f32", "ppppiiiiiif");
     public static readonly KernelSpec AttentionMma64Kv16WideF16 = new("attention_mma64_kv16_wide_f16", "ppppiiiiiif");
     public static readonly KernelSpec AttentionMma64Kv16WideBF16 = new("attention_mma64_kv16_wide_bf16", "ppppiiiiiif");
+    // The wide kernels with 8 warps (256-row blocks, block.x = 256): same parameters and outputs.
+    public static readonly KernelSpec AttentionMma64Kv16Wide8F32 = new("attention_mma64_kv16_wide8_f32", "ppppiiiiiif");
+    public static readonly KernelSpec AttentionMma64Kv16Wide8F16 = new("attention_mma64_kv16_wide8_f16", "ppppiiiiiif");
+    public static readonly KernelSpec AttentionMma64Kv16Wide8BF16 = new("attention_mma64_kv16_wide8_bf16", "ppppiiiiiif");
 
     // pfs.cu
     // (q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim, scale)
@@ -102,6 +106,7 @@ public static class KernelNames
         AttentionMma64Kv16F32, AttentionMma64Kv16F16, AttentionMma64Kv16BF16,
         AttentionMma128Kv16F32, AttentionMma128Kv16F16, AttentionMma128Kv16BF16,
         AttentionMma64Kv16WideF32, AttentionMma64Kv16WideF16, AttentionMma64Kv16WideBF16,
+        AttentionMma64Kv16Wide8F32, AttentionMma64Kv16Wide8F16, AttentionMma64Kv16Wide8BF16,
         PfsRowStats, PfsColumnMass, PfsWindowSum,
         PfsRowStatsMma64, PfsRowStatsMma128, PfsColumnMassMma64, PfsColumnMassMma128, PfsRowStatsMma64Wide, PfsColumnMassMma64Wide,
         LossRowNll, LossSegmentSum,
@@ -163,11 +168,16 @@ public static class KernelNames
     /// <summary>Whether the wide kernels (32 rows or key columns per warp: packed-f16 attention, PFS passes 1 and 2) exist for this head dimension.</summary>
     public static bool HasWideKernels(int headDim) => headDim == 64;
 
-    internal static KernelSpec AttentionMmaKv16Wide(CudaPrecision output, int headDim) => (headDim, output) switch
+    /// <summary>The wide packed-f16 attention kernel with <paramref name="warps"/> (4 or 8) warps per block.</summary>
+    internal static KernelSpec AttentionMmaKv16Wide(CudaPrecision output, int headDim, int warps = 4) => (headDim, warps, output) switch
     {
-        (64, CudaPrecision.F32) => AttentionMma64Kv16WideF32,
-        (64, CudaPrecision.F16) => AttentionMma64Kv16WideF16,
-        (64, _) => AttentionMma64Kv16WideBF16,
+        (64, 4, CudaPrecision.F32) => AttentionMma64Kv16WideF32,
+        (64, 4, CudaPrecision.F16) => AttentionMma64Kv16WideF16,
+        (64, 4, _) => AttentionMma64Kv16WideBF16,
+        (64, 8, CudaPrecision.F32) => AttentionMma64Kv16Wide8F32,
+        (64, 8, CudaPrecision.F16) => AttentionMma64Kv16Wide8F16,
+        (64, 8, _) => AttentionMma64Kv16Wide8BF16,
+        (64, _, _) => throw new ArgumentOutOfRangeException(nameof(warps), warps, "wide tensor-core attention is built for 4 or 8 warps per block"),
         _ => throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "wide tensor-core attention is built for head dimension 64"),
     };
 

@@ -112,19 +112,23 @@ public class KernelEmulatorTests
             .And.Contain("pfs_column_mass_mma64_wide").And.Contain("pfs_column_mass_mma64"));
     }
 
-    [TestCase(CudaPrecision.F32, 1, 300, 4, 1)]  // two full 128-row blocks and a partial one; GQA group of 4
-    [TestCase(CudaPrecision.F16, 2, 129, 2, 2)]  // one row past a block; two sequences
-    [TestCase(CudaPrecision.BF16, 1, 64, 2, 1)]  // a single half-filled block: warps 2 and 3 hold no row
-    public void WideAttention_EqualsThe16RowKernel_BitForBit(CudaPrecision output, int nSeq, int seqLen, int heads, int kvHeads)
+    [TestCase(CudaPrecision.F32, 1, 300, 4, 1, 4)]  // two full 128-row blocks and a partial one; GQA group of 4
+    [TestCase(CudaPrecision.F16, 2, 129, 2, 2, 4)]  // one row past a block; two sequences
+    [TestCase(CudaPrecision.BF16, 1, 64, 2, 1, 4)]  // a single half-filled block: warps 2 and 3 hold no row
+    [TestCase(CudaPrecision.F32, 1, 300, 4, 1, 8)]  // 8 warps: one full 256-row block and a partial one
+    [TestCase(CudaPrecision.F16, 2, 520, 2, 2, 8)]  // 8 warps: two full blocks and 8 rows past them; two sequences
+    [TestCase(CudaPrecision.BF16, 1, 64, 2, 1, 8)]  // 8 warps: a single block where warps 2 to 7 hold no row
+    public void WideAttention_EqualsThe16RowKernel_BitForBit(CudaPrecision output, int nSeq, int seqLen, int heads, int kvHeads, int warps)
     {
-        // The wide kernel (32 rows per warp, ldmatrix, mask on the diagonal tile only, tiles past a warp skipped) runs
-        // per row the same products in the same order as the 16-row kernel: on the emulator the outputs are equal.
+        // The wide kernel (32 rows per warp, ldmatrix, mask on the diagonal tile only, tiles past a warp skipped; 4 or 8
+        // warps a block) runs per row the same products in the same order as the 16-row kernel: on the emulator the
+        // outputs are equal.
         using var backend = new SimulatedBackend(emulator: Emulator());
-        var result = new KernelChecks(backend, seed: seqLen).WideMatchesNarrow(output, nSeq, seqLen, heads, kvHeads);
+        var result = new KernelChecks(backend, seed: seqLen).WideMatchesNarrow(output, nSeq, seqLen, heads, kvHeads, warps);
         Assert.That(result.Passed, Is.True, result.ToString());
         Assert.That(result.MaxAbs, Is.Zero, result.ToString());
         Assert.That(result.Count, Is.EqualTo((long)nSeq * seqLen * heads * 64));
-        Assert.That(backend.Launches.Keys, Does.Contain(KernelNames.AttentionMmaKv16Wide(output, 64).Name)
+        Assert.That(backend.Launches.Keys, Does.Contain(KernelNames.AttentionMmaKv16Wide(output, 64, warps).Name)
             .And.Contain(KernelNames.AttentionMmaKv16(output, 64).Name));
     }
 

@@ -355,6 +355,64 @@ public class SimulatedProbeTests
         }
     }
 
+    [TestCase(null, null, "attention_mma64_kv16_wide_f16", 128, 2, "tensor kernels")]
+    [TestCase(null, " 8 ", "attention_mma64_kv16_wide8_f16", 256, 1, "tensor kernels (8-warp attention)")]
+    [TestCase("0", "8", "attention_mma64_kv16_f16", 128, 4, "tensor kernels (16-row)")]
+    public void AttentionWarps_ComeFromTheEnvironment_WithTheirGeometry(string? wide, string? warps, string expectedKernel, int threads,
+        int blocks, string description)
+    {
+        // The attention launch's kernel, block and grid (grid.x = ceil(T / rows per block)) follow the two variables.
+        string? beforeWide = Environment.GetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable);
+        string? beforeWarps = Environment.GetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable);
+        try
+        {
+            Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, wide);
+            Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, warps);
+            var launches = new List<(string Name, Dim3 Grid, Dim3 Block)>();
+            using var backend = new SimulatedBackend();
+            backend.LaunchObserver = (kernel, grid, block) => launches.Add((kernel.Name, grid, block));
+            var ops = new KernelOps(backend, AttentionKernels.TensorCores);
+            int T = 200, H = 2, Hkv = 1, d = 64;
+            using var q = backend.Allocate<float>(T * H * d, "q", "test");
+            using var kv = backend.Allocate<float>(T * Hkv * d, "kv", "test");
+            using var output = backend.Allocate<byte>(T * H * d * 2, "out", "test");
+            using var kvHalf = backend.Allocate<byte>(KernelOps.KvHalfBytes(1, T, Hkv, d), "packed", "test");
+            q.CopyFrom(new float[T * H * d]);
+            kv.CopyFrom(new float[T * Hkv * d]);
+            ops.Attention(q.Pointer, kv.Pointer, kv.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer, CudaPrecision.F16,
+                1, T, 0, H, Hkv, d, kvHalf);
+            var attention = launches.Single(l => l.Name.StartsWith("attention_", StringComparison.Ordinal));
+            Assert.That(attention.Name, Is.EqualTo(expectedKernel));
+            Assert.That(attention.Block.X, Is.EqualTo((uint)threads));
+            Assert.That(attention.Grid.X, Is.EqualTo((uint)blocks)); // 200 rows: 2 blocks of 128, 1 of 256, 4 of 64
+            Assert.That(AttentionKernels.TensorCores.Describe(), Is.EqualTo(description));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, beforeWide);
+            Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, beforeWarps);
+        }
+    }
+
+    [TestCase("6")]
+    [TestCase("eight")]
+    public void AttentionWarps_RejectOtherValues_NamingTheVariable(string value)
+    {
+        string? before = Environment.GetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable);
+        try
+        {
+            Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, value);
+            var e = Assert.Throws<ArgumentException>(() => AttentionKernelNames.WarpsFromEnvironment());
+            Assert.That(e!.Message, Does.Contain("LONGDEP_ATTENTION_WARPS").And.Contain($"'{value}'").And.Contain("4 or 8"));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, before);
+        }
+        using var backend = new SimulatedBackend();
+        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new KernelOps(backend, AttentionKernels.TensorCores) { AttentionWarps = 6 });
+    }
+
     [Test]
     public void KernelSetNames_RejectOthers_NamingTheSource()
     {

@@ -18,6 +18,19 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     /// </summary>
     public bool WideKernels { get; init; } = AttentionKernelNames.WideFromEnvironment();
 
+    /// <summary>
+    /// Warps per block of the wide packed-f16 attention kernel: 4 (128 rows) or 8 (256 rows, wide8); default from
+    /// <see cref="AttentionKernelNames.WarpsEnvironmentVariable"/>. Same outputs either way.
+    /// </summary>
+    public int AttentionWarps
+    {
+        get => attentionWarps;
+        init => attentionWarps = value is 4 or 8 ? value
+            : throw new ArgumentOutOfRangeException(nameof(AttentionWarps), value, "the wide attention kernel runs 4 or 8 warps per block");
+    }
+
+    private readonly int attentionWarps = AttentionKernelNames.WarpsFromEnvironment();
+
     /// <summary>Block size of the row-reduction and element-wise kernels.</summary>
     public const int RowBlock = 256;
     /// <summary>Largest head dimension the attention and PFS kernels support.</summary>
@@ -132,8 +145,14 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
 
     /// <summary>The attention kernel of the packed-f16 path (<see cref="UsesPackedKv"/>) for this output type and head dimension.</summary>
     public KernelSpec PackedAttentionKernel(CudaPrecision outputType, int headDim) => UsesWideKernels(headDim)
-        ? KernelNames.AttentionMmaKv16Wide(outputType, headDim)
+        ? KernelNames.AttentionMmaKv16Wide(outputType, headDim, AttentionWarps)
         : KernelNames.AttentionMmaKv16(outputType, headDim);
+
+    /// <summary>Threads per block of <see cref="PackedAttentionKernel"/>: 32 per warp; its blocks own 16 rows per warp, 32 when wide.</summary>
+    public int PackedAttentionThreads(int headDim) => UsesWideKernels(headDim) ? 32 * AttentionWarps : 128;
+
+    /// <summary>Query rows per block of <see cref="PackedAttentionKernel"/>.</summary>
+    public int PackedAttentionBlockRows(int headDim) => UsesWideKernels(headDim) ? 32 * AttentionWarps : 64;
 
     /// <summary>Causal GQA attention over <paramref name="nSeq"/> sequences of <paramref name="seqLen"/> rows (see attention.cu).</summary>
     /// <param name="kvHalf">Scratch for the packed f16 keys and values; with room for them (<see cref="KvHalfBytes"/>) and no
@@ -158,9 +177,10 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
                 throw new ArgumentException("the packed key/value scratch must be 16-byte aligned (cp.async)", nameof(kvHalf));
             Backend.Launch(KernelNames.KvPackF16, new Dim3((uint)(padded / 64), (uint)kvHeads, (uint)nSeq), RowBlock,
                 KvPackSharedBytes(headDim), [k, v, k16, vt16, nSeq, seqLen, padded, kvHeads, headDim]);
-            int blockRows = UsesWideKernels(headDim) ? 128 : 64;
+            int blockRows = PackedAttentionBlockRows(headDim);
             Backend.Launch(PackedAttentionKernel(outputType, headDim), new Dim3((uint)((seqLen + blockRows - 1) / blockRows), (uint)heads, (uint)nSeq),
-                128, AttentionKv16SharedBytes(headDim), [q, k16, vt16, output, nSeq, seqLen, padded, heads, kvHeads, headDim, Scale(headDim)]);
+                PackedAttentionThreads(headDim), AttentionKv16SharedBytes(headDim),
+                [q, k16, vt16, output, nSeq, seqLen, padded, heads, kvHeads, headDim, Scale(headDim)]);
             return;
         }
         if (UsesTensorCores(headDim))

@@ -104,13 +104,17 @@ public static class KernelTiming
                     CudaPrecision.F16, 1, T, 0, H, Hkv, d)));
             // Where wide kernels (32 rows per warp) exist, the 16-row kernels they replace are timed too.
             var variants = ops.UsesTensorCores(d) && KernelNames.HasWideKernels(d)
-                ? new[] { new KernelOps(backend, set) { WideKernels = false }, new KernelOps(backend, set) { WideKernels = true } }
+                ? new[] { new KernelOps(backend, set) { WideKernels = false }, new KernelOps(backend, set) { WideKernels = true, AttentionWarps = 4 } }
                 : new[] { ops };
             if (ops.UsesTensorCores(d))
             {
                 // The path the model takes without prefix keys: pack k, v as f16 once, then cp.async tiles.
                 using var kvHalf = backend.Allocate<byte>(KernelOps.KvHalfBytes(1, T, Hkv, d), "kernel timing packed keys and values", hint);
-                foreach (var packed in variants)
+                // ... and the wide kernel with 8 warps (256-row blocks) beside the 4-warp one.
+                var packedVariants = variants.Length > 1
+                    ? [.. variants, new KernelOps(backend, set) { WideKernels = true, AttentionWarps = 8 }]
+                    : variants;
+                foreach (var packed in packedVariants)
                     rows.Add(Time(backend, options.Repeats, progress,
                         $"{KernelNames.KvPackF16.Name} + {packed.PackedAttentionKernel(CudaPrecision.F16, d).Name}", name, attentionWork, attentionFlop,
                         () => packed.Attention(q.Pointer, k.Pointer, v.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer,

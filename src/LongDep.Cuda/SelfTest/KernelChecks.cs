@@ -11,7 +11,8 @@ namespace LongDep.Cuda.SelfTest;
 internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
 {
     private readonly KernelOps ops = new(backend, AttentionKernels.Simple);
-    private readonly KernelOps tensorOps = new(backend, AttentionKernels.TensorCores) { WideKernels = true };
+    private readonly KernelOps tensorOps = new(backend, AttentionKernels.TensorCores) { WideKernels = true, AttentionWarps = 4 };
+    private readonly KernelOps wide8Ops = new(backend, AttentionKernels.TensorCores) { WideKernels = true, AttentionWarps = 8 };
     private readonly KernelOps narrowOps = new(backend, AttentionKernels.TensorCores) { WideKernels = false };
     private readonly Random random = new(seed);
 
@@ -66,6 +67,9 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         yield return Attention(CudaPrecision.F32, nSeq: 1, seqLen: 200, prefixLen: 0, heads: 4, kvHeads: 2, headDim: 64, tc, packedKv: true, wide: false);
         yield return WideMatchesNarrow(CudaPrecision.F32, nSeq: 2, seqLen: 300, heads: 4, kvHeads: 1);
         yield return WideMatchesNarrow(CudaPrecision.F16, nSeq: 1, seqLen: 129, heads: 2, kvHeads: 2);
+        // The wide kernel with 8 warps (256-row blocks): a partial block, several sequences, a GQA group.
+        yield return WideMatchesNarrow(CudaPrecision.F32, nSeq: 2, seqLen: 300, heads: 4, kvHeads: 1, warps: 8);
+        yield return WideMatchesNarrow(CudaPrecision.BF16, nSeq: 1, seqLen: 520, heads: 2, kvHeads: 2, warps: 8);
         // The PFS passes likewise (the Pfs checks below run the wide kernels at head dimension 64).
         foreach (var r in WidePfsMatchesNarrow(T: 700, heads: 4, kvHeads: 1, spans: [(600, 700), (300, 428), (37, 40), (64, 200)])) yield return r;
         foreach (var r in Pfs(T: 700, heads: 8, kvHeads: 2, headDim: 64, spans: [(600, 700), (300, 428), (37, 40), (129, 130)], tc)) yield return r;
@@ -256,12 +260,14 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
     /// float32 rounding (1e-6 relative, or one step of a 16-bit output; equal bit for bit where the compiler fuses the same
     /// operations in both, as on the kernel emulator).
     /// </summary>
-    public CheckResult WideMatchesNarrow(CudaPrecision outputType, int nSeq, int seqLen, int heads, int kvHeads)
+    /// <param name="warps">Warps per block of the wide kernel: 4 (attention_mma64_kv16_wide_*) or 8 (wide8).</param>
+    public CheckResult WideMatchesNarrow(CudaPrecision outputType, int nSeq, int seqLen, int heads, int kvHeads, int warps = 4)
     {
         const int headDim = 64;
-        string name = $"{KernelNames.AttentionMmaKv16Wide(outputType, headDim).Name} vs {KernelNames.AttentionMmaKv16(outputType, headDim).Name} " +
-                      $"({nSeq}x{seqLen}, H {heads}/{kvHeads})";
-        if (!tensorOps.UsesWideKernels(headDim) || narrowOps.UsesWideKernels(headDim))
+        var wideOps = warps == 8 ? wide8Ops : tensorOps;
+        var wideKernel = KernelNames.AttentionMmaKv16Wide(outputType, headDim, warps);
+        string name = $"{wideKernel.Name} vs {KernelNames.AttentionMmaKv16(outputType, headDim).Name} ({nSeq}x{seqLen}, H {heads}/{kvHeads})";
+        if (wideOps.PackedAttentionKernel(outputType, headDim) != wideKernel || narrowOps.UsesWideKernels(headDim))
             return CheckResult.Failure(name, "the launchers do not select the wide and the 16-row kernels");
         long rows = (long)nSeq * seqLen;
         using var dq = Upload(RandomFloats(rows * heads * headDim, 2.0));
@@ -271,7 +277,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         long outBytes = rows * heads * headDim * outputType.ElementSize();
         using var wideOut = backend.Allocate<byte>(outBytes, "self-test output", "the self-test size");
         using var narrowOut = backend.Allocate<byte>(outBytes, "self-test output", "the self-test size");
-        foreach (var (launcher, output) in new[] { (tensorOps, wideOut), (narrowOps, narrowOut) })
+        foreach (var (launcher, output) in new[] { (wideOps, wideOut), (narrowOps, narrowOut) })
             launcher.Attention(dq.Pointer, dk.Pointer, dv.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer, outputType,
                 nSeq, seqLen, 0, heads, kvHeads, headDim, kvHalf);
         long n = rows * heads * headDim;

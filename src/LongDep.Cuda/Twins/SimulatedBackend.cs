@@ -45,6 +45,8 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
     public int GemmCount { get; private set; }
     /// <summary>How many times each kernel was launched.</summary>
     public IReadOnlyDictionary<string, int> Launches => launches;
+    /// <summary>Called with each launch's kernel, grid and block before it runs (tests of the launch geometry).</summary>
+    internal Action<KernelSpec, Dim3, Dim3>? LaunchObserver { get; set; }
 
     internal override ulong AllocateRaw(long bytes, string what, string hint)
     {
@@ -170,6 +172,7 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         if (sharedBytes > MaxDynamicSharedBytes)
             throw new InvalidOperationException($"kernel {kernel.Name}: {sharedBytes} bytes of shared memory exceed {MaxDynamicSharedBytes}");
         launches[kernel.Name] = launches.GetValueOrDefault(kernel.Name) + 1;
+        LaunchObserver?.Invoke(kernel, grid, block);
         if (Emulator is not null)
         {
             // Pointers must at least start inside live allocations (the emulated kernel reads host memory directly).
@@ -247,6 +250,11 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             case "attention_mma64_kv16_wide_f16":
             case "attention_mma64_kv16_wide_bf16":
                 RunAttentionKv16(a, grid, block, sharedBytes, OutputType(kernel.Name), TensorCoreDim(kernel.Name), blockRows: 128);
+                break;
+            case "attention_mma64_kv16_wide8_f32":
+            case "attention_mma64_kv16_wide8_f16":
+            case "attention_mma64_kv16_wide8_bf16":
+                RunAttentionKv16(a, grid, block, sharedBytes, OutputType(kernel.Name), TensorCoreDim(kernel.Name), blockRows: 256, warps: 8);
                 break;
             case "pfs_row_stats":
                 RunPfsRowStats(a, grid, block, sharedBytes);
@@ -429,8 +437,10 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
     }
 
     /// <summary>attention_mma*_kv16_*: unpacks the f16 keys and values, then the tensor-core attention twin (no prefix).</summary>
-    /// <param name="blockRows">Query rows per block: 64, or 128 for the wide kernels (32 rows per warp); the outputs are the same.</param>
-    private void RunAttentionKv16(Args a, Dim3 grid, Dim3 block, int sharedBytes, CudaPrecision output, int tensorCoreDim, int blockRows = 64)
+    /// <param name="blockRows">Query rows per block: 64, or 128 for the wide kernels (32 rows per warp), 256 for wide8; the outputs are the same.</param>
+    /// <param name="warps">Warps per block (block.x / 32): 4, or 8 for wide8.</param>
+    private void RunAttentionKv16(Args a, Dim3 grid, Dim3 block, int sharedBytes, CudaPrecision output, int tensorCoreDim, int blockRows = 64,
+        int warps = 4)
     {
         int nSeq = a.Int(4), seqLen = a.Int(5), padded = a.Int(6), heads = a.Int(7), kvHeads = a.Int(8), d = a.Int(9);
         float scale = a.Float(10);
@@ -439,7 +449,7 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         Need(a.Kernel, padded % 64 == 0 && padded >= seqLen, $"padded length {padded} is not a multiple of 64 covering {seqLen}");
         Need(a.Kernel, grid.X >= (seqLen + blockRows - 1) / blockRows && grid.Y >= heads && grid.Z >= nSeq,
             $"grid {grid} does not cover ({(seqLen + blockRows - 1) / blockRows}, {heads}, {nSeq})");
-        Need(a.Kernel, block.X == 128 && block.Y == 1 && block.Z == 1, $"block {block} must be (128, 1, 1): 4 warps");
+        Need(a.Kernel, block.X == 32 * warps && block.Y == 1 && block.Z == 1, $"block {block} must be ({32 * warps}, 1, 1): {warps} warps");
         int needShared = 2 * (64 * (d + 8) + d * 72) * 2;
         Need(a.Kernel, sharedBytes >= needShared, $"shared memory {sharedBytes} < {needShared} needed for head dimension {d}");
         Need(a.Kernel, Ptr8(a.Ptr(0)) && a.Ptr(1) % 16 == 0 && a.Ptr(2) % 16 == 0, "q must be 8-byte and k16, vt16 16-byte aligned");
