@@ -172,6 +172,106 @@ __device__ __forceinline__ void pfs_row_stats_mma_impl(const float* __restrict__
     }
 }
 
+// ---- Pass 1 from the packed f16 keys (kv_pack_f16's k16, which the layer's attention reads too) ----
+
+// Issues the cp.async copies of keys [kb, kb + 64) of one KV head into ks [64][D + 8], 16 bytes (8 halves) per copy;
+// Threads = block.x. Keys at or past a span's start are copied as they are: the statistics mask them.
+template <int D, int Threads>
+__device__ __forceinline__ void pfs_stage_keys_kv16(__half* ks, const __half* kBase, int kb, size_t kvStride)
+{
+    static_assert(kPfsTcKeys * (D / 8) % Threads == 0, "whole copy rounds");
+#pragma unroll 1
+    for (int idx = threadIdx.x; idx < kPfsTcKeys * (D / 8); idx += Threads)
+    {
+        const int j = idx / (D / 8);
+        const int c = (idx - j * (D / 8)) * 8;
+        longdep::cp_async16(ks + j * (D + kPfsTcPad) + c, kBase + (size_t)(kb + j) * kvStride + c);
+    }
+}
+
+// Pass 1 of the wide kernel (32 span rows per warp, 128-row blocks per head) reading k16 [paddedLen][kvHeads * D]
+// (one sequence, kv_pack_f16's layout) with cp.async, two stages: the next key tile is in flight while the current
+// one is multiplied, and a tile is half the bytes of pfs_row_stats_mma64_wide's float32 keys. Warps / 4 heads of one
+// GQA group share the block (8 warps: two heads, each staged tile serving twice the rows). Per row the same products
+// and updates in the same order as pfs_row_stats_mma64_wide (which rounds k to f16 as kv_pack_f16 does, and zeroes
+// the keys that the mask then sets to -inf anyway), so the statistics are the same.
+// Launch: grid = (ceil(maxSpanLen / 128), heads / (Warps / 4), nSpans), block.x = 32 Warps, dynamic shared memory =
+// 2 * 64 * (D + 8) * 2 bytes; (heads / kvHeads) a multiple of Warps / 4; k16 16-byte aligned, paddedLen >= every start.
+template <int D, int Warps>
+__device__ __forceinline__ void pfs_row_stats_kv16_impl(const float* __restrict__ q, const __half* __restrict__ k16,
+                                                        const int* spanStart, const int* spanEnd, float* rowMax,
+                                                        float* rowSum, int nSpans, int maxSpanLen, int heads,
+                                                        int kvHeads, float scale)
+{
+    static_assert(Warps == 4 || Warps == 8, "one head (4 warps) or two (8 warps) per block");
+    constexpr int M = 2;
+    constexpr int kHeadsPerBlock = Warps / 4;
+    const int span = blockIdx.z;
+    const int warp = threadIdx.x >> 5;
+    const int head0 = blockIdx.y * kHeadsPerBlock;
+    const int head = head0 + warp / 4;
+    const int r0 = blockIdx.x * kPfsTcRows * M;
+    if (span >= nSpans || head0 >= heads) return; // uniform per block
+    const int start = spanStart[span];
+    const int len = spanEnd[span] - start;
+    if (r0 >= len) return; // uniform per block (a span at start 0 gets max -inf and sum 0, as in pfs.cu)
+
+    const int kvHead = head0 / (heads / kvHeads); // the block's heads share it
+    const size_t qStride = (size_t)heads * D;
+    const size_t kvStride = (size_t)kvHeads * D;
+    const __half* kBase = k16 + (size_t)kvHead * D;
+    constexpr int kStage = kPfsTcKeys * (D + kPfsTcPad); // halves per stage
+    __half* smem = reinterpret_cast<__half*>(longdep_dynamic_smem);
+
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    const int warpRow0 = r0 + (warp & 3) * 16 * M; // rows within the span
+    const bool active = warpRow0 < len && head < heads; // uniform per warp: others only stage keys
+
+    uint32_t qa[M][D / 16][4];
+    float mA[M], mB[M], lA[M], lB[M];
+#pragma unroll
+    for (int m = 0; m < M; ++m)
+    {
+        const int rowA = warpRow0 + 16 * m + g;
+        const int h = min(head, heads - 1);
+        const float* qA = q + (size_t)(start + min(rowA, len - 1)) * qStride + (size_t)h * D;
+        const float* qB = q + (size_t)(start + min(rowA + 8, len - 1)) * qStride + (size_t)h * D;
+        longdep::load_a_fragments<D>(qA, qB, scale * longdep::kLog2e, qa[m]);
+        mA[m] = mB[m] = longdep::neg_inf();
+        lA[m] = lB[m] = 0.0f;
+    }
+    const int tiles = (start + kPfsTcKeys - 1) / kPfsTcKeys;
+    if (tiles > 0) pfs_stage_keys_kv16<D, 32 * Warps>(smem, kBase, 0, kvStride);
+    longdep::cp_async_commit();
+    for (int i = 0; i < tiles; ++i)
+    {
+        if (i + 1 < tiles) pfs_stage_keys_kv16<D, 32 * Warps>(smem + ((i + 1) & 1) * kStage, kBase, (i + 1) * kPfsTcKeys, kvStride);
+        longdep::cp_async_commit();
+        longdep::cp_async_wait<1>(); // tile i has landed (only tile i + 1's copies may be in flight)
+        __syncthreads();
+        if (active)
+        {
+            const int kb = i * kPfsTcKeys;
+            float sc[M][kPfsTcKeys / 8][4];
+            longdep::scores_two_tiles<D>(smem + (i & 1) * kStage, qa, sc);
+            const bool mask = kb + kPfsTcKeys > start; // only the tile holding the span's start has keys to mask
+#pragma unroll
+            for (int m = 0; m < M; ++m) pfs_stats_update(sc[m], kb, start, mask, mA[m], mB[m], lA[m], lB[m]);
+        }
+        __syncthreads(); // the next iteration's copies overwrite this stage
+    }
+    longdep::cp_async_wait<0>();
+    if (!active) return;
+#pragma unroll
+    for (int m = 0; m < M; ++m)
+    {
+        const int rowA = warpRow0 + 16 * m + g;
+        pfs_store_stats(rowMax, rowSum, ((size_t)span * heads + head) * maxSpanLen, rowA, rowA + 8, len, mA[m], mB[m], lA[m],
+                        lB[m]);
+    }
+}
+
 // Pass 2: stages query rows [rt, rt + 64) of one head of the span (q * scale * log2 e as f16 rows of qs [64][D + 8]) with
 // their softmax statistics (rm: row max in log2 units, ri: 1 / row sum; rows past the span get 0 and 0).
 template <int D>
@@ -348,6 +448,25 @@ extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma64_wide(
 {
     if (headDim != 64) return;
     pfs_row_stats_mma_impl<64, 2>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
+}
+
+// Pass 1 from packed keys: (q, k16, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim,
+// scale), as pfs_row_stats_mma64_wide but with kv_pack_f16's k16 (one sequence) in place of k; 4 warps, one head a block.
+extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma64_kv16_wide(
+    const float* q, const __half* k16, const int* spanStart, const int* spanEnd, float* rowMax, float* rowSum, int nSpans,
+    int maxSpanLen, int heads, int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    pfs_row_stats_kv16_impl<64, 4>(q, k16, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
+}
+
+// As pfs_row_stats_mma64_kv16_wide with 8 warps: two heads of one GQA group a block, grid.y = heads / 2.
+extern "C" __global__ __launch_bounds__(256) void pfs_row_stats_mma64_kv16_wide8(
+    const float* q, const __half* k16, const int* spanStart, const int* spanEnd, float* rowMax, float* rowSum, int nSpans,
+    int maxSpanLen, int heads, int kvHeads, int headDim, float scale)
+{
+    if (headDim != 64) return;
+    pfs_row_stats_kv16_impl<64, 8>(q, k16, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64(

@@ -510,7 +510,8 @@ const Entry kEntries[] = {
     LONGDEP_EMU_ENTRY(attention_mma64_kv16_wide_bf16), LONGDEP_EMU_ENTRY(pfs_row_stats_mma64_wide),
     LONGDEP_EMU_ENTRY(pfs_column_mass_mma64_wide),
     LONGDEP_EMU_ENTRY(attention_mma64_kv16_wide8_f32), LONGDEP_EMU_ENTRY(attention_mma64_kv16_wide8_f16),
-    LONGDEP_EMU_ENTRY(attention_mma64_kv16_wide8_bf16),
+    LONGDEP_EMU_ENTRY(attention_mma64_kv16_wide8_bf16), LONGDEP_EMU_ENTRY(pfs_row_stats_mma64_kv16_wide),
+    LONGDEP_EMU_ENTRY(pfs_row_stats_mma64_kv16_wide8),
     LONGDEP_EMU_ENTRY(emu_test_mixed_warp_calls), LONGDEP_EMU_ENTRY(emu_test_split_barriers),
     LONGDEP_EMU_ENTRY(emu_test_ldmatrix),
 };

@@ -22,12 +22,12 @@ public static class AttentionKernelNames
 
     /// <summary>
     /// "tensor kernels", "simple kernels", "tensor kernels (16-row)" when the environment turns the wide kernels off, or
-    /// "tensor kernels (8-warp attention)" when it asks for 8 warps per wide attention block.
+    /// "tensor kernels (8-warp wide)" when it asks for 8 warps per block of the wide kernels.
     /// </summary>
     public static string Describe(this AttentionKernels kernels) =>
         kernels != AttentionKernels.TensorCores ? $"{kernels.Name()} kernels"
         : !WideFromEnvironment() ? "tensor kernels (16-row)"
-        : WarpsFromEnvironment() == 8 ? "tensor kernels (8-warp attention)"
+        : WarpsFromEnvironment() == 8 ? "tensor kernels (8-warp wide)"
         : "tensor kernels";
 
     /// <summary>Parses <c>tensor</c> or <c>simple</c> (case-insensitive); anything else is an error naming both.</summary>
@@ -58,13 +58,14 @@ public static class AttentionKernelNames
     }
 
     /// <summary>
-    /// Environment variable that sets the warps per block of the wide packed-f16 attention kernel: <c>4</c> (128-row
-    /// blocks; the default when unset) or <c>8</c> (256-row blocks: each staged key/value tile serves twice the rows). Both
+    /// Environment variable that sets the warps per block of the wide kernels that stage tiles of the packed f16 keys:
+    /// <c>4</c> (the default when unset: attention in 128-row blocks, PFS pass 1 one head a block) or <c>8</c> (attention in
+    /// 256-row blocks, PFS pass 1 two heads of a GQA group a block): each staged key tile then serves twice the rows. Both
     /// give the same outputs; which is faster is for the GPU to say (<c>longdep bench --kernel-timing</c> times both).
     /// </summary>
-    public const string WarpsEnvironmentVariable = "LONGDEP_ATTENTION_WARPS";
+    public const string WarpsEnvironmentVariable = "LONGDEP_WIDE_WARPS";
 
-    /// <summary>The wide attention kernel's warps per block from <see cref="WarpsEnvironmentVariable"/>: 4 or 8.</summary>
+    /// <summary>The wide kernels' warps per block from <see cref="WarpsEnvironmentVariable"/>: 4 or 8.</summary>
     public static int WarpsFromEnvironment()
     {
         string? value = Environment.GetEnvironmentVariable(WarpsEnvironmentVariable)?.Trim();

@@ -82,6 +82,10 @@ public static class KernelNames
     public static readonly KernelSpec PfsRowStatsMma128 = new("pfs_row_stats_mma128", "ppppppiiiiif");
     // Pass 1 for head dimension 64 with 32 span rows per warp (128-row blocks, ldmatrix): same parameters and outputs.
     public static readonly KernelSpec PfsRowStatsMma64Wide = new("pfs_row_stats_mma64_wide", "ppppppiiiiif");
+    // The same reading kv_pack_f16's k16 (cp.async, two stages) in place of k: one head a block (4 warps), or two heads of
+    // a GQA group (8 warps, grid.y = heads / 2).
+    public static readonly KernelSpec PfsRowStatsMma64Kv16Wide = new("pfs_row_stats_mma64_kv16_wide", "ppppppiiiiif");
+    public static readonly KernelSpec PfsRowStatsMma64Kv16Wide8 = new("pfs_row_stats_mma64_kv16_wide8", "ppppppiiiiif");
     // Pass 2 for head dimension 64 with 32 key columns per warp (256-key blocks, ldmatrix): same parameters and outputs.
     public static readonly KernelSpec PfsColumnMassMma64Wide = new("pfs_column_mass_mma64_wide", "pppppppiiiiiif");
     public static readonly KernelSpec PfsColumnMassMma64 = new("pfs_column_mass_mma64", "pppppppiiiiiif");
@@ -109,6 +113,7 @@ public static class KernelNames
         AttentionMma64Kv16Wide8F32, AttentionMma64Kv16Wide8F16, AttentionMma64Kv16Wide8BF16,
         PfsRowStats, PfsColumnMass, PfsWindowSum,
         PfsRowStatsMma64, PfsRowStatsMma128, PfsColumnMassMma64, PfsColumnMassMma128, PfsRowStatsMma64Wide, PfsColumnMassMma64Wide,
+        PfsRowStatsMma64Kv16Wide, PfsRowStatsMma64Kv16Wide8,
         LossRowNll, LossSegmentSum,
     ];
 

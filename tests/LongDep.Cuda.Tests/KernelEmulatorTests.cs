@@ -1,3 +1,6 @@
+using LongDep.Models.Synthetic;
+using LongDep.Core.Probes;
+using LongDep.Models;
 using LongDep.Cuda.SelfTest;
 using LongDep.Cuda.Twins;
 
@@ -89,27 +92,31 @@ public class KernelEmulatorTests
             "attention_mma64_f32", "attention_mma64_bf16", "attention_mma128_f16", "attention_mma128_f32",
             "pfs_row_stats_mma64", "pfs_column_mass_mma64", "pfs_row_stats_mma128", "pfs_column_mass_mma128",
             "attention_mma64_kv16_f32", "attention_mma64_kv16_wide_f32", "attention_mma64_kv16_wide_bf16",
-            "pfs_row_stats_mma64_wide", "pfs_column_mass_mma64_wide",
+            "pfs_row_stats_mma64_wide", "pfs_column_mass_mma64_wide", "attention_mma64_kv16_wide8_f32",
+            "pfs_row_stats_mma64_kv16_wide", "pfs_row_stats_mma64_kv16_wide8",
         }));
     }
 
-    [Test]
-    public void WidePfsPasses_EqualThe16RowKernels_BitForBit()
+    [TestCase(4, 2, "pfs_row_stats_mma64_kv16_wide8")] // GQA group of 2: the 8-warp packed pass 1 takes both heads a block
+    [TestCase(3, 1, "pfs_row_stats_mma64_kv16_wide")]  // group of 3: with 8 warps asked, pass 1 falls back to one head a block
+    public void WidePfsPasses_EqualThe16RowKernels_BitForBit(int heads, int kvHeads, string packed8Kernel)
     {
         // Spans of 128 rows (one wide block), 136 (a second block with one active warp), 3 rows, and starts inside a
         // 64-key tile and past 256 keys (pass 2: two wide blocks, warps past the start idle): per row and per key the
-        // same products and sums in the same order, so equal statistics and columns.
+        // same products and sums in the same order, so equal statistics and columns; pass 1 from the packed f16 keys too.
         using var backend = new SimulatedBackend(emulator: Emulator());
         var results = new KernelChecks(backend, seed: 9)
-            .WidePfsMatchesNarrow(T: 600, heads: 4, kvHeads: 2, spans: [(400, 528), (64, 200), (37, 40), (300, 428)]).ToList();
-        Assert.That(results, Has.Count.EqualTo(3));
+            .WidePfsMatchesNarrow(T: 600, heads: heads, kvHeads: kvHeads, spans: [(400, 528), (64, 200), (37, 40), (300, 428)]).ToList();
+        Assert.That(results, Has.Count.EqualTo(7));
         foreach (var r in results)
         {
             Assert.That(r.Passed, Is.True, r.ToString());
             Assert.That(r.MaxAbs, Is.Zero, r.ToString());
         }
+        Assert.That(results.Count(r => r.Name.StartsWith(packed8Kernel + " ", StringComparison.Ordinal)), Is.EqualTo(packed8Kernel.EndsWith("8") ? 2 : 4));
         Assert.That(backend.Launches.Keys, Does.Contain("pfs_row_stats_mma64_wide").And.Contain("pfs_row_stats_mma64")
-            .And.Contain("pfs_column_mass_mma64_wide").And.Contain("pfs_column_mass_mma64"));
+            .And.Contain("pfs_column_mass_mma64_wide").And.Contain("pfs_column_mass_mma64").And.Contain("kv_pack_f16")
+            .And.Contain("pfs_row_stats_mma64_kv16_wide").And.Contain(packed8Kernel));
     }
 
     [TestCase(CudaPrecision.F32, 1, 300, 4, 1, 4)]  // two full 128-row blocks and a partial one; GQA group of 4
@@ -130,6 +137,54 @@ public class KernelEmulatorTests
         Assert.That(result.Count, Is.EqualTo((long)nSeq * seqLen * heads * 64));
         Assert.That(backend.Launches.Keys, Does.Contain(KernelNames.AttentionMmaKv16Wide(output, 64, warps).Name)
             .And.Contain(KernelNames.AttentionMmaKv16(output, 64).Name));
+    }
+
+    [Test]
+    public void LadmProbe_GivesTheSameMeasurement_WithEveryFormOfTheWideKernels()
+    {
+        // The whole LADM measurement with the kernels' own source: wide kernels with 4 warps (the default), with 8 (attention
+        // in 256-row blocks, PFS pass 1 two heads a block) and the 16-row kernels (pass 1 from float32 keys). Per row and
+        // key every form runs the same products and sums in the same order: equal PFS values.
+        var config = RandomModel.TinyConfig() with { Dim = 256, FfDim = 96, Heads = 4, KvHeads = 2, HeadDim = 64 };
+        var weights = RandomModel.Create(config, 31);
+        var schedule = LadmSchedule.Create(600, chunk: 32, dAfs: 2, dCds: 2);
+        Assert.That(schedule.Spans, Has.Count.GreaterThan(2));
+        var tokens = CudaSelfTest.RandomTokens(600, config.VocabSize, 6);
+        (LadmMeasurement Result, string[] Kernels) Measure(string? wide, string? warps)
+        {
+            string? beforeWide = Environment.GetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable);
+            string? beforeWarps = Environment.GetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable);
+            try
+            {
+                Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, wide);
+                Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, warps);
+                using var backend = new SimulatedBackend(emulator: Emulator());
+                using var model = new CudaModel(backend, weights, new CudaModelOptions { Precision = CudaPrecision.F16 });
+                using var probe = new CudaLadmProbe(model);
+                return (probe.Measure(tokens, schedule), backend.Launches.Keys.ToArray());
+            }
+            finally
+            {
+                Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, beforeWide);
+                Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, beforeWarps);
+            }
+        }
+        var four = Measure(null, null);
+        var eight = Measure(null, "8");
+        var narrow = Measure("0", null);
+        Assert.That(four.Kernels, Does.Contain("attention_mma64_kv16_wide_f16").And.Contain("pfs_row_stats_mma64_kv16_wide"));
+        Assert.That(eight.Kernels, Does.Contain("attention_mma64_kv16_wide8_f16").And.Contain("pfs_row_stats_mma64_kv16_wide8"));
+        Assert.That(narrow.Kernels, Does.Contain("attention_mma64_kv16_f16").And.Contain("pfs_row_stats_mma64")
+            .And.Not.Contain("pfs_row_stats_mma64_kv16_wide"));
+        int values = 0;
+        for (int layer = 0; layer < config.Layers; layer++)
+            for (int s = 0; s < schedule.Spans.Count; s++)
+            {
+                Assert.That(eight.Result.Pfs[layer][s], Is.EqualTo(four.Result.Pfs[layer][s]), $"8 warps, layer {layer} span {s}");
+                Assert.That(narrow.Result.Pfs[layer][s], Is.EqualTo(four.Result.Pfs[layer][s]), $"16-row, layer {layer} span {s}");
+                values += four.Result.Pfs[layer][s].Count(v => v != 0 && double.IsFinite(v));
+            }
+        Assert.That(values, Is.GreaterThan(10), "the measurement has non-zero PFS values to compare");
     }
 
     [Test]

@@ -221,11 +221,12 @@ public class SimulatedProbeTests
     private static ModelConfig HeadDimConfig(int headDim) =>
         RandomModel.TinyConfig() with { Dim = 2 * headDim, FfDim = 96, Heads = 2, KvHeads = 1, HeadDim = headDim };
 
-    // LADM has no prefix keys: its attention packs k, v as f16 (kv_pack_f16) and runs the cp.async kernel; at head
-    // dimension 64 that and both PFS passes are the wide kernels (32 rows or key columns per warp).
+    // LADM has no prefix keys: it packs k, v as f16 (kv_pack_f16) once per layer and runs the cp.async kernels; at head
+    // dimension 64 those (attention, PFS pass 1 from the packed keys) and pass 2 are the wide kernels (32 rows or key
+    // columns per warp).
     private static readonly string[] TensorCoreKernelNames =
     [
-        KernelNames.KvPackF16.Name, KernelNames.AttentionMma64Kv16WideF32.Name, KernelNames.PfsRowStatsMma64Wide.Name,
+        KernelNames.KvPackF16.Name, KernelNames.AttentionMma64Kv16WideF32.Name, KernelNames.PfsRowStatsMma64Kv16Wide.Name,
         KernelNames.PfsColumnMassMma64Wide.Name,
     ];
 
@@ -263,9 +264,47 @@ public class SimulatedProbeTests
             Assert.That(backend.Launches.ContainsKey(KernelNames.PfsRowStatsMma64.Name), Is.False, "the 16-row pass 1 is off by default");
             Assert.That(backend.Launches.ContainsKey(KernelNames.PfsColumnMassMma64.Name), Is.False, "the 16-column pass 2 is off by default");
             Assert.That(backend.Launches.ContainsKey(KernelNames.PfsColumnMass.Name), Is.EqualTo(!tensor));
+            Assert.That(backend.Launches.ContainsKey(KernelNames.PfsRowStatsMma64Wide.Name), Is.False, "pass 1 reads the packed keys");
+            // Packed once per layer, before PFS (the last layer too: pass 1 reads its keys); the attention does not pack again.
+            if (tensor) Assert.That(backend.Launches[KernelNames.KvPackF16.Name], Is.EqualTo(config.Layers));
         });
         if (tensor)
             Assert.That(worst, Is.GreaterThan(1e-7), "the tensor-core twins see f16-rounded inputs, so the result differs from float64");
+    }
+
+    [Test]
+    public void Ladm_WithEightWideWarps_RunsThe8WarpKernels_AndGivesTheSameMeasurement()
+    {
+        var config = HeadDimConfig(64); // 2 heads, 1 KV head: a GQA group of 2, so pass 1 takes both heads in one block
+        var weights = RandomModel.Create(config, 21);
+        var tokens = CudaSelfTest.RandomTokens(Schedule.T, config.VocabSize, 4);
+        LadmMeasurement Measure(string? warps, out IReadOnlyDictionary<string, int> launches)
+        {
+            string? before = Environment.GetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable);
+            try
+            {
+                Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, warps);
+                using var backend = new SimulatedBackend();
+                using var model = new CudaModel(backend, weights, new CudaModelOptions { Precision = CudaPrecision.F32 });
+                using var probe = new CudaLadmProbe(model);
+                var result = probe.Measure(tokens, Schedule);
+                launches = backend.Launches.ToDictionary();
+                return result;
+            }
+            finally
+            {
+                Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, before);
+            }
+        }
+        var four = Measure(null, out var fourLaunches);
+        var eight = Measure("8", out var eightLaunches);
+        Assert.That(fourLaunches.Keys, Does.Contain(KernelNames.AttentionMma64Kv16WideF32.Name).And.Contain(KernelNames.PfsRowStatsMma64Kv16Wide.Name)
+            .And.Not.Contain(KernelNames.AttentionMma64Kv16Wide8F32.Name).And.Not.Contain(KernelNames.PfsRowStatsMma64Kv16Wide8.Name));
+        Assert.That(eightLaunches.Keys, Does.Contain(KernelNames.AttentionMma64Kv16Wide8F32.Name).And.Contain(KernelNames.PfsRowStatsMma64Kv16Wide8.Name)
+            .And.Not.Contain(KernelNames.AttentionMma64Kv16WideF32.Name).And.Not.Contain(KernelNames.PfsRowStatsMma64Kv16Wide.Name));
+        for (int layer = 0; layer < config.Layers; layer++)
+            for (int s = 0; s < Schedule.Spans.Count; s++)
+                Assert.That(eight.Pfs[layer][s], Is.EqualTo(four.Pfs[layer][s]));
     }
 
     [Test]
@@ -356,7 +395,7 @@ public class SimulatedProbeTests
     }
 
     [TestCase(null, null, "attention_mma64_kv16_wide_f16", 128, 2, "tensor kernels")]
-    [TestCase(null, " 8 ", "attention_mma64_kv16_wide8_f16", 256, 1, "tensor kernels (8-warp attention)")]
+    [TestCase(null, " 8 ", "attention_mma64_kv16_wide8_f16", 256, 1, "tensor kernels (8-warp wide)")]
     [TestCase("0", "8", "attention_mma64_kv16_f16", 128, 4, "tensor kernels (16-row)")]
     public void AttentionWarps_ComeFromTheEnvironment_WithTheirGeometry(string? wide, string? warps, string expectedKernel, int threads,
         int blocks, string description)
@@ -394,6 +433,38 @@ public class SimulatedProbeTests
         }
     }
 
+    [TestCase(null, null, new[] { 4, 8 }, null)]
+    [TestCase("1", " 8", new[] { 8 }, "checked with 8 warps a block only")]
+    [TestCase(null, "4", new[] { 4 }, "checked with 4 warps a block only")]
+    [TestCase("0", "8", new int[0], "neither used nor checked")]
+    public void SelfTest_ChecksTheWideFormsTheEnvironmentLeavesInUse(string? wide, string? warps, int[] expected, string? note)
+    {
+        // bench/gpu-session.sh pins a faulty form away (LONGDEP_WIDE_WARPS=4, then LONGDEP_WIDE_ATTENTION=0) and reruns the
+        // self-test: that run must neither use nor check the pinned-away forms.
+        string? beforeWide = Environment.GetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable);
+        string? beforeWarps = Environment.GetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable);
+        try
+        {
+            Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, wide);
+            Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, warps);
+            Assert.That(KernelChecks.WideFormsToCheck(), Is.EqualTo(expected));
+            string? text = KernelChecks.WideFormsNote();
+            Assert.That(text, note is null ? Is.Null : Does.Contain(note));
+            using var backend = new SimulatedBackend();
+            var names = new KernelChecks(backend).TensorCoreChecks().Select(r => r.Name).ToList();
+            Assert.That(names.Any(n => n.Contains("wide8", StringComparison.Ordinal)), Is.EqualTo(expected.Contains(8)));
+            // the 4-warp forms: attention_mma64_kv16_wide_* and pfs_row_stats_mma64_kv16_wide
+            Assert.That(names.Any(n => n.Contains("kv16_wide ", StringComparison.Ordinal) || n.Contains("kv16_wide_", StringComparison.Ordinal)),
+                Is.EqualTo(expected.Contains(4)));
+            Assert.That(names.Any(n => n.Contains(" vs ", StringComparison.Ordinal)), Is.EqualTo(expected.Length > 0));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, beforeWide);
+            Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, beforeWarps);
+        }
+    }
+
     [TestCase("6")]
     [TestCase("eight")]
     public void AttentionWarps_RejectOtherValues_NamingTheVariable(string value)
@@ -403,14 +474,14 @@ public class SimulatedProbeTests
         {
             Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, value);
             var e = Assert.Throws<ArgumentException>(() => AttentionKernelNames.WarpsFromEnvironment());
-            Assert.That(e!.Message, Does.Contain("LONGDEP_ATTENTION_WARPS").And.Contain($"'{value}'").And.Contain("4 or 8"));
+            Assert.That(e!.Message, Does.Contain("LONGDEP_WIDE_WARPS").And.Contain($"'{value}'").And.Contain("4 or 8"));
         }
         finally
         {
             Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, before);
         }
         using var backend = new SimulatedBackend();
-        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new KernelOps(backend, AttentionKernels.TensorCores) { AttentionWarps = 6 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => _ = new KernelOps(backend, AttentionKernels.TensorCores) { WideWarps = 6 });
     }
 
     [Test]

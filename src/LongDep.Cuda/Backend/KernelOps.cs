@@ -19,17 +19,18 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     public bool WideKernels { get; init; } = AttentionKernelNames.WideFromEnvironment();
 
     /// <summary>
-    /// Warps per block of the wide packed-f16 attention kernel: 4 (128 rows) or 8 (256 rows, wide8); default from
-    /// <see cref="AttentionKernelNames.WarpsEnvironmentVariable"/>. Same outputs either way.
+    /// Warps per block of the wide kernels that stage packed f16 key tiles: 4, or 8 (attention in 256-row blocks, PFS pass 1
+    /// two heads of a GQA group a block); default from <see cref="AttentionKernelNames.WarpsEnvironmentVariable"/>. Same
+    /// outputs either way.
     /// </summary>
-    public int AttentionWarps
+    public int WideWarps
     {
-        get => attentionWarps;
-        init => attentionWarps = value is 4 or 8 ? value
-            : throw new ArgumentOutOfRangeException(nameof(AttentionWarps), value, "the wide attention kernel runs 4 or 8 warps per block");
+        get => wideWarps;
+        init => wideWarps = value is 4 or 8 ? value
+            : throw new ArgumentOutOfRangeException(nameof(WideWarps), value, "the wide kernels run 4 or 8 warps per block");
     }
 
-    private readonly int attentionWarps = AttentionKernelNames.WarpsFromEnvironment();
+    private readonly int wideWarps = AttentionKernelNames.WarpsFromEnvironment();
 
     /// <summary>Block size of the row-reduction and element-wise kernels.</summary>
     public const int RowBlock = 256;
@@ -145,21 +146,23 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
 
     /// <summary>The attention kernel of the packed-f16 path (<see cref="UsesPackedKv"/>) for this output type and head dimension.</summary>
     public KernelSpec PackedAttentionKernel(CudaPrecision outputType, int headDim) => UsesWideKernels(headDim)
-        ? KernelNames.AttentionMmaKv16Wide(outputType, headDim, AttentionWarps)
+        ? KernelNames.AttentionMmaKv16Wide(outputType, headDim, WideWarps)
         : KernelNames.AttentionMmaKv16(outputType, headDim);
 
     /// <summary>Threads per block of <see cref="PackedAttentionKernel"/>: 32 per warp; its blocks own 16 rows per warp, 32 when wide.</summary>
-    public int PackedAttentionThreads(int headDim) => UsesWideKernels(headDim) ? 32 * AttentionWarps : 128;
+    public int PackedAttentionThreads(int headDim) => UsesWideKernels(headDim) ? 32 * WideWarps : 128;
 
     /// <summary>Query rows per block of <see cref="PackedAttentionKernel"/>.</summary>
-    public int PackedAttentionBlockRows(int headDim) => UsesWideKernels(headDim) ? 32 * AttentionWarps : 64;
+    public int PackedAttentionBlockRows(int headDim) => UsesWideKernels(headDim) ? 32 * WideWarps : 64;
 
     /// <summary>Causal GQA attention over <paramref name="nSeq"/> sequences of <paramref name="seqLen"/> rows (see attention.cu).</summary>
     /// <param name="kvHalf">Scratch for the packed f16 keys and values; with room for them (<see cref="KvHalfBytes"/>) and no
     /// prefix, tensor-core attention packs k and v once and runs the cp.async kernel (<see cref="UsesPackedKv"/>).</param>
+    /// <param name="kvPacked">The caller has already packed k and v into <paramref name="kvHalf"/> (<see cref="PackKv"/>, as
+    /// the LADM probe does before PFS pass 1): the packed path skips kv_pack_f16.</param>
     public void Attention(DevicePtr q, DevicePtr k, DevicePtr v, DevicePtr kPrefix, DevicePtr vPrefix, DevicePtr prefixStart,
         DevicePtr output, CudaPrecision outputType, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim,
-        DeviceBuffer<byte>? kvHalf = null)
+        DeviceBuffer<byte>? kvHalf = null, bool kvPacked = false)
     {
         if (nSeq == 0 || seqLen == 0) return;
         CheckHeads(heads, kvHeads, headDim);
@@ -170,13 +173,9 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         if (UsesPackedKv(nSeq, seqLen, prefixLen, kvHeads, headDim, kvHalf))
         {
             int padded = PaddedKeys(seqLen);
-            var k16 = kvHalf!.Pointer;
-            var vt16 = kvHalf.At(KvHalfBytes(nSeq, seqLen, kvHeads, headDim) / 2);
+            var (k16, vt16) = PackedKv(kvHalf!, nSeq, seqLen, kvHeads, headDim);
             Aligned8(q, nameof(q));
-            if (k16.Address % 16 != 0 || vt16.Address % 16 != 0)
-                throw new ArgumentException("the packed key/value scratch must be 16-byte aligned (cp.async)", nameof(kvHalf));
-            Backend.Launch(KernelNames.KvPackF16, new Dim3((uint)(padded / 64), (uint)kvHeads, (uint)nSeq), RowBlock,
-                KvPackSharedBytes(headDim), [k, v, k16, vt16, nSeq, seqLen, padded, kvHeads, headDim]);
+            if (!kvPacked) PackKv(k, v, kvHalf!, nSeq, seqLen, kvHeads, headDim);
             int blockRows = PackedAttentionBlockRows(headDim);
             Backend.Launch(PackedAttentionKernel(outputType, headDim), new Dim3((uint)((seqLen + blockRows - 1) / blockRows), (uint)heads, (uint)nSeq),
                 PackedAttentionThreads(headDim), AttentionKv16SharedBytes(headDim),
@@ -195,6 +194,72 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         var grid = new Dim3((uint)((seqLen + 15) / 16), (uint)heads, (uint)nSeq);
         Backend.Launch(AttentionKernel(outputType, headDim), grid, 128, AttentionSharedBytes(headDim),
             [q, k, v, kPrefix, vPrefix, prefixStart, output, nSeq, seqLen, prefixLen, heads, kvHeads, headDim, Scale(headDim)]);
+    }
+
+    /// <summary>The packed keys k16 [nSeq][padded][kvHeads·d] and transposed values vt16 in <paramref name="kvHalf"/>.</summary>
+    private static (DevicePtr K16, DevicePtr Vt16) PackedKv(DeviceBuffer<byte> kvHalf, int nSeq, int seqLen, int kvHeads, int headDim)
+    {
+        long bytes = KvHalfBytes(nSeq, seqLen, kvHeads, headDim);
+        if (kvHalf.ByteLength < bytes)
+            throw new ArgumentException($"the packed key/value scratch has {kvHalf.ByteLength} bytes, {bytes} needed", nameof(kvHalf));
+        var k16 = kvHalf.Pointer;
+        var vt16 = kvHalf.At(bytes / 2);
+        if (k16.Address % 16 != 0 || vt16.Address % 16 != 0)
+            throw new ArgumentException("the packed key/value scratch must be 16-byte aligned (cp.async)", nameof(kvHalf));
+        return (k16, vt16);
+    }
+
+    /// <summary>
+    /// kv_pack_f16: k and v (float32 [nSeq·seqLen][kvHeads·d]) as f16 keys and transposed values in
+    /// <paramref name="kvHalf"/> (<see cref="KvHalfBytes"/>), the layout the packed attention and PFS pass 1 read.
+    /// </summary>
+    public void PackKv(DevicePtr k, DevicePtr v, DeviceBuffer<byte> kvHalf, int nSeq, int seqLen, int kvHeads, int headDim)
+    {
+        ArgumentNullException.ThrowIfNull(kvHalf);
+        if (nSeq == 0 || seqLen == 0) return;
+        Positive(kvHeads, nameof(kvHeads));
+        int padded = PaddedKeys(seqLen);
+        var (k16, vt16) = PackedKv(kvHalf, nSeq, seqLen, kvHeads, headDim);
+        Backend.Launch(KernelNames.KvPackF16, new Dim3((uint)(padded / 64), (uint)kvHeads, (uint)nSeq), RowBlock,
+            KvPackSharedBytes(headDim), [k, v, k16, vt16, nSeq, seqLen, padded, kvHeads, headDim]);
+    }
+
+    /// <summary>
+    /// Whether PFS pass 1 over a sample of <paramref name="T"/> tokens can read the packed f16 keys
+    /// (<see cref="PfsRowStatsPacked"/>): the wide kernels, and scratch for one sequence of T.
+    /// </summary>
+    public bool UsesPackedPfs(int T, int kvHeads, int headDim, DeviceBuffer<byte>? kvHalf) =>
+        UsesWideKernels(headDim) && kvHalf is not null && T > 0 && kvHalf.ByteLength >= KvHalfBytes(1, T, kvHeads, headDim);
+
+    /// <summary>
+    /// The kernel of <see cref="PfsRowStatsPacked"/>: two heads a block with 8 <see cref="WideWarps"/> when the GQA group
+    /// holds an even number of heads, else one.
+    /// </summary>
+    public KernelSpec PfsRowStatsPackedKernel(int heads, int kvHeads) =>
+        WideWarps == 8 && kvHeads > 0 && heads % kvHeads == 0 && heads / kvHeads % 2 == 0
+            ? KernelNames.PfsRowStatsMma64Kv16Wide8 : KernelNames.PfsRowStatsMma64Kv16Wide;
+
+    /// <summary>
+    /// PFS pass 1 (as <see cref="PfsRowStats"/>) reading the keys of one sequence of <paramref name="T"/> tokens packed
+    /// by <see cref="PackKv"/> into <paramref name="kvHalf"/>: the same statistics, half the bytes per key tile, copies
+    /// overlapped with the products (<see cref="UsesPackedPfs"/> must hold).
+    /// </summary>
+    public void PfsRowStatsPacked(DevicePtr q, DeviceBuffer<byte> kvHalf, int T, DevicePtr spanStart, DevicePtr spanEnd, DevicePtr rowMax,
+        DevicePtr rowSum, int nSpans, int maxSpanLen, int heads, int kvHeads, int headDim)
+    {
+        if (nSpans == 0) return;
+        CheckHeads(heads, kvHeads, headDim);
+        Positive(maxSpanLen, nameof(maxSpanLen));
+        if (nSpans > 65535) throw new ArgumentOutOfRangeException(nameof(nSpans), nSpans, "at most 65535 spans per launch (grid.z)");
+        if (!UsesPackedPfs(T, kvHeads, headDim, kvHalf))
+            throw new InvalidOperationException($"PFS pass 1 from packed keys needs the wide kernels (head dimension 64) and scratch for T = {T}");
+        Aligned8(q, nameof(q));
+        var (k16, _) = PackedKv(kvHalf, 1, T, kvHeads, headDim);
+        var kernel = PfsRowStatsPackedKernel(heads, kvHeads);
+        int headsPerBlock = kernel == KernelNames.PfsRowStatsMma64Kv16Wide8 ? 2 : 1;
+        Backend.Launch(kernel, new Dim3((uint)((maxSpanLen + 127) / 128), (uint)(heads / headsPerBlock), (uint)nSpans),
+            128 * headsPerBlock, 2 * PfsRowStatsMmaSharedBytes(headDim),
+            [q, k16, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim, Scale(headDim)]);
     }
 
     /// <summary>1/sqrt(headDim) as float, the attention and PFS score scale.</summary>

@@ -102,19 +102,22 @@ public static class KernelTiming
                 ops.AttentionKernel(CudaPrecision.F16, d).Name, name, attentionWork, attentionFlop,
                 () => ops.Attention(q.Pointer, k.Pointer, v.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer,
                     CudaPrecision.F16, 1, T, 0, H, Hkv, d)));
-            // Where wide kernels (32 rows per warp) exist, the 16-row kernels they replace are timed too.
-            var variants = ops.UsesTensorCores(d) && KernelNames.HasWideKernels(d)
-                ? new[] { new KernelOps(backend, set) { WideKernels = false }, new KernelOps(backend, set) { WideKernels = true, AttentionWarps = 4 } }
+            // Where wide kernels (32 rows per warp) exist, the 16-row kernels they replace are timed too, and the wide ones with
+            // 8 warps a block (attention in 256-row blocks, PFS pass 1 from packed keys two heads a block) beside 4.
+            bool wide = ops.UsesTensorCores(d) && KernelNames.HasWideKernels(d);
+            var variants = wide
+                ? new[] { new KernelOps(backend, set) { WideKernels = false }, new KernelOps(backend, set) { WideKernels = true, WideWarps = 4 } }
                 : new[] { ops };
-            if (ops.UsesTensorCores(d))
+            var wideForms = wide
+                ? new[] { variants[1], new KernelOps(backend, set) { WideKernels = true, WideWarps = 8 } }
+                : [];
+            // The path the model takes without prefix keys: pack k, v as f16 once, then cp.async tiles.
+            using var kvHalf = ops.UsesTensorCores(d)
+                ? backend.Allocate<byte>(KernelOps.KvHalfBytes(1, T, Hkv, d), "kernel timing packed keys and values", hint)
+                : null;
+            if (kvHalf is not null)
             {
-                // The path the model takes without prefix keys: pack k, v as f16 once, then cp.async tiles.
-                using var kvHalf = backend.Allocate<byte>(KernelOps.KvHalfBytes(1, T, Hkv, d), "kernel timing packed keys and values", hint);
-                // ... and the wide kernel with 8 warps (256-row blocks) beside the 4-warp one.
-                var packedVariants = variants.Length > 1
-                    ? [.. variants, new KernelOps(backend, set) { WideKernels = true, AttentionWarps = 8 }]
-                    : variants;
-                foreach (var packed in packedVariants)
+                foreach (var packed in variants.Concat(wideForms.Skip(1)))
                     rows.Add(Time(backend, options.Repeats, progress,
                         $"{KernelNames.KvPackF16.Name} + {packed.PackedAttentionKernel(CudaPrecision.F16, d).Name}", name, attentionWork, attentionFlop,
                         () => packed.Attention(q.Pointer, k.Pointer, v.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer,
@@ -125,6 +128,12 @@ public static class KernelTiming
                 rows.Add(Time(backend, options.Repeats, progress,
                     passOne.PfsRowStatsKernel(d).Name, name, pfsWork, pfsFlop,
                     () => passOne.PfsRowStats(q.Pointer, k.Pointer, spanStart.Pointer, spanEnd.Pointer, rowMax.Pointer, rowSum.Pointer,
+                        nSpans, maxSpanLen, H, Hkv, d)));
+            // Pass 1 as the LADM probe runs it with the wide kernels: from the keys the attention above packed.
+            foreach (var passOne in wideForms)
+                rows.Add(Time(backend, options.Repeats, progress,
+                    passOne.PfsRowStatsPackedKernel(H, Hkv).Name, name, pfsWork, pfsFlop,
+                    () => passOne.PfsRowStatsPacked(q.Pointer, kvHalf!, T, spanStart.Pointer, spanEnd.Pointer, rowMax.Pointer, rowSum.Pointer,
                         nSpans, maxSpanLen, H, Hkv, d)));
             foreach (var passTwo in variants)
                 rows.Add(Time(backend, options.Repeats, progress,

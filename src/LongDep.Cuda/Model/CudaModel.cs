@@ -213,15 +213,16 @@ public sealed class CudaModel : IDisposable
     /// The rest of layer <paramref name="layer"/> for <paramref name="nSeq"/> sequences of <paramref name="seqLen"/> rows:
     /// attention over (prefix ++) own causal keys, h += Wo·o, then h += the SwiGLU feed-forward (in row tiles).
     /// </summary>
+    /// <param name="kvPacked">k and v are already packed in the workspace's f16 scratch (<see cref="KernelOps.PackKv"/>).</param>
     internal void AttendAndFeedForward(int layer, ForwardWorkspace ws, int nSeq, int seqLen, DevicePtr k, DevicePtr v,
-        int prefixLen, DevicePtr kPrefix, DevicePtr vPrefix, DevicePtr prefixStart)
+        int prefixLen, DevicePtr kPrefix, DevicePtr vPrefix, DevicePtr prefixStart, bool kvPacked = false)
     {
         int rows = checked(nSeq * seqLen);
         ws.CheckRows(rows);
         var c = Config;
         var w = Layers[layer];
         Ops.Attention(ws.Q.Pointer, k, v, kPrefix, vPrefix, prefixStart, ws.AttnOut.Pointer, Precision, nSeq, seqLen, prefixLen,
-            c.Heads, c.KvHeads, c.HeadDim, ws.KvHalf);
+            c.Heads, c.KvHeads, c.HeadDim, ws.KvHalf, kvPacked);
         Ops.Linear(ws.AttnOut.Pointer, w.Wo.Pointer, Precision, ws.Hidden.Pointer, rows, c.QDim, c.Dim, accumulate: true);
         Ops.RmsNorm(ws.Hidden.Pointer, w.FfnNorm.Pointer, ws.Normed.Pointer, Precision, rows, c.Dim, c.RmsEps);
         for (int r0 = 0; r0 < rows; r0 += ws.MlpTileRows)

@@ -101,20 +101,31 @@ public sealed class CudaLadmProbe : ILadmProbe
             itemHi.CopyFrom(plan.ItemHi);
         }
 
+        // With the wide kernels the layer's keys and values are packed as f16 once, before PFS: pass 1 and the attention
+        // both read the packed keys.
+        bool packed = ops.UsesPackedPfs(T, c.KvHeads, c.HeadDim, ws.KvHalf);
         model.Embed(ws, T);
         for (int layer = 0; layer < c.Layers; layer++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             bool last = layer == c.Layers - 1;
             using (backend.Range($"forward layer {layer}"))
+            {
                 model.ProjectQkv(layer, ws, T, ws.K.Pointer, last ? DevicePtr.Null : ws.V.Pointer);
+                // The last layer has no values (nor attention): its keys stand in for them.
+                if (packed) ops.PackKv(ws.K.Pointer, last ? ws.K.Pointer : ws.V.Pointer, ws.KvHalf!, 1, T, c.KvHeads, c.HeadDim);
+            }
             using (backend.Range($"pfs layer {layer}"))
             {
                 foreach (var g in plan.Groups)
                 {
                     col.Clear(0, (long)g.SpanCount * T);
-                    ops.PfsRowStats(ws.Q.Pointer, ws.K.Pointer, spanStart.At(g.FirstSpan), spanEnd.At(g.FirstSpan),
-                        rowMax.Pointer, rowSum.Pointer, g.SpanCount, plan.MaxSpanLen, c.Heads, c.KvHeads, c.HeadDim);
+                    if (packed)
+                        ops.PfsRowStatsPacked(ws.Q.Pointer, ws.KvHalf!, T, spanStart.At(g.FirstSpan), spanEnd.At(g.FirstSpan),
+                            rowMax.Pointer, rowSum.Pointer, g.SpanCount, plan.MaxSpanLen, c.Heads, c.KvHeads, c.HeadDim);
+                    else
+                        ops.PfsRowStats(ws.Q.Pointer, ws.K.Pointer, spanStart.At(g.FirstSpan), spanEnd.At(g.FirstSpan),
+                            rowMax.Pointer, rowSum.Pointer, g.SpanCount, plan.MaxSpanLen, c.Heads, c.KvHeads, c.HeadDim);
                     ops.PfsColumnMass(ws.Q.Pointer, ws.K.Pointer, spanStart.At(g.FirstSpan), spanEnd.At(g.FirstSpan),
                         rowMax.Pointer, rowSum.Pointer, col.Pointer, g.SpanCount, plan.MaxSpanLen, g.MaxStart, T,
                         c.Heads, c.KvHeads, c.HeadDim);
@@ -125,7 +136,8 @@ public sealed class CudaLadmProbe : ILadmProbe
             if (!last)
             {
                 using (backend.Range($"forward layer {layer} attention+ffn"))
-                    model.AttendAndFeedForward(layer, ws, 1, T, ws.K.Pointer, ws.V.Pointer, 0, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null);
+                    model.AttendAndFeedForward(layer, ws, 1, T, ws.K.Pointer, ws.V.Pointer, 0, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null,
+                        kvPacked: packed);
             }
         }
 

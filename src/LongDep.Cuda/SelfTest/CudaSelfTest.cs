@@ -109,7 +109,10 @@ public static class CudaSelfTest
         foreach (var r in Guard("kernel checks", checks.All)) Report(r);
         // After the scalar ones: a fault here (which ends every later GPU call of this process) cannot hide their results.
         if (tensorCoreChecks)
+        {
+            if (KernelChecks.WideFormsNote() is { } note) log.WriteLine(note);
             foreach (var r in Guard("tensor-core kernel checks", checks.TensorCoreChecks)) Report(r);
+        }
 
         // Tiny random models: float32 GPU (tight) and the default f16 (SPEC tolerance), both RoPE styles, bias and tying.
         // The head-dimension-64 model runs attention and PFS on tensor cores (f16 inputs) as well as on the scalar kernels.

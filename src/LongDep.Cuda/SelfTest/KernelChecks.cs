@@ -11,9 +11,32 @@ namespace LongDep.Cuda.SelfTest;
 internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
 {
     private readonly KernelOps ops = new(backend, AttentionKernels.Simple);
-    private readonly KernelOps tensorOps = new(backend, AttentionKernels.TensorCores) { WideKernels = true, AttentionWarps = 4 };
-    private readonly KernelOps wide8Ops = new(backend, AttentionKernels.TensorCores) { WideKernels = true, AttentionWarps = 8 };
+    // The tensor-core launcher the model would use (its forms from the environment), and each form pinned.
+    private readonly KernelOps defaultOps = new(backend, AttentionKernels.TensorCores);
+    private readonly KernelOps tensorOps = new(backend, AttentionKernels.TensorCores) { WideKernels = true, WideWarps = 4 };
+    private readonly KernelOps wide8Ops = new(backend, AttentionKernels.TensorCores) { WideKernels = true, WideWarps = 8 };
     private readonly KernelOps narrowOps = new(backend, AttentionKernels.TensorCores) { WideKernels = false };
+
+    /// <summary>
+    /// Which wide forms <see cref="TensorCoreChecks"/> compares with the 16-row kernels: none when
+    /// <see cref="AttentionKernelNames.WideEnvironmentVariable"/> turns them off, only the pinned warp count when
+    /// <see cref="AttentionKernelNames.WarpsEnvironmentVariable"/> is set, else 4 and 8 warps. So a form found faulty can be
+    /// pinned away and the rest checked (bench/gpu-session.sh does that).
+    /// </summary>
+    public static int[] WideFormsToCheck()
+    {
+        if (!AttentionKernelNames.WideFromEnvironment()) return [];
+        return string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable))
+            ? [4, 8] : [AttentionKernelNames.WarpsFromEnvironment()];
+    }
+
+    /// <summary>A line for the self-test's log when the environment leaves wide forms unchecked, else null.</summary>
+    public static string? WideFormsNote() => WideFormsToCheck() switch
+    {
+        [] => $"selftest: {AttentionKernelNames.WideEnvironmentVariable}=0: the wide kernels are neither used nor checked",
+        [var w] => $"selftest: {AttentionKernelNames.WarpsEnvironmentVariable}={w}: the wide kernels are checked with {w} warps a block only",
+        _ => null,
+    };
     private readonly Random random = new(seed);
 
     /// <summary>Relative tolerance for a kernel output stored in <paramref name="type"/>.</summary>
@@ -65,13 +88,23 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         // Head dimension 64 runs the wide kernel (32 rows per warp, 128-row blocks) above; the 16-row kernel it replaces,
         // and the two against each other on the same inputs (the same products in the same order: equal outputs).
         yield return Attention(CudaPrecision.F32, nSeq: 1, seqLen: 200, prefixLen: 0, heads: 4, kvHeads: 2, headDim: 64, tc, packedKv: true, wide: false);
-        yield return WideMatchesNarrow(CudaPrecision.F32, nSeq: 2, seqLen: 300, heads: 4, kvHeads: 1);
-        yield return WideMatchesNarrow(CudaPrecision.F16, nSeq: 1, seqLen: 129, heads: 2, kvHeads: 2);
-        // The wide kernel with 8 warps (256-row blocks): a partial block, several sequences, a GQA group.
-        yield return WideMatchesNarrow(CudaPrecision.F32, nSeq: 2, seqLen: 300, heads: 4, kvHeads: 1, warps: 8);
-        yield return WideMatchesNarrow(CudaPrecision.BF16, nSeq: 1, seqLen: 520, heads: 2, kvHeads: 2, warps: 8);
-        // The PFS passes likewise (the Pfs checks below run the wide kernels at head dimension 64).
-        foreach (var r in WidePfsMatchesNarrow(T: 700, heads: 4, kvHeads: 1, spans: [(600, 700), (300, 428), (37, 40), (64, 200)])) yield return r;
+        // (Each wide form only where the environment leaves it in use: WideFormsToCheck.)
+        var forms = WideFormsToCheck();
+        if (forms.Contains(4))
+        {
+            yield return WideMatchesNarrow(CudaPrecision.F32, nSeq: 2, seqLen: 300, heads: 4, kvHeads: 1);
+            yield return WideMatchesNarrow(CudaPrecision.F16, nSeq: 1, seqLen: 129, heads: 2, kvHeads: 2);
+        }
+        if (forms.Contains(8))
+        {
+            // The wide kernel with 8 warps (256-row blocks): a partial block, several sequences, a GQA group.
+            yield return WideMatchesNarrow(CudaPrecision.F32, nSeq: 2, seqLen: 300, heads: 4, kvHeads: 1, warps: 8);
+            yield return WideMatchesNarrow(CudaPrecision.BF16, nSeq: 1, seqLen: 520, heads: 2, kvHeads: 2, warps: 8);
+        }
+        // The PFS passes likewise (the Pfs checks below run the model's forms at head dimension 64).
+        if (forms.Length > 0)
+            foreach (var r in WidePfsMatchesNarrow(T: 700, heads: 4, kvHeads: 1, spans: [(600, 700), (300, 428), (37, 40), (64, 200)], forms))
+                yield return r;
         foreach (var r in Pfs(T: 700, heads: 8, kvHeads: 2, headDim: 64, spans: [(600, 700), (300, 428), (37, 40), (129, 130)], tc)) yield return r;
         foreach (var r in Pfs(T: 1100, heads: 4, kvHeads: 4, headDim: 128, spans: [(1000, 1100), (700, 828), (401, 402)], tc)) yield return r;
     }
@@ -211,11 +244,12 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
     /// </summary>
     /// <param name="packedKv">With tensor cores and no prefix: give the launcher scratch for the packed f16 keys and values,
     /// so kv_pack_f16 and attention_mma*_kv16 run (the path the model takes).</param>
-    /// <param name="wide">With the packed path at head dimension 64: the wide kernel (true, the default) or the 16-row one.</param>
+    /// <param name="wide">With the packed path at head dimension 64: the model's form (true, the default: wide unless the environment
+    /// says otherwise) or the 16-row kernel.</param>
     public CheckResult Attention(CudaPrecision outputType, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim,
         AttentionKernels kernels = AttentionKernels.Simple, bool packedKv = false, bool wide = true)
     {
-        var launcher = kernels == AttentionKernels.Simple ? ops : wide ? tensorOps : narrowOps;
+        var launcher = kernels == AttentionKernels.Simple ? ops : wide ? defaultOps : narrowOps;
         bool tensor = launcher.UsesTensorCores(headDim);
         using var kvHalf = packedKv && tensor && prefixLen == 0
             ? backend.Allocate<byte>(KernelOps.KvHalfBytes(nSeq, seqLen, kvHeads, headDim), "self-test packed keys and values", "the self-test size")
@@ -286,12 +320,15 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
     }
 
     /// <summary>
-    /// The PFS passes through the wide kernels (head dimension 64, 32 span rows or key columns per warp) against the
-    /// 16-row kernels on the same inputs, pass 2 of both on the same statistics: the row maxima and sums and the key
-    /// columns must agree to float32 rounding (equal on the kernel emulator).
+    /// The PFS passes through the wide kernels (head dimension 64, 32 span rows or key columns per warp; pass 1 also from
+    /// the packed f16 keys with 4 and 8 warps) against the 16-row kernels on the same inputs, pass 2 of both on the same
+    /// statistics: the row maxima and sums and the key columns must agree to float32 rounding (equal on the kernel
+    /// emulator). Three checks, and two per packed form.
     /// </summary>
-    public IEnumerable<CheckResult> WidePfsMatchesNarrow(int T, int heads, int kvHeads, (int Start, int End)[] spans)
+    /// <param name="warps">The packed pass-1 forms to check: 4 and/or 8 warps (default both).</param>
+    public IEnumerable<CheckResult> WidePfsMatchesNarrow(int T, int heads, int kvHeads, (int Start, int End)[] spans, int[]? warps = null)
     {
+        warps ??= [4, 8];
         const int headDim = 64;
         string Name(KernelSpec wide, KernelSpec narrow, string what) =>
             $"{wide.Name} vs {narrow.Name}{what} (T {T}, {spans.Length} spans, H {heads}/{kvHeads})";
@@ -325,7 +362,27 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
             dSum.CopyTo(sum);
             results.Add((max, sum, new float[(long)nSpans * T]));
         }
-        // Pass 2 of both on the same statistics (the 16-row pass 1's, left in dMax, dSum).
+        // Pass 1 from the packed f16 keys (kv_pack_f16 + pfs_row_stats_mma64_kv16_wide, and _wide8 with two heads a block
+        // where the GQA group allows): the same statistics again.
+        using var kvHalf = backend.Allocate<byte>(KernelOps.KvHalfBytes(1, T, kvHeads, headDim), "self-test packed keys", "the self-test size");
+        tensorOps.PackKv(dk.Pointer, dk.Pointer, kvHalf, 1, T, kvHeads, headDim);
+        var packedLaunchers = warps.Select(w => w == 8 ? wide8Ops : tensorOps).ToArray();
+        var packed = new List<(KernelSpec Kernel, float[] Max, float[] Sum)>();
+        foreach (var launcher in packedLaunchers)
+        {
+            dMax.Clear();
+            dSum.Clear();
+            launcher.PfsRowStatsPacked(dq.Pointer, kvHalf, T, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, nSpans, maxSpanLen,
+                heads, kvHeads, headDim);
+            var max = new float[stats];
+            var sum = new float[stats];
+            dMax.CopyTo(max);
+            dSum.CopyTo(sum);
+            packed.Add((launcher.PfsRowStatsPackedKernel(heads, kvHeads), max, sum));
+        }
+        // Pass 2 of both on the same statistics (the 16-row pass 1's, put back in dMax, dSum).
+        dMax.CopyFrom(results[1].Max);
+        dSum.CopyFrom(results[1].Sum);
         for (int i = 0; i < 2; i++)
         {
             dCol.Clear();
@@ -338,6 +395,11 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         yield return Compare.Arrays(Name(passOne.Item1, passOne.Item2, " sum"), results[0].Sum, results[1].Sum, 1e-6, floorFraction: 1e-3);
         yield return Compare.Arrays(Name(KernelNames.PfsColumnMassMma64Wide, KernelNames.PfsColumnMassMma64, ""), results[0].Col, results[1].Col,
             1e-6, floorFraction: 1e-3);
+        foreach (var (kernel, max, sum) in packed)
+        {
+            yield return Compare.Arrays(Name(kernel, passOne.Item2, " max"), max, results[1].Max, 1e-6, floorFraction: 1e-3);
+            yield return Compare.Arrays(Name(kernel, passOne.Item2, " sum"), sum, results[1].Sum, 1e-6, floorFraction: 1e-3);
+        }
     }
 
     /// <summary>
@@ -353,7 +415,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
     public IEnumerable<CheckResult> Pfs(int T, int heads, int kvHeads, int headDim, (int Start, int End)[] spans,
         AttentionKernels kernels = AttentionKernels.Simple)
     {
-        var launcher = kernels == AttentionKernels.Simple ? ops : tensorOps;
+        var launcher = kernels == AttentionKernels.Simple ? ops : defaultOps;
         bool tensor = launcher.UsesTensorCores(headDim);
         int nSpans = spans.Length;
         int maxSpanLen = spans.Max(s => s.End - s.Start);

@@ -266,6 +266,12 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             case "pfs_row_stats_mma64_wide":
                 RunPfsRowStats(a, grid, block, sharedBytes, TensorCoreDim(kernel.Name), blockRows: 128);
                 break;
+            case "pfs_row_stats_mma64_kv16_wide":
+                RunPfsRowStats(a, grid, block, sharedBytes, TensorCoreDim(kernel.Name), blockRows: 128, packedKeys: true);
+                break;
+            case "pfs_row_stats_mma64_kv16_wide8":
+                RunPfsRowStats(a, grid, block, sharedBytes, TensorCoreDim(kernel.Name), blockRows: 128, packedKeys: true, headsPerBlock: 2);
+                break;
             case "pfs_column_mass":
                 RunPfsColumnMass(a, grid, block, sharedBytes);
                 break;
@@ -480,18 +486,36 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
     }
 
     /// <param name="blockRows">Span rows per block when not the default (16 scalar, 64 tensor cores): 128 for the wide kernel.</param>
-    private void RunPfsRowStats(Args a, Dim3 grid, Dim3 block, int sharedBytes, int tensorCoreDim = 0, int blockRows = 0)
+    /// <param name="packedKeys">k is kv_pack_f16's k16 (f16, one sequence) rather than float32 (the kv16 kernels).</param>
+    /// <param name="headsPerBlock">Heads of one GQA group per block (2 for the 8-warp kernel: grid.y = heads / 2).</param>
+    private void RunPfsRowStats(Args a, Dim3 grid, Dim3 block, int sharedBytes, int tensorCoreDim = 0, int blockRows = 0,
+        bool packedKeys = false, int headsPerBlock = 1)
     {
         int nSpans = a.Int(6), maxSpanLen = a.Int(7), heads = a.Int(8), kvHeads = a.Int(9), d = a.Int(10);
         if (blockRows == 0) blockRows = tensorCoreDim > 0 ? 64 : 16;
-        Need(a.Kernel, grid.X >= (maxSpanLen + blockRows - 1) / blockRows && grid.Y >= heads && grid.Z >= nSpans,
-            $"grid {grid} does not cover ({(maxSpanLen + blockRows - 1) / blockRows}, {heads}, {nSpans})");
-        Need(a.Kernel, block.X == 128 && block.Y == 1 && block.Z == 1, $"block {block} must be (128, 1, 1)");
+        int threads = 128 * headsPerBlock;
+        Need(a.Kernel, kvHeads > 0 && heads % kvHeads == 0 && (heads / kvHeads) % headsPerBlock == 0,
+            $"heads {heads} / kvHeads {kvHeads} is not a multiple of {headsPerBlock} heads per block");
+        Need(a.Kernel, grid.X >= (maxSpanLen + blockRows - 1) / blockRows && grid.Y >= heads / headsPerBlock && grid.Z >= nSpans,
+            $"grid {grid} does not cover ({(maxSpanLen + blockRows - 1) / blockRows}, {heads / headsPerBlock}, {nSpans})");
+        Need(a.Kernel, block.X == threads && block.Y == 1 && block.Z == 1, $"block {block} must be ({threads}, 1, 1)");
         Need(a.Kernel, tensorCoreDim == 0 || d == tensorCoreDim, $"head dimension {d} but the kernel is built for {tensorCoreDim}");
-        int needShared = tensorCoreDim > 0 ? 64 * (d + 8) * 2 : (32 * (d + 1) + 16 * d) * 4;
+        int needShared = tensorCoreDim > 0 ? (packedKeys ? 2 : 1) * 64 * (d + 8) * 2 : (32 * (d + 1) + 16 * d) * 4;
         Need(a.Kernel, sharedBytes >= needShared, $"shared memory {sharedBytes} < {needShared}");
         var (starts, ends, lastRow) = Spans(a, nSpans, maxSpanLen);
-        var (q, k) = PfsInputs(a, lastRow, heads, kvHeads, d, a.Float(11), tensorCoreDim);
+        float[] q, k;
+        if (packedKeys)
+        {
+            Need(a.Kernel, Ptr8(a.Ptr(0)) && a.Ptr(1) % 16 == 0, "q must be 8-byte and k16 16-byte aligned");
+            q = TensorCoreInputs.Query(a.Floats(0, (long)lastRow * heads * d), a.Float(11));
+            // Every 64-key tile before a span's start is copied whole: the buffer must hold the keys up to that tile's end.
+            int maxStart = starts.Length == 0 ? 0 : starts.Max();
+            long keysCopied = (maxStart + 63) / 64 * 64L;
+            ReadTyped(a.Ptr(1), keysCopied * kvHeads * d, CudaPrecision.F16, $"{a.Kernel.Name} k16 (whole tiles)");
+            k = ReadTyped(a.Ptr(1), (long)lastRow * kvHeads * d, CudaPrecision.F16, $"{a.Kernel.Name} k16");
+        }
+        else
+            (q, k) = PfsInputs(a, lastRow, heads, kvHeads, d, a.Float(11), tensorCoreDim);
         PfsTwin.RowStats(q, k, starts, ends,
             a.Floats(4, (long)nSpans * heads * maxSpanLen), a.Floats(5, (long)nSpans * heads * maxSpanLen),
             nSpans, maxSpanLen, heads, kvHeads, d, a.Float(11));
