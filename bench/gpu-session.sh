@@ -351,7 +351,7 @@ finish() {
   say "finished part '$PART' in $(( $(date +%s) - START ))s; files in \$OUT: $(cd "$OUT" && ls | tr '\n' ' ')"
   # The figures that matter, at the end of the output (the device tool returns its last 12,000 characters).
   echo "==== digest of $LOG"
-  grep -E '^\[.*(FAILED|TIMEOUT|SKIP) ' "$LOG"
+  grep -E '^\[.*(FAILED|TIMEOUT|SKIP) |^\[.*(kernel variants|selftest): ' "$LOG"
   sed -n '/Table 5 layout/,/^FLOP model/p' "$LOG" | tail -n 40
   sed -n '/vs the PyTorch baseline/,/^targets:/p' "$LOG" | tail -n 40
   grep -E '^(GPU busy|LADM T=|growth of our|selftest: all|selftest: .* FAILED|crosscheck: )' "$LOG"
