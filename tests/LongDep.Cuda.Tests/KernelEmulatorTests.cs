@@ -152,22 +152,11 @@ public class KernelEmulatorTests
         var tokens = CudaSelfTest.RandomTokens(600, config.VocabSize, 6);
         (LadmMeasurement Result, string[] Kernels) Measure(string? wide, string? warps)
         {
-            string? beforeWide = Environment.GetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable);
-            string? beforeWarps = Environment.GetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable);
-            try
-            {
-                Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, wide);
-                Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, warps);
-                using var backend = new SimulatedBackend(emulator: Emulator());
-                using var model = new CudaModel(backend, weights, new CudaModelOptions { Precision = CudaPrecision.F16 });
-                using var probe = new CudaLadmProbe(model);
-                return (probe.Measure(tokens, schedule), backend.Launches.Keys.ToArray());
-            }
-            finally
-            {
-                Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, beforeWide);
-                Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, beforeWarps);
-            }
+            using var scope = EnvironmentScope.WideForms(wide, warps);
+            using var backend = new SimulatedBackend(emulator: Emulator());
+            using var model = new CudaModel(backend, weights, new CudaModelOptions { Precision = CudaPrecision.F16 });
+            using var probe = new CudaLadmProbe(model);
+            return (probe.Measure(tokens, schedule), backend.Launches.Keys.ToArray());
         }
         var four = Measure(null, null);
         var eight = Measure(null, "8");

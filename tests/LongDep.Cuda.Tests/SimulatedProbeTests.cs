@@ -280,21 +280,13 @@ public class SimulatedProbeTests
         var tokens = CudaSelfTest.RandomTokens(Schedule.T, config.VocabSize, 4);
         LadmMeasurement Measure(string? warps, out IReadOnlyDictionary<string, int> launches)
         {
-            string? before = Environment.GetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable);
-            try
-            {
-                Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, warps);
-                using var backend = new SimulatedBackend();
-                using var model = new CudaModel(backend, weights, new CudaModelOptions { Precision = CudaPrecision.F32 });
-                using var probe = new CudaLadmProbe(model);
-                var result = probe.Measure(tokens, Schedule);
-                launches = backend.Launches.ToDictionary();
-                return result;
-            }
-            finally
-            {
-                Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, before);
-            }
+            using var scope = EnvironmentScope.WideForms(null, warps);
+            using var backend = new SimulatedBackend();
+            using var model = new CudaModel(backend, weights, new CudaModelOptions { Precision = CudaPrecision.F32 });
+            using var probe = new CudaLadmProbe(model);
+            var result = probe.Measure(tokens, Schedule);
+            launches = backend.Launches.ToDictionary();
+            return result;
         }
         var four = Measure(null, out var fourLaunches);
         var eight = Measure("8", out var eightLaunches);
@@ -397,40 +389,29 @@ public class SimulatedProbeTests
     [TestCase(null, null, "attention_mma64_kv16_wide_f16", 128, 2, "tensor kernels")]
     [TestCase(null, " 8 ", "attention_mma64_kv16_wide8_f16", 256, 1, "tensor kernels (8-warp wide)")]
     [TestCase("0", "8", "attention_mma64_kv16_f16", 128, 4, "tensor kernels (16-row)")]
-    public void AttentionWarps_ComeFromTheEnvironment_WithTheirGeometry(string? wide, string? warps, string expectedKernel, int threads,
+    public void WideWarps_ComeFromTheEnvironment_WithTheirGeometry(string? wide, string? warps, string expectedKernel, int threads,
         int blocks, string description)
     {
         // The attention launch's kernel, block and grid (grid.x = ceil(T / rows per block)) follow the two variables.
-        string? beforeWide = Environment.GetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable);
-        string? beforeWarps = Environment.GetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable);
-        try
-        {
-            Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, wide);
-            Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, warps);
-            var launches = new List<(string Name, Dim3 Grid, Dim3 Block)>();
-            using var backend = new SimulatedBackend();
-            backend.LaunchObserver = (kernel, grid, block) => launches.Add((kernel.Name, grid, block));
-            var ops = new KernelOps(backend, AttentionKernels.TensorCores);
-            int T = 200, H = 2, Hkv = 1, d = 64;
-            using var q = backend.Allocate<float>(T * H * d, "q", "test");
-            using var kv = backend.Allocate<float>(T * Hkv * d, "kv", "test");
-            using var output = backend.Allocate<byte>(T * H * d * 2, "out", "test");
-            using var kvHalf = backend.Allocate<byte>(KernelOps.KvHalfBytes(1, T, Hkv, d), "packed", "test");
-            q.CopyFrom(new float[T * H * d]);
-            kv.CopyFrom(new float[T * Hkv * d]);
-            ops.Attention(q.Pointer, kv.Pointer, kv.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer, CudaPrecision.F16,
-                1, T, 0, H, Hkv, d, kvHalf);
-            var attention = launches.Single(l => l.Name.StartsWith("attention_", StringComparison.Ordinal));
-            Assert.That(attention.Name, Is.EqualTo(expectedKernel));
-            Assert.That(attention.Block.X, Is.EqualTo((uint)threads));
-            Assert.That(attention.Grid.X, Is.EqualTo((uint)blocks)); // 200 rows: 2 blocks of 128, 1 of 256, 4 of 64
-            Assert.That(AttentionKernels.TensorCores.Describe(), Is.EqualTo(description));
-        }
-        finally
-        {
-            Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, beforeWide);
-            Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, beforeWarps);
-        }
+        using var scope = EnvironmentScope.WideForms(wide, warps);
+        var launches = new List<(string Name, Dim3 Grid, Dim3 Block)>();
+        using var backend = new SimulatedBackend();
+        backend.LaunchObserver = (kernel, grid, block) => launches.Add((kernel.Name, grid, block));
+        var ops = new KernelOps(backend, AttentionKernels.TensorCores);
+        int T = 200, H = 2, Hkv = 1, d = 64;
+        using var q = backend.Allocate<float>(T * H * d, "q", "test");
+        using var kv = backend.Allocate<float>(T * Hkv * d, "kv", "test");
+        using var output = backend.Allocate<byte>(T * H * d * 2, "out", "test");
+        using var kvHalf = backend.Allocate<byte>(KernelOps.KvHalfBytes(1, T, Hkv, d), "packed", "test");
+        q.CopyFrom(new float[T * H * d]);
+        kv.CopyFrom(new float[T * Hkv * d]);
+        ops.Attention(q.Pointer, kv.Pointer, kv.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer, CudaPrecision.F16,
+            1, T, 0, H, Hkv, d, kvHalf);
+        var attention = launches.Single(l => l.Name.StartsWith("attention_", StringComparison.Ordinal));
+        Assert.That(attention.Name, Is.EqualTo(expectedKernel));
+        Assert.That(attention.Block.X, Is.EqualTo((uint)threads));
+        Assert.That(attention.Grid.X, Is.EqualTo((uint)blocks)); // 200 rows: 2 blocks of 128, 1 of 256, 4 of 64
+        Assert.That(AttentionKernels.TensorCores.Describe(), Is.EqualTo(description));
     }
 
     [TestCase(null, null, new[] { 4, 8 }, null)]
@@ -441,44 +422,27 @@ public class SimulatedProbeTests
     {
         // bench/gpu-session.sh pins a faulty form away (LONGDEP_WIDE_WARPS=4, then LONGDEP_WIDE_ATTENTION=0) and reruns the
         // self-test: that run must neither use nor check the pinned-away forms.
-        string? beforeWide = Environment.GetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable);
-        string? beforeWarps = Environment.GetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable);
-        try
-        {
-            Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, wide);
-            Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, warps);
-            Assert.That(KernelChecks.WideFormsToCheck(), Is.EqualTo(expected));
-            string? text = KernelChecks.WideFormsNote();
-            Assert.That(text, note is null ? Is.Null : Does.Contain(note));
-            using var backend = new SimulatedBackend();
-            var names = new KernelChecks(backend).TensorCoreChecks().Select(r => r.Name).ToList();
-            Assert.That(names.Any(n => n.Contains("wide8", StringComparison.Ordinal)), Is.EqualTo(expected.Contains(8)));
-            // the 4-warp forms: attention_mma64_kv16_wide_* and pfs_row_stats_mma64_kv16_wide
-            Assert.That(names.Any(n => n.Contains("kv16_wide ", StringComparison.Ordinal) || n.Contains("kv16_wide_", StringComparison.Ordinal)),
-                Is.EqualTo(expected.Contains(4)));
-            Assert.That(names.Any(n => n.Contains(" vs ", StringComparison.Ordinal)), Is.EqualTo(expected.Length > 0));
-        }
-        finally
-        {
-            Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, beforeWide);
-            Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, beforeWarps);
-        }
+        using var scope = EnvironmentScope.WideForms(wide, warps);
+        Assert.That(KernelChecks.WideFormsToCheck(), Is.EqualTo(expected));
+        string? text = KernelChecks.WideFormsNote();
+        Assert.That(text, note is null ? Is.Null : Does.Contain(note));
+        using var backend = new SimulatedBackend();
+        var names = new KernelChecks(backend).TensorCoreChecks().Select(r => r.Name).ToList();
+        Assert.That(names.Any(n => n.Contains("wide8", StringComparison.Ordinal)), Is.EqualTo(expected.Contains(8)));
+        // the 4-warp forms: attention_mma64_kv16_wide_* and pfs_row_stats_mma64_kv16_wide
+        Assert.That(names.Any(n => n.Contains("kv16_wide ", StringComparison.Ordinal) || n.Contains("kv16_wide_", StringComparison.Ordinal)),
+            Is.EqualTo(expected.Contains(4)));
+        Assert.That(names.Any(n => n.Contains(" vs ", StringComparison.Ordinal)), Is.EqualTo(expected.Length > 0));
     }
 
     [TestCase("6")]
     [TestCase("eight")]
-    public void AttentionWarps_RejectOtherValues_NamingTheVariable(string value)
+    public void WideWarps_RejectOtherValues_NamingTheVariable(string value)
     {
-        string? before = Environment.GetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable);
-        try
+        using (EnvironmentScope.WideForms(null, value))
         {
-            Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, value);
             var e = Assert.Throws<ArgumentException>(() => AttentionKernelNames.WarpsFromEnvironment());
             Assert.That(e!.Message, Does.Contain("LONGDEP_WIDE_WARPS").And.Contain($"'{value}'").And.Contain("4 or 8"));
-        }
-        finally
-        {
-            Environment.SetEnvironmentVariable(AttentionKernelNames.WarpsEnvironmentVariable, before);
         }
         using var backend = new SimulatedBackend();
         Assert.Throws<ArgumentOutOfRangeException>(() => _ = new KernelOps(backend, AttentionKernels.TensorCores) { WideWarps = 6 });
