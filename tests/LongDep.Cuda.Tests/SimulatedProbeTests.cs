@@ -339,37 +339,6 @@ public class SimulatedProbeTests
         Assert.That(AttentionKernelNames.Parse(expected.Name(), "test"), Is.EqualTo(expected));
     }
 
-    [TestCase(null, "attention_mma64_kv16_wide_f16")]
-    [TestCase("1", "attention_mma64_kv16_wide_f16")]
-    [TestCase(" 0 ", "attention_mma64_kv16_f16")]
-    public void WideAttention_IsTheDefault_AndTheEnvironmentTurnsItOff(string? value, string expectedKernel)
-    {
-        string? before = Environment.GetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable);
-        try
-        {
-            Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, value);
-            using var backend = new SimulatedBackend();
-            var ops = new KernelOps(backend, AttentionKernels.TensorCores);
-            int T = 130, H = 2, Hkv = 1, d = 64;
-            using var q = backend.Allocate<float>(T * H * d, "q", "test");
-            using var kv = backend.Allocate<float>(T * Hkv * d, "kv", "test");
-            using var output = backend.Allocate<byte>(T * H * d * 2, "out", "test");
-            using var kvHalf = backend.Allocate<byte>(KernelOps.KvHalfBytes(1, T, Hkv, d), "packed", "test");
-            q.CopyFrom(new float[T * H * d]);
-            kv.CopyFrom(new float[T * Hkv * d]);
-            ops.Attention(q.Pointer, kv.Pointer, kv.Pointer, DevicePtr.Null, DevicePtr.Null, DevicePtr.Null, output.Pointer, CudaPrecision.F16,
-                1, T, 0, H, Hkv, d, kvHalf);
-            Assert.That(backend.Launches.Keys, Does.Contain(expectedKernel));
-            Assert.That(backend.Launches.Keys.Count(k => k.StartsWith("attention_", StringComparison.Ordinal)), Is.EqualTo(1));
-            Assert.That(AttentionKernels.TensorCores.Describe(), value?.Trim() == "0"
-                ? Is.EqualTo("tensor kernels (16-row)") : Is.EqualTo("tensor kernels"));
-        }
-        finally
-        {
-            Environment.SetEnvironmentVariable(AttentionKernelNames.WideEnvironmentVariable, before);
-        }
-    }
-
     [Test]
     public void WideAttentionSwitch_RejectsOtherValues_NamingTheVariable()
     {
@@ -387,12 +356,15 @@ public class SimulatedProbeTests
     }
 
     [TestCase(null, null, "attention_mma64_kv16_wide_f16", 128, 2, "tensor kernels")]
+    [TestCase("1", null, "attention_mma64_kv16_wide_f16", 128, 2, "tensor kernels")]
+    [TestCase(" 0 ", null, "attention_mma64_kv16_f16", 128, 4, "tensor kernels (16-row)")]
     [TestCase(null, " 8 ", "attention_mma64_kv16_wide8_f16", 256, 1, "tensor kernels (8-warp wide)")]
     [TestCase("0", "8", "attention_mma64_kv16_f16", 128, 4, "tensor kernels (16-row)")]
     public void WideWarps_ComeFromTheEnvironment_WithTheirGeometry(string? wide, string? warps, string expectedKernel, int threads,
         int blocks, string description)
     {
-        // The attention launch's kernel, block and grid (grid.x = ceil(T / rows per block)) follow the two variables.
+        // The wide kernels are the default; the attention launch's kernel, block and grid (grid.x = ceil(T / rows per block))
+        // follow the two variables.
         using var scope = EnvironmentScope.WideForms(wide, warps);
         var launches = new List<(string Name, Dim3 Grid, Dim3 Block)>();
         using var backend = new SimulatedBackend();
