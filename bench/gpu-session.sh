@@ -6,6 +6,7 @@
 #   bash dist/longdep-linux-x64/bench/gpu-session.sh main       # ~5 min: kernels, selftest --quick, model, smoke, bench, baseline, compare
 #   bash dist/longdep-linux-x64/bench/gpu-session.sh profile    # ~6 min: kernels, model, ncu, GPU busy, memory scaling, nsys
 #   bash dist/longdep-linux-x64/bench/gpu-session.sh selftest   # the full selftest alone (a few minutes)
+#   bash dist/longdep-linux-x64/bench/gpu-session.sh sanitize   # compute-sanitizer memcheck, racecheck, initcheck over selftest --quick
 #
 # Everything it prints goes to $OUT/session.log; results are JSON/CSV/ncu files beside it (at most 8 files, the
 # device tool's limit). Each step has its own time box and the whole call a budget (BUDGET, seconds): a step that no
@@ -329,6 +330,20 @@ EOF
   fi
 }
 
+# compute-sanitizer over the quick self-test (every kernel on small inputs, compared with its twin): out-of-bounds and
+# misaligned accesses (memcheck), shared-memory hazards such as a missing barrier between a stage's copies and its
+# readers (racecheck), uninitialized shared memory read (initcheck). Each tool's summary line goes to the digest.
+part_sanitize() {
+  environment
+  kernels
+  local cs tool
+  cs=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+  if [[ -z "$cs" ]]; then say "compute-sanitizer not found: nothing checked"; return 0; fi
+  for tool in memcheck racecheck initcheck; do
+    step "compute-sanitizer --tool $tool: selftest --quick" 240 60 "$cs" --tool "$tool" --print-limit 20 "$LONGDEP" selftest --quick
+  done
+}
+
 # The device tool brings back at most 8 files of at most 16 MiB, no deeper than $OUT/a/b/file.
 finish() {
   local f size
@@ -354,14 +369,15 @@ finish() {
   grep -E '^\[.*(FAILED|TIMEOUT|SKIP) |^\[.*(kernel variants|selftest): ' "$LOG"
   sed -n '/Table 5 layout/,/^FLOP model/p' "$LOG" | tail -n 40
   sed -n '/vs the PyTorch baseline/,/^targets:/p' "$LOG" | tail -n 40
-  grep -E '^(GPU busy|LADM T=|growth of our|selftest: all|selftest: .* FAILED|crosscheck: )' "$LOG"
+  grep -E '^(GPU busy|LADM T=|growth of our|selftest: all|selftest: .* FAILED|crosscheck: |========= (ERROR|RACECHECK) SUMMARY)' "$LOG"
 }
 
 case "$PART" in
   main) part_main ;;
   profile) part_profile ;;
   selftest) environment; kernels; selftest full ;;
+  sanitize) part_sanitize ;;
   all) BUDGET=$(( BUDGET * 3 )); part_main; part_profile ;;
-  *) echo "usage: gpu-session.sh main|profile|selftest|all" >&2; exit 2 ;;
+  *) echo "usage: gpu-session.sh main|profile|selftest|sanitize|all" >&2; exit 2 ;;
 esac
 finish
