@@ -13,7 +13,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
     private readonly KernelOps ops = new(backend, AttentionKernels.Simple);
     // The tensor-core launcher the model would use (its forms from the environment), and each form pinned.
     private readonly KernelOps defaultOps = new(backend, AttentionKernels.TensorCores);
-    private readonly KernelOps tensorOps = new(backend, AttentionKernels.TensorCores) { WideKernels = true, WideWarps = 4 };
+    private readonly KernelOps wide4Ops = new(backend, AttentionKernels.TensorCores) { WideKernels = true, WideWarps = 4 };
     private readonly KernelOps wide8Ops = new(backend, AttentionKernels.TensorCores) { WideKernels = true, WideWarps = 8 };
     private readonly KernelOps narrowOps = new(backend, AttentionKernels.TensorCores) { WideKernels = false };
 
@@ -298,7 +298,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
     public CheckResult WideMatchesNarrow(CudaPrecision outputType, int nSeq, int seqLen, int heads, int kvHeads, int warps = 4)
     {
         const int headDim = 64;
-        var wideOps = warps == 8 ? wide8Ops : tensorOps;
+        var wideOps = warps == 8 ? wide8Ops : wide4Ops;
         var wideKernel = KernelNames.AttentionMmaKv16Wide(outputType, headDim, warps);
         string name = $"{wideKernel.Name} vs {KernelNames.AttentionMmaKv16(outputType, headDim).Name} ({nSeq}x{seqLen}, H {heads}/{kvHeads})";
         if (wideOps.PackedAttentionKernel(outputType, headDim) != wideKernel || narrowOps.UsesWideKernels(headDim))
@@ -332,8 +332,8 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         const int headDim = 64;
         string Name(KernelSpec wide, KernelSpec narrow, string what) =>
             $"{wide.Name} vs {narrow.Name}{what} (T {T}, {spans.Length} spans, H {heads}/{kvHeads})";
-        if (tensorOps.PfsRowStatsKernel(headDim) != KernelNames.PfsRowStatsMma64Wide || narrowOps.PfsRowStatsKernel(headDim) != KernelNames.PfsRowStatsMma64
-            || tensorOps.PfsColumnMassKernel(headDim) != KernelNames.PfsColumnMassMma64Wide || narrowOps.PfsColumnMassKernel(headDim) != KernelNames.PfsColumnMassMma64)
+        if (wide4Ops.PfsRowStatsKernel(headDim) != KernelNames.PfsRowStatsMma64Wide || narrowOps.PfsRowStatsKernel(headDim) != KernelNames.PfsRowStatsMma64
+            || wide4Ops.PfsColumnMassKernel(headDim) != KernelNames.PfsColumnMassMma64Wide || narrowOps.PfsColumnMassKernel(headDim) != KernelNames.PfsColumnMassMma64)
         {
             yield return CheckResult.Failure(Name(KernelNames.PfsRowStatsMma64Wide, KernelNames.PfsRowStatsMma64, ""),
                 "the launchers do not select the wide and the 16-row kernels");
@@ -351,7 +351,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         using var dMax = Fresh(stats);
         using var dSum = Fresh(stats);
         using var dCol = Fresh((long)nSpans * T);
-        foreach (var launcher in new[] { tensorOps, narrowOps })
+        foreach (var launcher in new[] { wide4Ops, narrowOps })
         {
             dMax.Clear();
             dSum.Clear();
@@ -365,8 +365,8 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         // Pass 1 from the packed f16 keys (kv_pack_f16 + pfs_row_stats_mma64_kv16_wide, and _wide8 with two heads a block
         // where the GQA group allows): the same statistics again.
         using var kvHalf = backend.Allocate<byte>(KernelOps.KvHalfBytes(1, T, kvHeads, headDim), "self-test packed keys", "the self-test size");
-        tensorOps.PackKv(dk.Pointer, dk.Pointer, kvHalf, 1, T, kvHeads, headDim);
-        var packedLaunchers = warps.Select(w => w == 8 ? wide8Ops : tensorOps).ToArray();
+        wide4Ops.PackKv(dk.Pointer, dk.Pointer, kvHalf, 1, T, kvHeads, headDim);
+        var packedLaunchers = warps.Select(w => w == 8 ? wide8Ops : wide4Ops).ToArray();
         var packed = new List<(KernelSpec Kernel, float[] Max, float[] Sum)>();
         foreach (var launcher in packedLaunchers)
         {
@@ -386,7 +386,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         for (int i = 0; i < 2; i++)
         {
             dCol.Clear();
-            (i == 0 ? tensorOps : narrowOps).PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer,
+            (i == 0 ? wide4Ops : narrowOps).PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer,
                 dCol.Pointer, nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
             dCol.CopyTo(results[i].Col);
         }
