@@ -168,8 +168,9 @@ else:
 EOF
 )
   case "$choice" in
-    narrow*) export LONGDEP_WIDE_ATTENTION=0 ;;
-    wide8*) export LONGDEP_WIDE_WARPS=8 ;;
+    narrow*) export LONGDEP_WIDE_ATTENTION=0; echo "export LONGDEP_WIDE_ATTENTION=0" >"$WORK/variants.env" ;;
+    wide8*) export LONGDEP_WIDE_WARPS=8; echo "export LONGDEP_WIDE_WARPS=8" >"$WORK/variants.env" ;;
+    *) rm -f "$WORK/variants.env" ;;
   esac
   say "kernel variants: ${choice:-keep (the timing file was unreadable)}; LONGDEP_WIDE_ATTENTION=${LONGDEP_WIDE_ATTENTION:-} LONGDEP_WIDE_WARPS=${LONGDEP_WIDE_WARPS:-}"
 }
@@ -242,6 +243,11 @@ part_main() {
 part_profile() {
   environment
   kernels
+  # The form `main` chose on this machine (when it is still warm), so that the profiles are of the kernels it measured.
+  if [[ -f "$WORK/variants.env" && -z "${LONGDEP_WIDE_ATTENTION:-}${LONGDEP_WIDE_WARPS:-}" ]]; then
+    source "$WORK/variants.env"
+    say "kernel variants: as main chose ($(tr '\n' ' ' <"$WORK/variants.env"))"
+  fi
   make_model "$SHAPE"
   local model="$WORK/$SHAPE-hf" sections=(--section SpeedOfLight --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis
     --section Occupancy --section LaunchStats --section WarpStateStats --section SchedulerStats)
