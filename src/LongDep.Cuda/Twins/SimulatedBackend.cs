@@ -511,7 +511,7 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             // Every 64-key tile before a span's start is copied whole: the buffer must hold the keys up to that tile's end.
             int maxStart = starts.Length == 0 ? 0 : starts.Max();
             long keysCopied = (maxStart + 63) / 64 * 64L;
-            ReadTyped(a.Ptr(1), keysCopied * kvHeads * d, CudaPrecision.F16, $"{a.Kernel.Name} k16 (whole tiles)");
+            View<ushort>(a.Ptr(1), keysCopied * kvHeads * d, $"{a.Kernel.Name} k16 (whole tiles)"); // the range check only
             k = ReadTyped(a.Ptr(1), (long)lastRow * kvHeads * d, CudaPrecision.F16, $"{a.Kernel.Name} k16");
         }
         else
