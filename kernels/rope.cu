@@ -1,28 +1,43 @@
-// Rotary position embedding, in place on float32 rows of heads (q after its bias, or k).
+// Rotary position embedding, in place on the float32 rows of q (after its bias) and, in the same launch, of k.
 //   x[row, head * headDim + ...] rotated by angle = positions[row] * invFreq[i], i in [0, headDim/2).
 //   style 0 (adjacent pairs): (x[2i], x[2i+1]);  style 1 (halves): (x[i], x[i + headDim/2]).
 //   (a, b) -> (a cos - b sin, a sin + b cos)
 // invFreq[i] = theta^(-2i/headDim) is computed once on the host in float64; the angle and its
 // sine/cosine are float64 here too, because positions reach 128K and a float32 angle would be
 // off by ~1e-2 radians there.
-// Launch: grid = (rows, heads), block.x = min(headDim/2, 128) rounded up to 32 (threads stride).
+// One block per row: the row's headDim/2 sine/cosine pairs are computed once into shared memory and serve all its
+// heads of q and of k (a float64 sincos per head and pair would cost (heads + kvHeads) times as many).
+// k may be null (kvHeads is then ignored): q alone.
+// Launch: grid.x = rows, block.x = 128; headDim <= 256.
 #include "common.cuh"
 
-extern "C" __global__ void rope_apply(float* x, const int* positions, const double* invFreq,
-                                      int rows, int heads, int headDim, int rowStride, int style)
+extern "C" __global__ void rope_qk(float* q, float* k, const int* positions, const double* invFreq, int rows,
+                                   int heads, int kvHeads, int headDim, int qStride, int kStride, int style)
 {
+    __shared__ float2 cs[128];
     const int row = blockIdx.x;
-    const int head = blockIdx.y;
-    if (row >= rows || head >= heads) return;
+    if (row >= rows) return; // uniform for the whole block
     const int half = headDim / 2;
-    float* base = x + (size_t)row * rowStride + (size_t)head * headDim;
     const double position = (double)positions[row];
     for (int i = threadIdx.x; i < half; i += blockDim.x)
     {
         double s, c;
         sincos(position * invFreq[i], &s, &c);
-        const float sf = (float)s;
-        const float cf = (float)c;
+        cs[i] = make_float2((float)c, (float)s);
+    }
+    __syncthreads();
+    const int qPairs = heads * half;
+    const int total = qPairs + (k != nullptr ? kvHeads * half : 0);
+    for (int p = threadIdx.x; p < total; p += blockDim.x)
+    {
+        const bool isQ = p < qPairs;
+        const int local = isQ ? p : p - qPairs;
+        const int head = local / half;
+        const int i = local - head * half;
+        float* base = isQ ? q + (size_t)row * qStride + (size_t)head * headDim
+                          : k + (size_t)row * kStride + (size_t)head * headDim;
+        const float cf = cs[i].x;
+        const float sf = cs[i].y;
         const int i0 = style == 0 ? 2 * i : i;
         const int i1 = style == 0 ? 2 * i + 1 : i + half;
         const float a = base[i0];

@@ -32,6 +32,8 @@
 #include <string>
 #include <vector>
 
+#include "half_bits.h"
+
 extern "C" {
 int longdep_emu_launch(const char* name, const unsigned* grid, const unsigned* block, int sharedBytes, void** args,
                        char* error, int errorBytes);
@@ -349,38 +351,22 @@ int check_device_range(uintptr_t address, size_t bytes)
 
 size_t slot_bytes(char kind) { return kind == 'p' || kind == 'l' || kind == 'd' ? 8 : 4; }
 
-// ---- cuBLAS: column-major GEMMs with f32/f16/bf16 inputs, f32 output, f32 compute (accumulated here in double).
-
-float half_to_float(uint16_t h)
-{
-    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    const uint32_t exponent = (h >> 10) & 0x1Fu;
-    uint32_t mantissa = h & 0x3FFu;
-    uint32_t bits;
-    if (exponent == 0x1F) bits = sign | 0x7F800000u | (mantissa << 13);
-    else if (exponent != 0) bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
-    else if (mantissa == 0) bits = sign;
-    else
-    {
-        int e = 113;
-        while ((mantissa & 0x400u) == 0) { mantissa <<= 1; --e; }
-        bits = sign | ((uint32_t)e << 23) | ((mantissa & 0x3FFu) << 13);
-    }
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
+// ---- cuBLAS: column-major GEMMs with f32/f16/bf16 inputs and output, f32 compute (accumulated here in double).
 
 float load(const unsigned char* base, int type, size_t index)
 {
     if (type == 0) { float f; std::memcpy(&f, base + index * 4, 4); return f; }
     uint16_t h;
     std::memcpy(&h, base + index * 2, 2);
-    if (type == 2) return half_to_float(h);
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
+    return type == 2 ? longdep_emu::f16_bits_to_f32(h) : longdep_emu::bf16_bits_to_f32(h);
+}
+
+// cuBLAS's conversion of the f32 result to an f16/bf16 C: round to nearest even.
+void store(unsigned char* base, int type, size_t index, float value)
+{
+    if (type == 0) { std::memcpy(base + index * 4, &value, 4); return; }
+    const uint16_t h = type == 2 ? longdep_emu::f32_to_f16_bits(value) : longdep_emu::f32_to_bf16_bits(value);
+    std::memcpy(base + index * 2, &h, 2);
 }
 
 size_t type_bytes(int type) { return type == 0 ? 4 : 2; }
@@ -391,7 +377,7 @@ struct GemmArgs
     int transA, transB, m, n, k;
     float alpha, beta;
     uintptr_t a, b, c;
-    int aType, bType, lda, ldb, ldc;
+    int aType, bType, cType, lda, ldb, ldc;
     long long strideA, strideB, strideC;
     int batch;
 };
@@ -408,11 +394,11 @@ int run_gemm(const GemmArgs& g, int device)
     {
         const uintptr_t pa = g.a + (uintptr_t)(batch * g.strideA * (long long)type_bytes(g.aType));
         const uintptr_t pb = g.b + (uintptr_t)(batch * g.strideB * (long long)type_bytes(g.bType));
-        const uintptr_t pc = g.c + (uintptr_t)(batch * g.strideC * 4LL);
+        const uintptr_t pc = g.c + (uintptr_t)(batch * g.strideC * (long long)type_bytes(g.cType));
         const struct { uintptr_t p; size_t bytes; const char* what; } ranges[] = {
             {pa, extent(aRows, aCols, g.lda) * type_bytes(g.aType), "A"},
             {pb, extent(bRows, bCols, g.ldb) * type_bytes(g.bType), "B"},
-            {pc, extent(g.m, g.n, g.ldc) * 4, "C"},
+            {pc, extent(g.m, g.n, g.ldc) * type_bytes(g.cType), "C"},
         };
         for (const auto& r : ranges)
         {
@@ -424,7 +410,7 @@ int run_gemm(const GemmArgs& g, int device)
         }
         const auto* A = reinterpret_cast<const unsigned char*>(pa);
         const auto* B = reinterpret_cast<const unsigned char*>(pb);
-        auto* C = reinterpret_cast<float*>(pc);
+        auto* C = reinterpret_cast<unsigned char*>(pc);
         // op(A) row-major (m x k) and op(B) column-major (k x n): every output is a contiguous dot product.
         for (int i = 0; i < g.m; ++i)
             for (int p = 0; p < g.k; ++p)
@@ -439,9 +425,10 @@ int run_gemm(const GemmArgs& g, int device)
                 const float* y = &b[(size_t)j * g.k];
                 double sum = 0;
                 for (int p = 0; p < g.k; ++p) sum += (double)x[p] * y[p];
-                float* out = &C[(size_t)i + (size_t)j * g.ldc];
+                const size_t out = (size_t)i + (size_t)j * g.ldc;
                 // beta == 0: C is not read (cuBLAS's rule), so NaN in fresh memory does not leak in.
-                *out = g.beta == 0.0f ? (float)(g.alpha * sum) : (float)(g.alpha * sum + (double)g.beta * *out);
+                store(C, g.cType, out, g.beta == 0.0f ? (float)(g.alpha * sum)
+                                                      : (float)(g.alpha * sum + (double)g.beta * load(C, g.cType, out)));
             }
         for (const auto& r : ranges)
             if (r.bytes != 0 && !guard_intact(*find(r.p)))
@@ -460,7 +447,7 @@ int gemm(void* handle, const GemmArgs& g)
         return 7; // CUBLAS_STATUS_INVALID_VALUE
     if (g.lda < std::max(1, g.transA ? g.k : g.m) || g.ldb < std::max(1, g.transB ? g.n : g.k) || g.ldc < std::max(1, g.m))
         return 7;
-    if (!supported_input(g.aType) || !supported_input(g.bType)) return 15; // CUBLAS_STATUS_NOT_SUPPORTED
+    if (!supported_input(g.aType) || !supported_input(g.bType) || !supported_input(g.cType)) return 15; // CUBLAS_STATUS_NOT_SUPPORTED
     if (g.m == 0 || g.n == 0 || g.batch == 0) return 0;
     Context* ctx = h->ctx;
     if (ctx->sticky != kSuccess) return 13; // CUBLAS_STATUS_EXECUTION_FAILED
@@ -1131,8 +1118,8 @@ int cublasGemmEx(void* handle, int transA, int transB, int m, int n, int k, cons
 {
     (void)algorithm;
     if (alpha == nullptr || beta == nullptr) return 7;
-    if (cType != 0 || computeType != 68) return 15; // f32 output, CUBLAS_COMPUTE_32F: what the host asks
-    return gemm(handle, GemmArgs{transA, transB, m, n, k, *alpha, *beta, a, b, c, aType, bType, lda, ldb, ldc, 0, 0, 0, 1});
+    if (computeType != 68) return 15; // CUBLAS_COMPUTE_32F: what the host asks
+    return gemm(handle, GemmArgs{transA, transB, m, n, k, *alpha, *beta, a, b, c, aType, bType, cType, lda, ldb, ldc, 0, 0, 0, 1});
 }
 
 int cublasGemmStridedBatchedEx(void* handle, int transA, int transB, int m, int n, int k, const float* alpha, uintptr_t a,
@@ -1142,8 +1129,8 @@ int cublasGemmStridedBatchedEx(void* handle, int transA, int transB, int m, int 
 {
     (void)algorithm;
     if (alpha == nullptr || beta == nullptr) return 7;
-    if (cType != 0 || computeType != 68) return 15;
-    return gemm(handle, GemmArgs{transA, transB, m, n, k, *alpha, *beta, a, b, c, aType, bType, lda, ldb, ldc, strideA,
+    if (computeType != 68) return 15;
+    return gemm(handle, GemmArgs{transA, transB, m, n, k, *alpha, *beta, a, b, c, aType, bType, cType, lda, ldb, ldc, strideA,
                                  strideB, strideC, batchCount});
 }
 

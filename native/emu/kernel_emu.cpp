@@ -489,7 +489,7 @@ const Entry kEntries[] = {
     LONGDEP_EMU_ENTRY(embed_gather_f32),      LONGDEP_EMU_ENTRY(embed_gather_f16),
     LONGDEP_EMU_ENTRY(embed_gather_bf16),     LONGDEP_EMU_ENTRY(rmsnorm_f32),
     LONGDEP_EMU_ENTRY(rmsnorm_f16),           LONGDEP_EMU_ENTRY(rmsnorm_bf16),
-    LONGDEP_EMU_ENTRY(rope_apply),            LONGDEP_EMU_ENTRY(add_bias_f32),
+    LONGDEP_EMU_ENTRY(rope_qk),               LONGDEP_EMU_ENTRY(add_bias_f32),
     LONGDEP_EMU_ENTRY(convert_f32_to_f16),    LONGDEP_EMU_ENTRY(convert_f32_to_bf16),
     LONGDEP_EMU_ENTRY(swiglu_f32),            LONGDEP_EMU_ENTRY(swiglu_f16),
     LONGDEP_EMU_ENTRY(swiglu_bf16),           LONGDEP_EMU_ENTRY(attention_fwd_f32),

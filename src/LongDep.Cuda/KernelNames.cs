@@ -24,8 +24,8 @@ public static class KernelNames
     public static readonly KernelSpec RmsNormF16 = new("rmsnorm_f16", "pppiif");
     public static readonly KernelSpec RmsNormBF16 = new("rmsnorm_bf16", "pppiif");
 
-    // rope.cu: (x, positions, invFreq, rows, heads, headDim, rowStride, style)
-    public static readonly KernelSpec RopeApply = new("rope_apply", "pppiiiii");
+    // rope.cu: (q, k, positions, invFreq, rows, heads, kvHeads, headDim, qStride, kStride, style)
+    public static readonly KernelSpec RopeQk = new("rope_qk", "ppppiiiiiii");
 
     // elementwise.cu
     public static readonly KernelSpec AddBiasF32 = new("add_bias_f32", "ppii");            // (x, bias, rows, n)
@@ -100,7 +100,7 @@ public static class KernelNames
     [
         EmbedGatherF32, EmbedGatherF16, EmbedGatherBF16,
         RmsNormF32, RmsNormF16, RmsNormBF16,
-        RopeApply,
+        RopeQk,
         AddBiasF32, ConvertF32ToF16, ConvertF32ToBF16,
         SwiGluF32, SwiGluF16, SwiGluBF16,
         AttentionF32, AttentionF16, AttentionBF16,

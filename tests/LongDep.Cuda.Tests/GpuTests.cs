@@ -84,6 +84,7 @@ public class GpuTests
         var k = Checks();
         var types = new[] { CudaPrecision.F32, CudaPrecision.F16, CudaPrecision.BF16 };
         AllPass(k.Loss().Concat(types.Select(t => k.Linear(t, false))).Concat(types.Select(t => k.Linear(t, true)))
+            .Append(k.LinearTypedOutput(CudaPrecision.F16)).Append(k.LinearTypedOutput(CudaPrecision.BF16))
             .Append(k.StridedBatchedGemm()));
     }
 

@@ -66,7 +66,10 @@ public class SimulatedBackendTests
         Assert.Throws<NotSupportedException>(() => ops.Attention(p, p, p, p, p, p, p, CudaPrecision.F32, 1, 4, 0, 2, 1, 512));
         Assert.Throws<ArgumentException>(() => ops.Attention(p, p, p, p, p, p, p, CudaPrecision.F32, 1, 4, 0, 3, 2, 64));
         Assert.Throws<ArgumentException>(() => ops.Attention(p, p, p, p, p, p, p, CudaPrecision.F32, 1, 4, 5, 2, 1, 64));
-        Assert.Throws<ArgumentException>(() => ops.Rope(p, p, p, 3, 4, 64, 200, Models.RopeStyle.Halves));
+        var k = new DevicePtr(256);
+        Assert.Throws<ArgumentException>(() => ops.RopeQk(p, p, p, p, 3, 4, 1, 64, 200, 64, Models.RopeStyle.Halves));
+        Assert.Throws<ArgumentException>(() => ops.RopeQk(p, k, p, p, 3, 4, 2, 64, 256, 100, Models.RopeStyle.Halves));
+        Assert.Throws<ArgumentException>(() => ops.RopeQk(p, p, p, p, 3, 1, 1, 258, 258, 258, Models.RopeStyle.Halves));
     }
 
     [Test]
@@ -85,6 +88,42 @@ public class SimulatedBackendTests
         ops.Linear(dx.Pointer, dw.Pointer, CudaPrecision.F32, dy.Pointer, rows: 2, inDim: 2, outDim: 3, accumulate: false);
         Assert.That(dy.ToArray(), Is.EqualTo(new float[] { -1, -1, -1, 3, 8, 13 }));
     }
+
+    [Test]
+    public void Linear_WithAnF16Output_RoundsEachSumOnce_ToNearestEven()
+    {
+        // y = W x with x = [1, 1]: row sums 1 + 2^-11 (halfway between the f16 neighbours 1 and 1 + 2^-10: even wins, 1)
+        // and 1 + 3·2^-12 (above halfway: 1 + 2^-10). Both inputs are exact in f16.
+        using var backend = new SimulatedBackend();
+        var ops = new KernelOps(backend);
+        using var dw = backend.Allocate<byte>(8, "w", "-");
+        using var dx = backend.Allocate<byte>(4, "x", "-");
+        using var dy = backend.Allocate<byte>(4, "y", "-");
+        dw.CopyFrom(F16Bits(1f, MathF.Pow(2, -11), 1f, 3 * MathF.Pow(2, -12)));
+        dx.CopyFrom(F16Bits(1f, 1f));
+        ops.Linear(dx.Pointer, dw.Pointer, CudaPrecision.F16, dy.Pointer, rows: 1, inDim: 2, outDim: 2, accumulate: false,
+            outputType: CudaPrecision.F16);
+        Assert.That(dy.ToArray(), Is.EqualTo(F16Bits(1f, 1f + MathF.Pow(2, -10))));
+        Assert.That(BitConverter.ToUInt16(dy.ToArray(), 2), Is.EqualTo(0x3C01));
+    }
+
+    [Test]
+    public void SwiGlu_ReadsGateAndUpInTheOutputType()
+    {
+        // silu(2)·3 = 2/(1+e^-2)·3 = 5.2838...; in f16: 5.28515625 (ulp 2^-8 above 4). A float32 read of the f16 bytes
+        // would see two halves packed in one float and give something else entirely.
+        using var backend = new SimulatedBackend();
+        var ops = new KernelOps(backend);
+        using var dg = backend.Allocate<byte>(4, "gate", "-");
+        using var du = backend.Allocate<byte>(4, "up", "-");
+        using var dy = backend.Allocate<byte>(4, "out", "-");
+        dg.CopyFrom(F16Bits(2f, 0f));
+        du.CopyFrom(F16Bits(3f, 7f));
+        ops.SwiGlu(dg.Pointer, du.Pointer, dy.Pointer, CudaPrecision.F16, 2);
+        Assert.That(dy.ToArray(), Is.EqualTo(F16Bits(5.28515625f, 0f)));
+    }
+
+    private static byte[] F16Bits(params float[] values) => values.SelectMany(v => BitConverter.GetBytes((Half)v)).ToArray();
 
     [Test]
     public void SelfTest_OnTheSimulator_PassesAgainstTheReference_AndPrintsATable()

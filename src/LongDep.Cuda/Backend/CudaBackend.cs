@@ -197,13 +197,13 @@ internal sealed unsafe class CudaBackend : GpuBackend
         int opB = g.TransB ? BlasConstants.OpT : BlasConstants.OpN;
         int status = g.BatchCount == 1
             ? BlasApi.cublasGemmEx(h, opA, opB, g.M, g.N, g.K, &alpha, g.A.Address, g.AType.BlasDataType(), g.Lda,
-                g.B.Address, g.BType.BlasDataType(), g.Ldb, &beta, g.C.Address, BlasConstants.DataF32, g.Ldc,
+                g.B.Address, g.BType.BlasDataType(), g.Ldb, &beta, g.C.Address, g.CType.BlasDataType(), g.Ldc,
                 BlasConstants.ComputeF32, BlasConstants.GemmDefault)
             : BlasApi.cublasGemmStridedBatchedEx(h, opA, opB, g.M, g.N, g.K, &alpha, g.A.Address, g.AType.BlasDataType(),
                 g.Lda, g.StrideA, g.B.Address, g.BType.BlasDataType(), g.Ldb, g.StrideB, &beta, g.C.Address,
-                BlasConstants.DataF32, g.Ldc, g.StrideC, g.BatchCount, BlasConstants.ComputeF32, BlasConstants.GemmDefault);
+                g.CType.BlasDataType(), g.Ldc, g.StrideC, g.BatchCount, BlasConstants.ComputeF32, BlasConstants.GemmDefault);
         CudaCheck.Blas(status, g.BatchCount == 1 ? "cublasGemmEx" : "cublasGemmStridedBatchedEx",
-            $"m={g.M} n={g.N} k={g.K} A {g.AType} B {g.BType} batch {g.BatchCount}");
+            $"m={g.M} n={g.N} k={g.K} A {g.AType} B {g.BType} C {g.CType} batch {g.BatchCount}");
         if (SynchronizeEachLaunch) stream.Synchronize();
     }
 

@@ -11,7 +11,7 @@ internal readonly record struct GemmCall(
     DevicePtr A, CudaPrecision AType, int Lda, long StrideA,
     DevicePtr B, CudaPrecision BType, int Ldb, long StrideB,
     DevicePtr C, int Ldc, long StrideC,
-    float Alpha, float Beta, int BatchCount = 1)
+    float Alpha, float Beta, int BatchCount = 1, CudaPrecision CType = CudaPrecision.F32)
 {
     /// <summary>Throws <see cref="ArgumentException"/> when the call breaks cuBLAS's rules (cuBLAS itself would only say INVALID_VALUE).</summary>
     public void Validate()

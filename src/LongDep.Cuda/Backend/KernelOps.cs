@@ -98,15 +98,26 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         Backend.Launch(KernelNames.RmsNorm(outputType), rows, RowBlock, 0, [x, weight, y, rows, n, eps]);
     }
 
-    public void Rope(DevicePtr x, DevicePtr positions, DevicePtr invFreq, int rows, int heads, int headDim, int rowStride, RopeStyle style)
+    /// <summary>
+    /// RoPE in place on the rows of the queries <paramref name="q"/> and, in the same launch, of the keys <paramref name="k"/>
+    /// (skipped when null): one block per row, the row's sine/cosine pairs computed once for all its heads.
+    /// </summary>
+    public void RopeQk(DevicePtr q, DevicePtr k, DevicePtr positions, DevicePtr invFreq, int rows, int heads, int kvHeads, int headDim,
+        int qStride, int kStride, RopeStyle style)
     {
         if (rows == 0) return;
         Positive(heads, nameof(heads));
-        if (headDim <= 0 || headDim % 2 != 0) throw new ArgumentException($"head dimension {headDim} must be positive and even");
-        if ((long)heads * headDim > rowStride) throw new ArgumentException($"{heads} heads of {headDim} do not fit in a row of {rowStride}");
-        int threads = Math.Min(128, (headDim / 2 + 31) / 32 * 32);
-        Backend.Launch(KernelNames.RopeApply, new Dim3((uint)rows, (uint)heads), threads, 0,
-            [x, positions, invFreq, rows, heads, headDim, rowStride, Twins.RopeTwin.StyleCode(style)]);
+        if (headDim <= 0 || headDim % 2 != 0 || headDim > MaxHeadDim)
+            throw new ArgumentException($"head dimension {headDim} must be positive, even and at most {MaxHeadDim}");
+        if ((long)heads * headDim > qStride) throw new ArgumentException($"{heads} heads of {headDim} do not fit in a row of {qStride}");
+        if (!k.IsNull)
+        {
+            Positive(kvHeads, nameof(kvHeads));
+            if ((long)kvHeads * headDim > kStride) throw new ArgumentException($"{kvHeads} key heads of {headDim} do not fit in a row of {kStride}");
+        }
+        Backend.Launch(KernelNames.RopeQk, rows, 128, 0,
+            [q, k, positions, invFreq, rows, heads, k.IsNull ? 0 : kvHeads, headDim, qStride, k.IsNull ? 0 : kStride,
+             Twins.RopeTwin.StyleCode(style)]);
     }
 
     public void AddBias(DevicePtr x, DevicePtr bias, int rows, int n)
@@ -122,11 +133,18 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         Backend.Launch(KernelNames.Convert(destinationType), GridStride(n), RowBlock, 0, [source, destination, n]);
     }
 
-    public void SwiGlu(DevicePtr gate, DevicePtr up, DevicePtr output, CudaPrecision outputType, long n)
+    /// <summary>
+    /// output = silu(gate) ⊙ up, all three in <paramref name="type"/> (the forward's GEMMs write gate and up in the
+    /// weights' type, as the reference model's layers do). 8 elements a thread, 16-byte loads where the addresses allow.
+    /// </summary>
+    public void SwiGlu(DevicePtr gate, DevicePtr up, DevicePtr output, CudaPrecision type, long n)
     {
         if (n == 0) return;
-        Backend.Launch(KernelNames.SwiGlu(outputType), GridStride(n), RowBlock, 0, [gate, up, output, n]);
+        Backend.Launch(KernelNames.SwiGlu(type), GridStride((n + SwiGluPerThread - 1) / SwiGluPerThread), RowBlock, 0, [gate, up, output, n]);
     }
+
+    /// <summary>Elements one thread of swiglu_* handles per step.</summary>
+    public const int SwiGluPerThread = 8;
 
     /// <summary>Keys per sequence in the packed f16 layout: <paramref name="seqLen"/> rounded up to whole 64-key tiles.</summary>
     public static int PaddedKeys(int seqLen) => checked((seqLen + 63) / 64 * 64);
@@ -327,10 +345,12 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
 
     /// <summary>
     /// Row-major linear layer y[r, o] (+)= Σ_i W[o, i]·x[r, i] for r &lt; rows: W [outDim, inDim] and x [rows, inDim] in
-    /// <paramref name="type"/>, y [rows, outDim] float32. In cuBLAS's column-major terms y^T = W^T(stored [in, out]) op T · x^T:
+    /// <paramref name="type"/>, y [rows, outDim] in <paramref name="outputType"/> (float32 unless asked; accumulation is float32
+    /// either way). In cuBLAS's column-major terms y^T = W^T(stored [in, out]) op T · x^T:
     /// cublasGemmEx(T, N, m = outDim, n = rows, k = inDim, A = W, lda = inDim, B = x, ldb = inDim, C = y, ldc = outDim).
     /// </summary>
-    public void Linear(DevicePtr x, DevicePtr w, CudaPrecision type, DevicePtr y, int rows, int inDim, int outDim, bool accumulate)
+    public void Linear(DevicePtr x, DevicePtr w, CudaPrecision type, DevicePtr y, int rows, int inDim, int outDim, bool accumulate,
+        CudaPrecision outputType = CudaPrecision.F32)
     {
         if (rows == 0) return;
         Backend.Gemm(new GemmCall(
@@ -338,6 +358,6 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
             A: w, AType: type, Lda: inDim, StrideA: 0,
             B: x, BType: type, Ldb: inDim, StrideB: 0,
             C: y, Ldc: outDim, StrideC: 0,
-            Alpha: 1f, Beta: accumulate ? 1f : 0f));
+            Alpha: 1f, Beta: accumulate ? 1f : 0f, CType: outputType));
     }
 }

@@ -20,7 +20,8 @@ public sealed record CudaModelOptions
 /// A Llama-family model resident on the GPU: weights in <see cref="CudaPrecision"/> (norm weights, biases and the RoPE
 /// table in float32/float64), and the forward's building blocks, shared by <see cref="CudaLadmProbe"/> and
 /// <see cref="CudaProLongProbe"/>. The math is the CPU reference's: h = emb[token]; per layer x = RMSNorm(h);
-/// q, k, v = W x (+ b); RoPE on q, k; causal GQA attention; h += Wo o; x = RMSNorm(h); h += WDown(silu(WGate x) ⊙ WUp x);
+/// q, k, v = W x (+ b); RoPE on q, k; causal GQA attention; h += Wo o; x = RMSNorm(h); h += WDown(silu(WGate x) ⊙ WUp x)
+/// (gate and up written in <see cref="CudaPrecision"/> by their GEMMs, as the reference model's f16 layers do);
 /// logits = Output · RMSNorm(h).
 /// </summary>
 public sealed class CudaModel : IDisposable
@@ -205,8 +206,7 @@ public sealed class CudaModel : IDisposable
             Ops.Linear(ws.Normed.Pointer, w.Wv.Pointer, Precision, vOut, rows, c.Dim, c.KvDim, accumulate: false);
             if (w.Bv is not null) Ops.AddBias(vOut, w.Bv.Pointer, rows, c.KvDim);
         }
-        Ops.Rope(ws.Q.Pointer, ws.Positions.Pointer, InvFreq.Pointer, rows, c.Heads, c.HeadDim, c.QDim, c.Rope);
-        Ops.Rope(kOut, ws.Positions.Pointer, InvFreq.Pointer, rows, c.KvHeads, c.HeadDim, c.KvDim, c.Rope);
+        Ops.RopeQk(ws.Q.Pointer, kOut, ws.Positions.Pointer, InvFreq.Pointer, rows, c.Heads, c.KvHeads, c.HeadDim, c.QDim, c.KvDim, c.Rope);
     }
 
     /// <summary>
@@ -229,8 +229,8 @@ public sealed class CudaModel : IDisposable
         {
             int n = Math.Min(ws.MlpTileRows, rows - r0);
             var x = TypedRow(ws.Normed, r0, c.Dim);
-            Ops.Linear(x, w.WGate.Pointer, Precision, ws.Gate.Pointer, n, c.Dim, c.FfDim, accumulate: false);
-            Ops.Linear(x, w.WUp.Pointer, Precision, ws.Up.Pointer, n, c.Dim, c.FfDim, accumulate: false);
+            Ops.Linear(x, w.WGate.Pointer, Precision, ws.Gate.Pointer, n, c.Dim, c.FfDim, accumulate: false, outputType: Precision);
+            Ops.Linear(x, w.WUp.Pointer, Precision, ws.Up.Pointer, n, c.Dim, c.FfDim, accumulate: false, outputType: Precision);
             Ops.SwiGlu(ws.Gate.Pointer, ws.Up.Pointer, ws.Act.Pointer, Precision, (long)n * c.FfDim);
             Ops.Linear(ws.Act.Pointer, w.WDown.Pointer, Precision, ws.Hidden.At((long)r0 * c.Dim), n, c.FfDim, c.Dim, accumulate: true);
         }

@@ -29,8 +29,8 @@ internal sealed class ForwardWorkspace : IDisposable
             // `capacity` rows, or several whose lengths are multiples of 64 (KernelOps.UsesPackedKv falls back otherwise).
             if (model.Ops.UsesTensorCores(c.HeadDim))
                 KvHalf = Own(backend.Allocate<byte>(KernelOps.KvHalfBytes(1, capacity, c.KvHeads, c.HeadDim), $"{what}: packed f16 keys and values", hint));
-            Gate = Own(backend.Allocate<float>((long)MlpTileRows * c.FfDim, $"{what}: feed-forward gate", hint));
-            Up = Own(backend.Allocate<float>((long)MlpTileRows * c.FfDim, $"{what}: feed-forward up", hint));
+            Gate = Own(backend.Allocate<byte>((long)MlpTileRows * c.FfDim * size, $"{what}: feed-forward gate", hint));
+            Up = Own(backend.Allocate<byte>((long)MlpTileRows * c.FfDim * size, $"{what}: feed-forward up", hint));
             Act = Own(backend.Allocate<byte>((long)MlpTileRows * c.FfDim * size, $"{what}: feed-forward activation", hint));
             Tokens = Own(backend.Allocate<int>(capacity, $"{what}: tokens", hint));
             Positions = Own(backend.Allocate<int>(capacity, $"{what}: positions", hint));
@@ -60,8 +60,8 @@ internal sealed class ForwardWorkspace : IDisposable
     public DeviceBuffer<byte> AttnOut { get; } = null!;
     /// <summary>Scratch of kv_pack_f16 (null when the model's attention does not run on tensor cores).</summary>
     public DeviceBuffer<byte>? KvHalf { get; }
-    public DeviceBuffer<float> Gate { get; } = null!;
-    public DeviceBuffer<float> Up { get; } = null!;
+    public DeviceBuffer<byte> Gate { get; } = null!;
+    public DeviceBuffer<byte> Up { get; } = null!;
     public DeviceBuffer<byte> Act { get; } = null!;
     public DeviceBuffer<int> Tokens { get; } = null!;
     public DeviceBuffer<int> Positions { get; } = null!;

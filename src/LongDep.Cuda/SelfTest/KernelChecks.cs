@@ -69,6 +69,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         {
             yield return Linear(t, accumulate: false);
             yield return Linear(t, accumulate: true);
+            if (t != CudaPrecision.F32) yield return LinearTypedOutput(t);
         }
         yield return StridedBatchedGemm();
     }
@@ -184,18 +185,24 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
 
     public CheckResult Rope(RopeStyle style, float theta)
     {
-        const int rows = 23, heads = 3, headDim = 64, rowStride = heads * headDim + 8;
-        var x = RandomFloats((long)rows * rowStride);
+        const int rows = 23, heads = 3, kvHeads = 2, headDim = 64, qStride = heads * headDim + 8, kStride = kvHeads * headDim + 4;
+        var q = RandomFloats((long)rows * qStride);
+        var k = RandomFloats((long)rows * kStride);
         var positions = new int[rows];
         for (int i = 0; i < rows; i++) positions[i] = i < 3 ? i : random.Next(131072);
         var invFreq = RopeTwin.InverseFrequencies(theta, headDim);
-        using var dx = Upload(x);
+        using var dq = Upload(q);
+        using var dk = Upload(k);
         using var dp = Upload(positions);
         using var df = Upload(invFreq);
-        ops.Rope(dx.Pointer, dp.Pointer, df.Pointer, rows, heads, headDim, rowStride, style);
-        var expected = (float[])x.Clone();
-        RopeTwin.Apply(expected, positions, invFreq, rows, heads, headDim, rowStride, style);
-        return Compare.Arrays($"rope_apply ({style}, theta {theta}, positions < 131072)", dx.ToArray(), expected, 1e-5);
+        ops.RopeQk(dq.Pointer, dk.Pointer, dp.Pointer, df.Pointer, rows, heads, kvHeads, headDim, qStride, kStride, style);
+        var expectedQ = (float[])q.Clone();
+        var expectedK = (float[])k.Clone();
+        RopeTwin.Apply(expectedQ, positions, invFreq, rows, heads, headDim, qStride, style);
+        RopeTwin.Apply(expectedK, positions, invFreq, rows, kvHeads, headDim, kStride, style);
+        // q and k in one comparison: the padding between rows must come back untouched too.
+        return Compare.Arrays($"rope_qk ({style}, theta {theta}, q {heads} and k {kvHeads} heads, positions < 131072)",
+            [.. dq.ToArray(), .. dk.ToArray()], [.. expectedQ, .. expectedK], 1e-5);
     }
 
     public CheckResult AddBias()
@@ -223,19 +230,27 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
             RoundAll(x, type), 0);
     }
 
-    public CheckResult SwiGlu(CudaPrecision outputType)
+    public CheckResult SwiGlu(CudaPrecision type)
     {
-        const int n = 1000;
-        var gate = RandomFloats(n, 8.0);
-        var up = RandomFloats(n, 2.0);
-        using var dg = Upload(gate);
-        using var du = Upload(up);
-        using var dy = backend.Allocate<byte>((long)n * outputType.ElementSize(), "self-test output", "the self-test size");
-        ops.SwiGlu(dg.Pointer, du.Pointer, dy.Pointer, outputType, n);
-        var expected = new float[n];
-        ElementwiseTwin.SwiGlu(gate, up, expected, n);
-        return Compare.Arrays($"swiglu ({outputType} out)", DownloadTyped(dy, outputType, n), RoundAll(expected, outputType),
-            OutputTolerance(outputType, 2e-5));
+        // 1003 elements: whole groups of 8 with 16-byte accesses and a 3-element tail; then the same at an offset of one
+        // element (views that are not 16-byte aligned), where every group takes the element-by-element path.
+        const int n = 1003;
+        var actual = new List<float>();
+        var expected = new List<float>();
+        foreach (int offset in new[] { 0, 1 })
+        {
+            using var dg = UploadTyped(RandomFloats(n + offset, 8.0), type, out var gate);
+            using var du = UploadTyped(RandomFloats(n + offset, 2.0), type, out var up);
+            using var dy = backend.Allocate<byte>((long)(n + offset) * type.ElementSize(), "self-test output", "the self-test size");
+            long at = (long)offset * type.ElementSize();
+            ops.SwiGlu(dg.At(at), du.At(at), dy.At(at), type, n);
+            var twin = new float[n];
+            ElementwiseTwin.SwiGlu(gate.AsSpan(offset), up.AsSpan(offset), twin, n);
+            actual.AddRange(DownloadTyped(dy, type, n + offset)[offset..]);
+            expected.AddRange(RoundAll(twin, type));
+        }
+        return Compare.Arrays($"swiglu ({type} in and out, {n} elements, aligned and offset by one)", actual.ToArray(), expected.ToArray(),
+            OutputTolerance(type, 2e-5));
     }
 
     /// <summary>
@@ -543,6 +558,20 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         var expected = (float[])y0.Clone();
         GemmTwin.Linear(x, w, expected, rows, inDim, outDim, accumulate);
         return Compare.Arrays($"cublasGemmEx linear ({type} inputs, {(accumulate ? "y +=" : "y =")} W x)", dy.ToArray(), expected, 1e-4);
+    }
+
+    /// <summary>The feed-forward's gate/up GEMMs: <paramref name="type"/> inputs and output, float32 accumulation.</summary>
+    public CheckResult LinearTypedOutput(CudaPrecision type)
+    {
+        const int rows = 29, inDim = 136, outDim = 75;
+        using var dx = UploadTyped(RandomFloats((long)rows * inDim), type, out var x);
+        using var dw = UploadTyped(RandomFloats((long)outDim * inDim), type, out var w);
+        using var dy = backend.Allocate<byte>((long)rows * outDim * type.ElementSize(), "self-test output", "the self-test size");
+        ops.Linear(dx.Pointer, dw.Pointer, type, dy.Pointer, rows, inDim, outDim, accumulate: false, outputType: type);
+        var expected = new float[rows * outDim];
+        GemmTwin.Linear(x, w, expected, rows, inDim, outDim, accumulate: false);
+        return Compare.Arrays($"cublasGemmEx linear ({type} inputs and output, y = W x)", DownloadTyped(dy, type, (long)rows * outDim),
+            RoundAll(expected, type), OutputTolerance(type));
     }
 
     public CheckResult StridedBatchedGemm()

@@ -92,7 +92,8 @@ public static class ElementwiseTwin
             for (int j = 0; j < n; j++) x[r * n + j] += bias[j];
     }
 
-    /// <summary>out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g), before rounding to the output type.</summary>
+    /// <summary>out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g), before rounding to the output type (gate and up
+    /// are the kernel's inputs as floats: already in its type).</summary>
     public static void SwiGlu(ReadOnlySpan<float> gate, ReadOnlySpan<float> up, Span<float> output, long n)
     {
         for (int i = 0; i < n; i++)

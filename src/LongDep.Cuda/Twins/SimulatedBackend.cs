@@ -147,8 +147,17 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             long cCount = (long)g.Ldc * (g.N - 1) + g.M;
             var a = ReadTyped(g.A.AddBytes(batch * g.StrideA * g.AType.ElementSize()).Address, aCount, g.AType, "GEMM A");
             var b = ReadTyped(g.B.AddBytes(batch * g.StrideB * g.BType.ElementSize()).Address, bCount, g.BType, "GEMM B");
-            var c = View<float>(g.C.AddBytes(batch * g.StrideC * 4).Address, cCount, "GEMM C");
+            var cAddress = g.C.AddBytes(batch * g.StrideC * g.CType.ElementSize()).Address;
+            if (g.CType == CudaPrecision.F32)
+            {
+                GemmTwin.Gemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, b, g.Ldb, g.Beta, View<float>(cAddress, cCount, "GEMM C"), g.Ldc);
+                continue;
+            }
+            // f16/bf16 C: computed in float32 and rounded once, as cuBLAS does; the elements between the columns
+            // (ldc > m) go back unchanged (an f16/bf16 value survives the float32 round trip).
+            var c = ReadTyped(cAddress, cCount, g.CType, "GEMM C");
             GemmTwin.Gemm(g.TransA, g.TransB, g.M, g.N, g.K, g.Alpha, a, g.Lda, b, g.Ldb, g.Beta, c, g.Ldc);
+            WriteTyped(cAddress, c, g.CType, "GEMM C");
         }
     }
 
@@ -196,7 +205,7 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             case "rmsnorm_bf16":
                 RunRmsNorm(a, grid, block, OutputType(kernel.Name));
                 break;
-            case "rope_apply":
+            case "rope_qk":
                 RunRope(a, grid);
                 break;
             case "add_bias_f32":
@@ -217,9 +226,10 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             case "swiglu_bf16":
             {
                 long n = a.Long(3);
+                var type = OutputType(kernel.Name); // gate, up and out share the type
                 var result = new float[n];
-                ElementwiseTwin.SwiGlu(a.Floats(0, n), a.Floats(1, n), result, n);
-                WriteTyped(a.Ptr(2), result, OutputType(kernel.Name), "swiglu out");
+                ElementwiseTwin.SwiGlu(ReadTyped(a.Ptr(0), n, type, "swiglu gate"), ReadTyped(a.Ptr(1), n, type, "swiglu up"), result, n);
+                WriteTyped(a.Ptr(2), result, type, "swiglu out");
                 break;
             }
             case "attention_fwd_f32":
@@ -358,13 +368,23 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
 
     private void RunRope(Args a, Dim3 grid)
     {
-        int rows = a.Int(3), heads = a.Int(4), headDim = a.Int(5), rowStride = a.Int(6), style = a.Int(7);
-        Need(a.Kernel, grid.X >= rows && grid.Y >= heads, $"grid {grid} does not cover rows {rows} x heads {heads}");
+        int rows = a.Int(4), heads = a.Int(5), kvHeads = a.Int(6), headDim = a.Int(7), qStride = a.Int(8), kStride = a.Int(9), style = a.Int(10);
+        bool hasK = a.Ptr(1) != 0;
+        Need(a.Kernel, grid.X >= rows, $"grid {grid} does not cover {rows} rows");
         Need(a.Kernel, style is 0 or 1, $"style {style} is neither 0 (adjacent pairs) nor 1 (halves)");
-        Need(a.Kernel, heads * headDim <= rowStride, $"heads*headDim {heads * headDim} exceeds rowStride {rowStride}");
-        long count = rows == 0 ? 0 : (long)(rows - 1) * rowStride + heads * headDim;
-        RopeTwin.Apply(a.Floats(0, count), a.Ints(1, rows), a.Doubles(2, headDim / 2), rows, heads, headDim, rowStride,
-            style == 0 ? RopeStyle.AdjacentPairs : RopeStyle.Halves);
+        Need(a.Kernel, headDim is > 0 and <= 256 && headDim % 2 == 0, $"head dimension {headDim} is not even in (0, 256] (the shared sine/cosine table holds 128 pairs)");
+        Need(a.Kernel, heads * headDim <= qStride, $"heads*headDim {heads * headDim} exceeds the q row stride {qStride}");
+        Need(a.Kernel, !hasK || kvHeads * headDim <= kStride, $"kvHeads*headDim {kvHeads * headDim} exceeds the k row stride {kStride}");
+        var rope = style == 0 ? RopeStyle.AdjacentPairs : RopeStyle.Halves;
+        var positions = a.Ints(2, rows);
+        var invFreq = a.Doubles(3, headDim / 2);
+        long qCount = rows == 0 ? 0 : (long)(rows - 1) * qStride + heads * headDim;
+        RopeTwin.Apply(a.Floats(0, qCount), positions, invFreq, rows, heads, headDim, qStride, rope);
+        if (hasK && kvHeads > 0)
+        {
+            long kCount = rows == 0 ? 0 : (long)(rows - 1) * kStride + kvHeads * headDim;
+            RopeTwin.Apply(a.Floats(1, kCount), positions, invFreq, rows, kvHeads, headDim, kStride, rope);
+        }
     }
 
     /// <summary>The head dimension a tensor-core kernel is built for (attention_mma64_f16 → 64), or 0 for a scalar kernel.</summary>
