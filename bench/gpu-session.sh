@@ -7,6 +7,7 @@
 #   bash dist/longdep-linux-x64/bench/gpu-session.sh profile    # ~6 min: kernels, model, ncu, GPU busy, memory scaling, nsys
 #   bash dist/longdep-linux-x64/bench/gpu-session.sh selftest   # the full selftest alone (a few minutes)
 #   bash dist/longdep-linux-x64/bench/gpu-session.sh sanitize   # compute-sanitizer memcheck, racecheck, initcheck over selftest --quick
+#   bash dist/longdep-linux-x64/bench/gpu-session.sh mlp        # ~3 min: ProLong with feed-forward tiles of 4096, 8192, 16384 rows
 #
 # Everything it prints goes to $OUT/session.log; results are JSON/CSV/ncu files beside it (at most 8 files, the
 # device tool's limit). Each step has its own time box and the whole call a budget (BUDGET, seconds): a step that no
@@ -336,6 +337,32 @@ EOF
   fi
 }
 
+# ProLong at three heights of the feed-forward tiles (LONGDEP_MLP_TILE_ROWS; default 4096 rows): the gate/up GEMMs of a
+# 4096-row tile may end on a partial wave of thread-block tiles, taller tiles cost 2 x 3 x rows x FfDim bytes more.
+part_mlp() {
+  environment
+  kernels
+  if [[ -f "$WORK/variants.env" && -z "${LONGDEP_WIDE_ATTENTION:-}${LONGDEP_WIDE_WARPS:-}" ]]; then source "$WORK/variants.env"; fi
+  make_model "$SHAPE"
+  local rows model="$WORK/$SHAPE-hf"
+  for rows in 4096 8192 16384; do
+    rm -f "$WORK/mlp-$rows.json"
+    LONGDEP_MLP_TILE_ROWS=$rows step "ProLong with feed-forward tiles of $rows rows" 90 30 "$LONGDEP" bench --model "$model" --device "$DEVICE" \
+      --tokens "$TOKENS" --samples 1 --methods prolong --pairs "$PAIRS" --warmup 1 --no-phases --json "$WORK/mlp-$rows.json"
+  done
+  python3 - "$WORK" >>"$LOG" 2>&1 <<'EOF'
+import json, os, sys
+for rows in (4096, 8192, 16384):
+    path = os.path.join(sys.argv[1], f"mlp-{rows}.json")
+    if os.path.exists(path):
+        m = json.load(open(path))["methods"][0]
+        mem = m.get("peak_memory_bytes")
+        print(f"ProLong, feed-forward tiles of {rows} rows: {m['seconds_per_sample']:.3f} s/sample, peak memory "
+              f"{mem / 2**30 if mem else float('nan'):.2f} GiB")
+EOF
+
+}
+
 # compute-sanitizer over the quick self-test (every kernel on small inputs, compared with its twin): out-of-bounds and
 # misaligned accesses (memcheck), shared-memory hazards such as a missing barrier between a stage's copies and its
 # readers (racecheck), uninitialized shared memory read (initcheck). Each tool's summary line goes to the digest.
@@ -375,7 +402,7 @@ finish() {
   grep -E '^\[.*(FAILED|TIMEOUT|SKIP) |^\[.*(kernel variants|selftest): ' "$LOG"
   sed -n '/Table 5 layout/,/^FLOP model/p' "$LOG" | tail -n 40
   sed -n '/vs the PyTorch baseline/,/^targets:/p' "$LOG" | tail -n 40
-  grep -E '^(GPU busy|LADM T=|growth of our|selftest: all|selftest: .* FAILED|crosscheck: |========= (ERROR|RACECHECK) SUMMARY)' "$LOG"
+  grep -E '^(GPU busy|LADM T=|growth of our|ProLong, feed-forward tiles|selftest: all|selftest: .* FAILED|crosscheck: |========= (ERROR|RACECHECK) SUMMARY)' "$LOG"
 }
 
 case "$PART" in
@@ -383,7 +410,8 @@ case "$PART" in
   profile) part_profile ;;
   selftest) environment; kernels; selftest full ;;
   sanitize) part_sanitize ;;
+  mlp) part_mlp ;;
   all) BUDGET=$(( BUDGET * 3 )); part_main; part_profile ;;
-  *) echo "usage: gpu-session.sh main|profile|selftest|sanitize|all" >&2; exit 2 ;;
+  *) echo "usage: gpu-session.sh main|profile|selftest|sanitize|mlp|all" >&2; exit 2 ;;
 esac
 finish

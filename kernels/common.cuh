@@ -90,6 +90,20 @@ __device__ __forceinline__ float block_max(float v)
     return result;
 }
 
+// LADM pass 2's key tiles (pfs.cu, pfs_mma.cu): keyTiles holds, per span, one bit per 16-key tile of the sample,
+// (T + 511) / 512 words a span, bit (t & 31) of word t >> 5 for keys [16 t, 16 t + 16); a marked tile's key columns are
+// wanted by one of the span's PFS windows. Whether any of tiles [tile0, tile0 + count) of `span` is marked (null: all are).
+constexpr int kPfsKeyTile = 16;
+__device__ __forceinline__ bool pfs_tiles_marked(const unsigned* keyTiles, int span, int T, int tile0, int count)
+{
+    if (keyTiles == nullptr) return true;
+    const int tiles = (T + kPfsKeyTile - 1) / kPfsKeyTile;
+    const unsigned* m = keyTiles + (size_t)span * ((T + 32 * kPfsKeyTile - 1) / (32 * kPfsKeyTile));
+    for (int t = max(tile0, 0); t < tile0 + count && t < tiles; ++t)
+        if ((m[t >> 5] >> (t & 31)) & 1u) return true;
+    return false;
+}
+
 } // namespace longdep
 
 // Dynamic shared memory, declared once with one type for the whole unity build.

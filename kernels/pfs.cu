@@ -12,6 +12,10 @@
 // q [T, heads * headDim], k [T, kvHeads * headDim]: post-RoPE float32, the whole sample.
 // rowMax, rowSum: [nSpans][heads][maxSpanLen]. col: [nSpans][T], zeroed by the host first
 // (pfs_column_mass writes only s < start). headDim must be even and at most 256.
+// keyTiles (pass 2, may be null): per span, which 16-key tiles its windows read (longdep::pfs_tiles_marked). Pass 2
+// computes and writes only the columns of marked tiles: the others are never summed, and with LADM's defaults
+// (128-key windows every 512 keys) that is three key columns in four. A marked column is computed exactly as without
+// the mask.
 #include "common.cuh"
 
 namespace {
@@ -122,10 +126,10 @@ extern "C" __global__ void pfs_row_stats(const float* q, const float* k, const i
 // Pass 2. Launch: grid = (ceil(maxStart / 64), nSpans), block.x = 256,
 // dynamic shared memory = (64 * (headDim + 1) + 16 * headDim + 4 * 64) * 4 bytes.
 // Each block owns 64 key columns of one span and loops over every head and every row of the span,
-// so col is written once, without atomics (deterministic).
+// so col is written once, without atomics (deterministic). A block none of whose 4 key tiles is marked returns at once.
 extern "C" __global__ void pfs_column_mass(const float* q, const float* k, const int* spanStart, const int* spanEnd,
-                                           const float* rowMax, const float* rowSum, float* col, int nSpans,
-                                           int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
+                                           const float* rowMax, const float* rowSum, float* col, const unsigned* keyTiles,
+                                           int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
 {
     const int span = blockIdx.y;
     if (span >= nSpans) return;
@@ -133,6 +137,8 @@ extern "C" __global__ void pfs_column_mass(const float* q, const float* k, const
     const int len = spanEnd[span] - start;
     const int s0 = blockIdx.x * kPfsColumnKeys;
     if (s0 >= start) return; // uniform per block
+    if (!longdep::pfs_tiles_marked(keyTiles, span, T, s0 / longdep::kPfsKeyTile, kPfsColumnKeys / longdep::kPfsKeyTile))
+        return; // uniform per block
 
     const int d = headDim;
     const int group = heads / kvHeads;
@@ -146,7 +152,7 @@ extern "C" __global__ void pfs_column_mass(const float* q, const float* k, const
     const int keyIdx = threadIdx.x % kPfsColumnKeys;
     const int rowGroup = threadIdx.x / kPfsColumnKeys; // 0..3
     const int s = s0 + keyIdx;
-    const bool keyValid = s < start;
+    const bool keyValid = s < start && longdep::pfs_tiles_marked(keyTiles, span, T, s / longdep::kPfsKeyTile, 1);
     float mass = 0.0f;
 
     for (int g = 0; g < kvHeads; ++g)

@@ -326,21 +326,25 @@ __device__ __forceinline__ void pfs_store_columns(float* col, size_t at, int key
 // S^T = K.Q^T; the block stages 64 query rows of one head at a time (with their softmax statistics) and every warp
 // sweeps them. Per key the mass sums over rows in a fixed order and over the quad at the end: deterministic, and the
 // same for either M.
+// With keyTiles (pfs.cu), a block none of whose 8 M key tiles is marked returns at once, a warp with none of its M
+// tiles marked only helps stage the query rows, and a tile's columns are written only when it is marked.
 // Launch: grid = (ceil(maxStart / (128 M)), nSpans), block.x = 256, dynamic shared memory = (64 * (D + 8) * 2 + 2 * 64 * 4) bytes.
 template <int D, int M>
 __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict__ q, const float* __restrict__ k,
                                                          const int* spanStart, const int* spanEnd,
                                                          const float* rowMax, const float* rowSum, float* col,
-                                                         int nSpans, int maxSpanLen, int T, int heads, int kvHeads,
-                                                         float scale)
+                                                         const unsigned* keyTiles, int nSpans, int maxSpanLen, int T,
+                                                         int heads, int kvHeads, float scale)
 {
     static_assert(M == 1 || M == 2, "one or two 16-key tiles per warp");
+    static_assert(longdep::kPfsKeyTile == 16, "a warp's key tile is one mask tile");
     const int span = blockIdx.y;
     if (span >= nSpans) return;
     const int start = spanStart[span];
     const int len = spanEnd[span] - start;
     const int s0 = blockIdx.x * kPfsTcColKeys * M;
     if (s0 >= start) return; // uniform per block
+    if (!longdep::pfs_tiles_marked(keyTiles, span, T, s0 / 16, kPfsTcColKeys * M / 16)) return; // uniform per block
 
     const int group = heads / kvHeads;
     const size_t qStride = (size_t)heads * D;
@@ -356,7 +360,13 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
     const int g = lane >> 2;
     const int tq = lane & 3;
     const int warpKey0 = s0 + warp * 16 * M;
-    const bool active = warpKey0 < start; // uniform per warp: a warp past the span's start only stages rows
+    // uniform per warp: bit m set when the warp's key tile m is marked; a warp past the span's start, or with no marked
+    // tile, only stages rows
+    unsigned marked = 0;
+#pragma unroll
+    for (int m = 0; m < M; ++m)
+        if (longdep::pfs_tiles_marked(keyTiles, span, T, warpKey0 / 16 + m, 1)) marked |= 1u << m;
+    const bool active = warpKey0 < start && marked != 0;
     float colA[M], colB[M];
 #pragma unroll
     for (int m = 0; m < M; ++m) colA[m] = colB[m] = 0.0f;
@@ -428,6 +438,7 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
     for (int m = 0; m < M; ++m)
     {
         const int keyA = warpKey0 + 16 * m + g;
+        if (!(marked & (1u << m))) continue; // uniform per warp
         pfs_store_columns(col, (size_t)span * T, keyA, keyA + 8, start, heads, colA[m], colB[m]);
     }
 }
@@ -471,19 +482,21 @@ extern "C" __global__ __launch_bounds__(256) void pfs_row_stats_mma64_kv16_wide8
 
 extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64(
     const float* q, const float* k, const int* spanStart, const int* spanEnd, const float* rowMax, const float* rowSum,
-    float* col, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
+    float* col, const unsigned* keyTiles, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
 {
     if (headDim != 64) return;
-    pfs_column_mass_mma_impl<64, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, scale);
+    pfs_column_mass_mma_impl<64, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, col, keyTiles, nSpans, maxSpanLen, T, heads,
+                                         kvHeads, scale);
 }
 
 // As pfs_column_mass_mma64, launched on grid (ceil(maxStart / 256), nSpans).
 extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64_wide(
     const float* q, const float* k, const int* spanStart, const int* spanEnd, const float* rowMax, const float* rowSum,
-    float* col, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
+    float* col, const unsigned* keyTiles, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
 {
     if (headDim != 64) return;
-    pfs_column_mass_mma_impl<64, 2>(q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, scale);
+    pfs_column_mass_mma_impl<64, 2>(q, k, spanStart, spanEnd, rowMax, rowSum, col, keyTiles, nSpans, maxSpanLen, T, heads,
+                                         kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma128(
@@ -496,8 +509,9 @@ extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma128(
 
 extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma128(
     const float* q, const float* k, const int* spanStart, const int* spanEnd, const float* rowMax, const float* rowSum,
-    float* col, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
+    float* col, const unsigned* keyTiles, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
 {
     if (headDim != 128) return;
-    pfs_column_mass_mma_impl<128, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, scale);
+    pfs_column_mass_mma_impl<128, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, col, keyTiles, nSpans, maxSpanLen, T, heads,
+                                         kvHeads, scale);
 }

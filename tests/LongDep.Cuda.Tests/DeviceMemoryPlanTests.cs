@@ -38,6 +38,31 @@ public class DeviceMemoryPlanTests
     }
 
     [Test]
+    public void FeedForwardTileRows_FromTheEnvironment_CostThreeF16RowsOfFfDimEach()
+    {
+        // LONGDEP_MLP_TILE_ROWS (gpu-session.sh mlp times 4096, 8192, 16384): the gate, up and activation tiles grow by
+        // rows x FfDim x 2 bytes each, and nothing else does.
+        long at4096, at8192;
+        using (new EnvironmentScope((CudaModelOptions.MlpTileRowsEnvironmentVariable, null)))
+        {
+            Assert.That(new CudaModelOptions().MlpTileRows, Is.EqualTo(4096));
+            at4096 = DeviceMemoryPlan.ProLong(TinyLlama, chunks: 256, chunkLength: 128, pairs: 5000);
+        }
+        using (new EnvironmentScope((CudaModelOptions.MlpTileRowsEnvironmentVariable, " 8192 ")))
+        {
+            Assert.That(new CudaModelOptions().MlpTileRows, Is.EqualTo(8192));
+            at8192 = DeviceMemoryPlan.ProLong(TinyLlama, chunks: 256, chunkLength: 128, pairs: 5000);
+        }
+        Assert.That(at8192 - at4096, Is.EqualTo(3L * 4096 * TinyLlama.FfDim * 2));
+        foreach (var bad in new[] { "0", "-4096", "4k", "2097152" })
+            using (new EnvironmentScope((CudaModelOptions.MlpTileRowsEnvironmentVariable, bad)))
+            {
+                var e = Assert.Throws<ArgumentException>(() => CudaModelOptions.MlpTileRowsFromEnvironment());
+                Assert.That(e!.Message, Does.Contain("LONGDEP_MLP_TILE_ROWS").And.Contain($"'{bad}'"));
+            }
+    }
+
+    [Test]
     public void ThePlan_IsWhatTheSimulatedRunAllocates()
     {
         // the counting replay and a real (simulated) run of the same probe allocate the same peak

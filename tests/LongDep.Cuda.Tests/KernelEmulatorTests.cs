@@ -107,7 +107,7 @@ public class KernelEmulatorTests
         using var backend = new SimulatedBackend(emulator: Emulator());
         var results = new KernelChecks(backend, seed: 9)
             .WidePfsMatchesNarrow(T: 600, heads: heads, kvHeads: kvHeads, spans: [(400, 528), (64, 200), (37, 40), (300, 428)]).ToList();
-        Assert.That(results, Has.Count.EqualTo(7));
+        Assert.That(results, Has.Count.EqualTo(9));
         foreach (var r in results)
         {
             Assert.That(r.Passed, Is.True, r.ToString());
@@ -172,6 +172,38 @@ public class KernelEmulatorTests
                 Assert.That(eight.Result.Pfs[layer][s], Is.EqualTo(four.Result.Pfs[layer][s]), $"8 warps, layer {layer} span {s}");
                 Assert.That(narrow.Result.Pfs[layer][s], Is.EqualTo(four.Result.Pfs[layer][s]), $"16-row, layer {layer} span {s}");
                 values += four.Result.Pfs[layer][s].Count(v => v != 0 && double.IsFinite(v));
+            }
+        Assert.That(values, Is.GreaterThan(10), "the measurement has non-zero PFS values to compare");
+    }
+
+    [TestCase(null, 4)] // wide pass 2 (256-key blocks, 32 keys a warp), 128-key windows every 512 keys
+    [TestCase("0", 2)]  // 16-row kernels (128-key blocks), windows every 256 keys
+    public void LadmProbe_WithTheKeyTileMask_GivesTheMeasurementOfEveryKeyColumn(string? wide, int dAfs)
+    {
+        // Pass 2 computes only the 16-key tiles the PFS windows read; the windows' sums must be those of the pass over
+        // every column, bit for bit (each column is the same sum in the same order). T = 1000 is not a multiple of 16,
+        // so windows straddle tiles.
+        var config = RandomModel.TinyConfig() with { Dim = 128, FfDim = 64, Heads = 2, KvHeads = 1, HeadDim = 64, Layers = 2 };
+        var weights = RandomModel.Create(config, 17);
+        var schedule = LadmSchedule.Create(1000, chunk: 32, dAfs: dAfs, dCds: 4);
+        Assert.That(schedule.Spans, Has.Count.GreaterThan(3));
+        var tokens = CudaSelfTest.RandomTokens(1000, config.VocabSize, 8);
+        LadmMeasurement Measure(bool every)
+        {
+            using var scope = EnvironmentScope.WideForms(wide, null);
+            using var backend = new SimulatedBackend(emulator: Emulator());
+            using var model = new CudaModel(backend, weights, new CudaModelOptions { Precision = CudaPrecision.F16 });
+            using var probe = new CudaLadmProbe(model, new CudaLadmOptions { EveryKeyColumn = every });
+            return probe.Measure(tokens, schedule);
+        }
+        var masked = Measure(false);
+        var every = Measure(true);
+        int values = 0;
+        for (int layer = 0; layer < config.Layers; layer++)
+            for (int s = 0; s < schedule.Spans.Count; s++)
+            {
+                Assert.That(masked.Pfs[layer][s], Is.EqualTo(every.Pfs[layer][s]), $"layer {layer} span {s}");
+                values += masked.Pfs[layer][s].Count(v => v > 0 && double.IsFinite(v));
             }
         Assert.That(values, Is.GreaterThan(10), "the measurement has non-zero PFS values to compare");
     }

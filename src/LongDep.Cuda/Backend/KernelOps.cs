@@ -304,8 +304,13 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
             [q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim, Scale(headDim)]);
     }
 
+    /// <summary>
+    /// PFS pass 2: col[span, s] for s &lt; start. With <paramref name="keyTiles"/> (<see cref="PfsKeyTiles"/>, one row per span
+    /// from <paramref name="spanStart"/>'s first span on) only the columns of marked 16-key tiles are computed and written, the
+    /// rest of col is left as it was; <see cref="DevicePtr.Null"/> computes every column.
+    /// </summary>
     public void PfsColumnMass(DevicePtr q, DevicePtr k, DevicePtr spanStart, DevicePtr spanEnd, DevicePtr rowMax, DevicePtr rowSum,
-        DevicePtr col, int nSpans, int maxSpanLen, int maxStart, int T, int heads, int kvHeads, int headDim)
+        DevicePtr col, DevicePtr keyTiles, int nSpans, int maxSpanLen, int maxStart, int T, int heads, int kvHeads, int headDim)
     {
         if (nSpans == 0 || maxStart == 0) return;
         CheckHeads(heads, kvHeads, headDim);
@@ -316,12 +321,12 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
             int blockKeys = UsesWideKernels(headDim) ? 256 : 128;
             Backend.Launch(PfsColumnMassKernel(headDim), new Dim3((uint)((maxStart + blockKeys - 1) / blockKeys), (uint)nSpans),
                 256, PfsColumnMassMmaSharedBytes(headDim),
-                [q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, headDim, Scale(headDim)]);
+                [q, k, spanStart, spanEnd, rowMax, rowSum, col, keyTiles, nSpans, maxSpanLen, T, heads, kvHeads, headDim, Scale(headDim)]);
             return;
         }
         var grid = new Dim3((uint)((maxStart + 63) / 64), (uint)nSpans);
         Backend.Launch(PfsColumnMassKernel(headDim), grid, 256, PfsColumnMassSharedBytes(headDim),
-            [q, k, spanStart, spanEnd, rowMax, rowSum, col, nSpans, maxSpanLen, T, heads, kvHeads, headDim, Scale(headDim)]);
+            [q, k, spanStart, spanEnd, rowMax, rowSum, col, keyTiles, nSpans, maxSpanLen, T, heads, kvHeads, headDim, Scale(headDim)]);
     }
 
     public void PfsWindowSum(DevicePtr col, DevicePtr itemSpan, DevicePtr itemLo, DevicePtr itemHi, DevicePtr pfs, int nItems, int T)

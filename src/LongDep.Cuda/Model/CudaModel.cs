@@ -8,8 +8,25 @@ public sealed record CudaModelOptions
 {
     /// <summary>Element type of the weights and GEMM inputs (accumulation is float32 in every mode).</summary>
     public CudaPrecision Precision { get; init; } = CudaPrecision.F16;
-    /// <summary>Rows of the feed-forward block processed at once; bounds the [rows, FfDim] buffers.</summary>
-    public int MlpTileRows { get; init; } = 4096;
+    /// <summary>
+    /// Rows of the feed-forward block processed at once; bounds the [rows, FfDim] buffers. Default 4096, or
+    /// <see cref="MlpTileRowsEnvironmentVariable"/> when set (to time other heights of the gate/up GEMMs without a rebuild).
+    /// </summary>
+    public int MlpTileRows { get; init; } = MlpTileRowsFromEnvironment();
+
+    /// <summary>Environment variable that sets the default <see cref="MlpTileRows"/> (1 to 1,048,576).</summary>
+    public const string MlpTileRowsEnvironmentVariable = "LONGDEP_MLP_TILE_ROWS";
+
+    /// <summary><see cref="MlpTileRowsEnvironmentVariable"/>'s value, or 4096 when it is unset or empty; anything else is an error naming it.</summary>
+    public static int MlpTileRowsFromEnvironment()
+    {
+        string? value = Environment.GetEnvironmentVariable(MlpTileRowsEnvironmentVariable)?.Trim();
+        if (string.IsNullOrEmpty(value)) return 4096;
+        if (int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int rows)
+            && rows is >= 1 and <= 1 << 20)
+            return rows;
+        throw new ArgumentException($"{MlpTileRowsEnvironmentVariable}: '{value}' is not a row count from 1 to 1048576");
+    }
     /// <summary>Bytes of the [rows, vocab] logits tile the loss is computed from.</summary>
     public long LogitsTileBytes { get; init; } = 256L << 20;
     /// <summary>Kernels for attention and PFS: tensor cores (f16 inputs) where the head dimension allows, or the scalar float32 ones.</summary>

@@ -8,11 +8,18 @@ public sealed record CudaLadmOptions
 {
     /// <summary>Bytes of the per-span key-column buffer (spans × T floats); spans are processed in groups that fit.</summary>
     public long ColumnBufferBytes { get; init; } = 64L << 20;
+
+    /// <summary>
+    /// Pass 2 computes every key column before each span, not only the 16-key tiles the PFS windows sum
+    /// (<see cref="PfsKeyTiles"/>): the same PFS values for more work; for comparisons.
+    /// </summary>
+    public bool EveryKeyColumn { get; init; }
 }
 
 /// <summary>
 /// LADM's measurement on the GPU (SPEC §2): one sample at a time, every layer's PFS through the fused span-sum kernels
-/// (pfs.cu); the span's attention matrix never exists, memory is linear in T. The last layer needs only its q and k,
+/// (pfs.cu); the span's attention matrix never exists, memory is linear in T. Pass 2 computes only the key columns the
+/// PFS windows sum (<see cref="PfsKeyTiles"/>). The last layer needs only its q and k,
 /// so its attention output, feed-forward and the output head are skipped.
 /// </summary>
 public sealed class CudaLadmProbe : ILadmProbe
@@ -87,6 +94,7 @@ public sealed class CudaLadmProbe : ILadmProbe
         using var rowSum = backend.Allocate<float>((long)plan.GroupSize * c.Heads * plan.MaxSpanLen, "LADM softmax statistics", Hint);
         using var col = backend.Allocate<float>((long)plan.GroupSize * T, "LADM key-column mass", Hint);
         using var pfsDevice = backend.Allocate<double>((long)c.Layers * plan.Items, "LADM PFS values", Hint);
+        using var keyTiles = backend.Allocate<uint>(plan.KeyTiles.Length, "LADM key-tile mask", Hint);
 
         using (backend.Range("h2d"))
         {
@@ -99,6 +107,7 @@ public sealed class CudaLadmProbe : ILadmProbe
             itemSpan.CopyFrom(plan.ItemSpanInGroup);
             itemLo.CopyFrom(plan.ItemLo);
             itemHi.CopyFrom(plan.ItemHi);
+            keyTiles.CopyFrom(plan.KeyTiles);
         }
 
         // With the wide kernels the layer's keys and values are packed as f16 once, before PFS: pass 1 and the attention
@@ -126,9 +135,11 @@ public sealed class CudaLadmProbe : ILadmProbe
                     else
                         ops.PfsRowStats(ws.Q.Pointer, ws.K.Pointer, spanStart.At(g.FirstSpan), spanEnd.At(g.FirstSpan),
                             rowMax.Pointer, rowSum.Pointer, g.SpanCount, plan.MaxSpanLen, c.Heads, c.KvHeads, c.HeadDim);
+                    // Only the key columns the group's windows sum (a quarter of them with d_afs = 4).
                     ops.PfsColumnMass(ws.Q.Pointer, ws.K.Pointer, spanStart.At(g.FirstSpan), spanEnd.At(g.FirstSpan),
-                        rowMax.Pointer, rowSum.Pointer, col.Pointer, g.SpanCount, plan.MaxSpanLen, g.MaxStart, T,
-                        c.Heads, c.KvHeads, c.HeadDim);
+                        rowMax.Pointer, rowSum.Pointer, col.Pointer,
+                        options.EveryKeyColumn ? DevicePtr.Null : keyTiles.At((long)g.FirstSpan * plan.KeyTileWords), g.SpanCount,
+                        plan.MaxSpanLen, g.MaxStart, T, c.Heads, c.KvHeads, c.HeadDim);
                     ops.PfsWindowSum(col.Pointer, itemSpan.At(g.FirstItem), itemLo.At(g.FirstItem), itemHi.At(g.FirstItem),
                         pfsDevice.At((long)layer * plan.Items + g.FirstItem), g.ItemCount, T);
                 }
@@ -176,6 +187,9 @@ public sealed class CudaLadmProbe : ILadmProbe
         public required int MaxSpanLen { get; init; }
         public required int GroupSize { get; init; }
         public required IReadOnlyList<Group> Groups { get; init; }
+        /// <summary>Pass 2's key-tile mask (<see cref="PfsKeyTiles"/>), one row of <see cref="KeyTileWords"/> per span of the sample.</summary>
+        public required uint[] KeyTiles { get; init; }
+        public required int KeyTileWords { get; init; }
         public int Items => ItemLo.Length;
 
         internal readonly record struct Group(int FirstSpan, int SpanCount, int FirstItem, int ItemCount, int MaxStart);
@@ -223,6 +237,7 @@ public sealed class CudaLadmProbe : ILadmProbe
             {
                 SpanStart = starts, SpanEnd = ends, ItemSpanInGroup = itemSpan.ToArray(), ItemLo = lo.ToArray(), ItemHi = hi.ToArray(),
                 MaxSpanLen = maxSpanLen, GroupSize = groupSize, Groups = groups,
+                KeyTiles = PfsKeyTiles.Build(spans, T), KeyTileWords = PfsKeyTiles.WordsPerSpan(T),
             };
         }
     }

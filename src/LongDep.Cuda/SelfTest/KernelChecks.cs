@@ -402,14 +402,39 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         {
             dCol.Clear();
             (i == 0 ? wide4Ops : narrowOps).PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer,
-                dCol.Pointer, nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
+                dCol.Pointer, DevicePtr.Null, nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
             dCol.CopyTo(results[i].Col);
         }
+        // Pass 2 of both with a key-tile mask that marks some tiles of a warp's two (wide) and none of keys [256, 512), on
+        // columns filled with a sentinel: marked columns as without the mask, the others untouched.
+        int words = PfsKeyTiles.WordsPerSpan(T);
+        var mask = new uint[nSpans * words];
+        for (int sp = 0; sp < nSpans; sp++)
+            for (int tile = 0; tile < (T + 15) / 16; tile++)
+                if ((tile + sp) % 3 == 0 && tile is not (>= 16 and < 32)) mask[sp * words + (tile >> 5)] |= 1u << (tile & 31);
+        using var dMask = Upload(mask);
+        var sentinel = Enumerable.Repeat(MaskSentinel, nSpans * T).ToArray();
+        var maskedCols = new List<float[]>();
+        foreach (var launcher in new[] { wide4Ops, narrowOps })
+        {
+            dCol.CopyFrom(sentinel);
+            launcher.PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, dCol.Pointer, dMask.Pointer,
+                nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
+            maskedCols.Add(dCol.ToArray());
+        }
+        var maskedExpected = new float[nSpans * T];
+        for (int sp = 0; sp < nSpans; sp++)
+            for (int key = 0; key < T; key++)
+                maskedExpected[sp * T + key] = key < spans[sp].Start && PfsKeyTiles.IsMarked(mask, sp, T, key) ? results[1].Col[sp * T + key] : MaskSentinel;
         var passOne = (KernelNames.PfsRowStatsMma64Wide, KernelNames.PfsRowStatsMma64);
         yield return Compare.Arrays(Name(passOne.Item1, passOne.Item2, " max"), results[0].Max, results[1].Max, 1e-6, floorFraction: 1e-3);
         yield return Compare.Arrays(Name(passOne.Item1, passOne.Item2, " sum"), results[0].Sum, results[1].Sum, 1e-6, floorFraction: 1e-3);
         yield return Compare.Arrays(Name(KernelNames.PfsColumnMassMma64Wide, KernelNames.PfsColumnMassMma64, ""), results[0].Col, results[1].Col,
             1e-6, floorFraction: 1e-3);
+        yield return Compare.Arrays(Name(KernelNames.PfsColumnMassMma64Wide, KernelNames.PfsColumnMassMma64, ", key-tile mask"), maskedCols[0],
+            maskedExpected, 1e-6, floorFraction: 1e-3);
+        yield return Compare.Arrays($"{KernelNames.PfsColumnMassMma64.Name}, key-tile mask against none (T {T}, {spans.Length} spans)", maskedCols[1],
+            maskedExpected, 0);
         foreach (var (kernel, max, sum) in packed)
         {
             yield return Compare.Arrays(Name(kernel, passOne.Item2, " max"), max, results[1].Max, 1e-6, floorFraction: 1e-3);
@@ -468,8 +493,8 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         dSum.Clear();
         dCol.Clear();
         launcher.PfsRowStats(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, nSpans, maxSpanLen, heads, kvHeads, headDim);
-        launcher.PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, dCol.Pointer, nSpans, maxSpanLen,
-            maxStart, T, heads, kvHeads, headDim);
+        launcher.PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, dCol.Pointer, DevicePtr.Null,
+            nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
         ops.PfsWindowSum(dCol.Pointer, dItemSpan.Pointer, dLo.Pointer, dHi.Pointer, dPfs.Pointer, nItems, T);
 
         string shape = $"T {T}, {nSpans} spans, H {heads}/{kvHeads}, d {headDim}{(tensor ? ", tensor cores" : "")}";
@@ -505,7 +530,52 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         var expPfs = new double[nItems];
         PfsTwin.WindowSum(gpuCol, itemSpan.ToArray(), lo.ToArray(), hi.ToArray(), expPfs, nItems, T);
         yield return Compare.Arrays($"pfs_window_sum ({nItems} windows)", dPfs.ToArray(), expPfs, 1e-9);
+
+        // Pass 2 as the LADM probe runs it: only the key tiles of sparse windows (each span's length every 4 lengths, as
+        // LADM's 128 keys every 512), on columns filled with a sentinel. The marked columns must be the twin's and the
+        // rest untouched; the windows' sums must equal those of the unmasked pass exactly (the same sums in the same order).
+        var sparseSpan = new List<int>();
+        var sparseLo = new List<int>();
+        var sparseHi = new List<int>();
+        for (int s = 0; s < nSpans; s++)
+        {
+            int len = spans[s].End - spans[s].Start;
+            for (int iv = 4 * len; spans[s].Start - iv >= 0; iv += 4 * len)
+            {
+                sparseSpan.Add(s);
+                sparseLo.Add(spans[s].Start - iv);
+                sparseHi.Add(spans[s].End - iv);
+            }
+        }
+        var mask = PfsKeyTiles.Build(nSpans, T, sparseSpan.ToArray(), sparseLo.ToArray(), sparseHi.ToArray());
+        using var dMask = Upload(mask);
+        var sentinel = Enumerable.Repeat(MaskSentinel, nSpans * T).ToArray();
+        dCol.CopyFrom(sentinel);
+        launcher.PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, dCol.Pointer, dMask.Pointer,
+            nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
+        var maskedCol = dCol.ToArray();
+        var expMasked = (float[])sentinel.Clone();
+        PfsTwin.ColumnMass(q, k, starts, ends, gpuMax, gpuSum, expMasked, nSpans, maxSpanLen, T, heads, kvHeads, headDim, scale, mask);
+        double marked = 0, before = 0;
+        for (int s = 0; s < nSpans; s++)
+        {
+            marked += PfsKeyTiles.MarkedKeys(mask, s, T, spans[s].Start);
+            before += spans[s].Start;
+        }
+        yield return Compare.Arrays($"pfs_column_mass, key-tile mask ({shape}, {100 * marked / before:0}% of the keys)", maskedCol, expMasked, 1e-4);
+        int nSparse = sparseLo.Count;
+        using var dSparseSpan = Upload(sparseSpan.ToArray());
+        using var dSparseLo = Upload(sparseLo.ToArray());
+        using var dSparseHi = Upload(sparseHi.ToArray());
+        using var dSparsePfs = backend.Allocate<double>(Math.Max(nSparse, 1), "self-test output", "the self-test size");
+        ops.PfsWindowSum(dCol.Pointer, dSparseSpan.Pointer, dSparseLo.Pointer, dSparseHi.Pointer, dSparsePfs.Pointer, nSparse, T);
+        var fullPfs = new double[nSparse];
+        PfsTwin.WindowSum(gpuCol, sparseSpan.ToArray(), sparseLo.ToArray(), sparseHi.ToArray(), fullPfs, nSparse, T);
+        yield return Compare.Arrays($"pfs window sums, key-tile mask against none ({nSparse} windows)", dSparsePfs.ToArray().AsSpan(0, nSparse), fullPfs, 0);
     }
+
+    /// <summary>What the masked pass-2 checks fill the columns with first: a value no probability mass takes.</summary>
+    private const float MaskSentinel = -0.375f;
 
     private static int[] UsedStatEntries((int Start, int End)[] spans, int heads, int maxSpanLen)
     {

@@ -34,9 +34,13 @@ public static class PfsTwin
     }
 
     /// <summary>Pass 2: col[sp·T + s] = (1/heads) Σ_h Σ_t exp(score − rowMax) / rowSum for s &lt; start (other entries untouched).</summary>
+    /// <remarks>
+    /// With a non-empty <paramref name="keyTiles"/> (<see cref="PfsKeyTiles"/>) only the columns of marked tiles are written;
+    /// the others keep what col held, as on the GPU.
+    /// </remarks>
     public static void ColumnMass(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<int> spanStart, ReadOnlySpan<int> spanEnd,
         ReadOnlySpan<float> rowMax, ReadOnlySpan<float> rowSum, Span<float> col, int nSpans, int maxSpanLen, int T, int heads,
-        int kvHeads, int headDim, float scale)
+        int kvHeads, int headDim, float scale, ReadOnlySpan<uint> keyTiles = default)
     {
         int group = heads / kvHeads;
         for (int sp = 0; sp < nSpans; sp++)
@@ -53,7 +57,8 @@ public static class PfsTwin
                     for (int s = 0; s < start; s++) mass[s] += Math.Exp(scores[s] - rowMax[at]) / rowSum[at];
                 }
             }
-            for (int s = 0; s < start; s++) col[sp * T + s] = (float)(mass[s] / heads);
+            for (int s = 0; s < start; s++)
+                if (PfsKeyTiles.IsMarked(keyTiles, sp, T, s)) col[sp * T + s] = (float)(mass[s] / heads);
         }
     }
 

@@ -544,8 +544,9 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
     /// <param name="blockKeys">Key columns per block when not the default (64 scalar, 128 tensor cores): 256 for the wide kernel.</param>
     private void RunPfsColumnMass(Args a, Dim3 grid, Dim3 block, int sharedBytes, int tensorCoreDim = 0, int blockKeys = 0)
     {
-        int nSpans = a.Int(7), maxSpanLen = a.Int(8), T = a.Int(9), heads = a.Int(10), kvHeads = a.Int(11), d = a.Int(12);
+        int nSpans = a.Int(8), maxSpanLen = a.Int(9), T = a.Int(10), heads = a.Int(11), kvHeads = a.Int(12), d = a.Int(13);
         var (starts, ends, lastRow) = Spans(a, nSpans, maxSpanLen);
+        var keyTiles = a.Ptr(7) == 0 ? [] : a.UInts(7, (long)nSpans * PfsKeyTiles.WordsPerSpan(T)).ToArray();
         int maxStart = 0;
         foreach (int s in starts) maxStart = Math.Max(maxStart, s);
         if (blockKeys == 0) blockKeys = tensorCoreDim > 0 ? 128 : 64;
@@ -556,10 +557,10 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         Need(a.Kernel, tensorCoreDim == 0 || d == tensorCoreDim, $"head dimension {d} but the kernel is built for {tensorCoreDim}");
         int needShared = tensorCoreDim > 0 ? 64 * (d + 8) * 2 + 2 * 64 * 4 : (64 * (d + 1) + 16 * d + 4 * 64) * 4;
         Need(a.Kernel, sharedBytes >= needShared, $"shared memory {sharedBytes} < {needShared}");
-        var (q, k) = PfsInputs(a, lastRow, heads, kvHeads, d, a.Float(13), tensorCoreDim);
+        var (q, k) = PfsInputs(a, lastRow, heads, kvHeads, d, a.Float(14), tensorCoreDim);
         PfsTwin.ColumnMass(q, k, starts, ends,
             a.Floats(4, (long)nSpans * heads * maxSpanLen), a.Floats(5, (long)nSpans * heads * maxSpanLen),
-            a.Floats(6, (long)nSpans * T), nSpans, maxSpanLen, T, heads, kvHeads, d, a.Float(13));
+            a.Floats(6, (long)nSpans * T), nSpans, maxSpanLen, T, heads, kvHeads, d, a.Float(14), keyTiles);
     }
 
     /// <summary>q and k of a PFS launch: as stored, or rounded the way the tensor-core kernels round them.</summary>
@@ -615,6 +616,7 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         public float Float(int i) => (float)values[i];
         public Span<float> Floats(int i, long count) => owner.View<float>(Ptr(i), count, $"{Kernel.Name} argument {i}");
         public Span<int> Ints(int i, long count) => owner.View<int>(Ptr(i), count, $"{Kernel.Name} argument {i}");
+        public Span<uint> UInts(int i, long count) => owner.View<uint>(Ptr(i), count, $"{Kernel.Name} argument {i}");
         public Span<double> Doubles(int i, long count) => owner.View<double>(Ptr(i), count, $"{Kernel.Name} argument {i}");
     }
 }

@@ -1,0 +1,81 @@
+using LongDep.Core.Probes;
+
+namespace LongDep.Cuda;
+
+/// <summary>
+/// The key-tile mask of PFS pass 2 (<c>pfs_tiles_marked</c> in kernels/common.cuh): per span, one bit per 16-key tile of
+/// the sample (<see cref="WordsPerSpan"/> words a span, bit <c>t % 32</c> of word <c>t / 32</c> for keys
+/// <c>[16 t, 16 t + 16)</c>), set when one of the span's PFS windows reads a key of that tile. Pass 2 then computes only
+/// the key columns some window sums: with LADM's defaults (128-key windows every 512 keys) one column in four, with
+/// d_afs = 2 one in two. The columns it computes are computed exactly as without the mask.
+/// </summary>
+internal static class PfsKeyTiles
+{
+    /// <summary>Keys per tile: one warp's key tile in the tensor-core pass 2.</summary>
+    public const int TileKeys = 16;
+
+    /// <summary>32-bit words per span for a sample of <paramref name="T"/> tokens.</summary>
+    public static int WordsPerSpan(int T)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(T);
+        return (int)(((long)T + 32 * TileKeys - 1) / (32 * TileKeys));
+    }
+
+    /// <summary>The mask of a schedule's spans: span s's windows are <c>[start − iv, end − iv)</c> for each of its intervals.</summary>
+    public static uint[] Build(IReadOnlyList<LadmSpan> spans, int T)
+    {
+        ArgumentNullException.ThrowIfNull(spans);
+        var itemSpan = new List<int>();
+        var lo = new List<int>();
+        var hi = new List<int>();
+        for (int s = 0; s < spans.Count; s++)
+        {
+            foreach (int iv in spans[s].Intervals)
+            {
+                itemSpan.Add(s);
+                lo.Add(spans[s].Start - iv);
+                hi.Add(spans[s].End - iv);
+            }
+        }
+        return Build(spans.Count, T, itemSpan.ToArray(), lo.ToArray(), hi.ToArray());
+    }
+
+    /// <summary>
+    /// The mask for <paramref name="nSpans"/> spans from window items: item i reads keys <c>[itemLo[i], itemHi[i])</c> of
+    /// span <c>itemSpan[i]</c>, clipped to <c>[0, T)</c> as <c>pfs_window_sum</c> clips them.
+    /// </summary>
+    public static uint[] Build(int nSpans, int T, ReadOnlySpan<int> itemSpan, ReadOnlySpan<int> itemLo, ReadOnlySpan<int> itemHi)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(nSpans);
+        if (itemLo.Length != itemSpan.Length || itemHi.Length != itemSpan.Length)
+            throw new ArgumentException($"item tables of different lengths: {itemSpan.Length} spans, {itemLo.Length} lo, {itemHi.Length} hi");
+        int words = WordsPerSpan(T);
+        var mask = new uint[(long)nSpans * words];
+        for (int i = 0; i < itemSpan.Length; i++)
+        {
+            int span = itemSpan[i];
+            if ((uint)span >= (uint)nSpans) throw new ArgumentException($"item {i} names span {span}, outside 0..{nSpans - 1}");
+            int lo = Math.Max(itemLo[i], 0), hi = Math.Min(itemHi[i], T);
+            for (int tile = lo / TileKeys; hi > lo && tile <= (hi - 1) / TileKeys; tile++)
+                mask[(long)span * words + (tile >> 5)] |= 1u << (tile & 31);
+        }
+        return mask;
+    }
+
+    /// <summary>Whether <paramref name="key"/>'s tile is marked for <paramref name="span"/>; an empty mask marks every tile.</summary>
+    public static bool IsMarked(ReadOnlySpan<uint> mask, int span, int T, int key)
+    {
+        if (mask.IsEmpty) return true;
+        int tile = key / TileKeys;
+        return ((mask[span * WordsPerSpan(T) + (tile >> 5)] >> (tile & 31)) & 1u) != 0;
+    }
+
+    /// <summary>The key columns pass 2 computes for a span starting at <paramref name="start"/>: keys below it in marked tiles.</summary>
+    public static int MarkedKeys(ReadOnlySpan<uint> mask, int span, int T, int start)
+    {
+        int count = 0;
+        for (int key = 0; key < start; key++)
+            if (IsMarked(mask, span, T, key)) count++;
+        return count;
+    }
+}
