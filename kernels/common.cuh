@@ -90,18 +90,18 @@ __device__ __forceinline__ float block_max(float v)
     return result;
 }
 
-// LADM pass 2's key tiles (pfs.cu, pfs_mma.cu): keyTiles holds, per span, one bit per 16-key tile of the sample,
-// (T + 511) / 512 words a span, bit (t & 31) of word t >> 5 for keys [16 t, 16 t + 16); a marked tile's key columns are
-// wanted by one of the span's PFS windows. Whether any of tiles [tile0, tile0 + count) of `span` is marked (null: all are).
+// LADM pass 2's key tiles (pfs.cu, pfs_mma.cu): with a tile list, span `span`'s row of tileList (tileStride ints) holds
+// its count n, then the n 16-key tiles (keys [16 t, 16 t + 16)) one of its PFS windows reads, in increasing order, all
+// below the span's start; pass 2 computes and writes only their key columns, its blocks taking the listed tiles in
+// order. Without a list (null) a span's tiles are all those below its start: tile i is keys [16 i, 16 i + 16).
 constexpr int kPfsKeyTile = 16;
-__device__ __forceinline__ bool pfs_tiles_marked(const unsigned* keyTiles, int span, int T, int tile0, int count)
+__device__ __forceinline__ int pfs_tile_count(const int* tileList, int tileStride, int span, int start)
 {
-    if (keyTiles == nullptr) return true;
-    const int tiles = (T + kPfsKeyTile - 1) / kPfsKeyTile;
-    const unsigned* m = keyTiles + (size_t)span * ((T + 32 * kPfsKeyTile - 1) / (32 * kPfsKeyTile));
-    for (int t = max(tile0, 0); t < tile0 + count && t < tiles; ++t)
-        if ((m[t >> 5] >> (t & 31)) & 1u) return true;
-    return false;
+    return tileList == nullptr ? (start + kPfsKeyTile - 1) / kPfsKeyTile : tileList[(size_t)span * tileStride];
+}
+__device__ __forceinline__ int pfs_tile(const int* tileList, int tileStride, int span, int i)
+{
+    return tileList == nullptr ? i : tileList[(size_t)span * tileStride + 1 + i];
 }
 
 } // namespace longdep

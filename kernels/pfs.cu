@@ -12,10 +12,9 @@
 // q [T, heads * headDim], k [T, kvHeads * headDim]: post-RoPE float32, the whole sample.
 // rowMax, rowSum: [nSpans][heads][maxSpanLen]. col: [nSpans][T], zeroed by the host first
 // (pfs_column_mass writes only s < start). headDim must be even and at most 256.
-// keyTiles (pass 2, may be null): per span, which 16-key tiles its windows read (longdep::pfs_tiles_marked). Pass 2
-// computes and writes only the columns of marked tiles: the others are never summed, and with LADM's defaults
-// (128-key windows every 512 keys) that is three key columns in four. A marked column is computed exactly as without
-// the mask.
+// tileList, tileStride (pass 2; tileList may be null): the 16-key tiles of each span whose columns pass 2 computes
+// (longdep::pfs_tile_count / pfs_tile): the PFS windows read only those, with LADM's defaults (128-key windows every 512
+// keys) one column in four. A listed column is computed exactly as without the list; the others are not written.
 #include "common.cuh"
 
 namespace {
@@ -123,22 +122,28 @@ extern "C" __global__ void pfs_row_stats(const float* q, const float* k, const i
     }
 }
 
-// Pass 2. Launch: grid = (ceil(maxStart / 64), nSpans), block.x = 256,
+// Pass 2. Launch: grid = (ceil(most tiles of a span / 4), nSpans) (without a list: ceil(maxStart / 64)), block.x = 256,
 // dynamic shared memory = (64 * (headDim + 1) + 16 * headDim + 4 * 64) * 4 bytes.
-// Each block owns 64 key columns of one span and loops over every head and every row of the span,
-// so col is written once, without atomics (deterministic). A block none of whose 4 key tiles is marked returns at once.
+// Each block owns 4 tiles (64 key columns) of one span's list and loops over every head and every row of the span,
+// so col is written once, without atomics (deterministic).
 extern "C" __global__ void pfs_column_mass(const float* q, const float* k, const int* spanStart, const int* spanEnd,
-                                           const float* rowMax, const float* rowSum, float* col, const unsigned* keyTiles,
-                                           int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
+                                           const float* rowMax, const float* rowSum, float* col, const int* tileList,
+                                           int tileStride, int nSpans, int maxSpanLen, int T, int heads, int kvHeads,
+                                           int headDim, float scale)
 {
+    constexpr int kTiles = kPfsColumnKeys / longdep::kPfsKeyTile;
     const int span = blockIdx.y;
     if (span >= nSpans) return;
     const int start = spanStart[span];
     const int len = spanEnd[span] - start;
-    const int s0 = blockIdx.x * kPfsColumnKeys;
-    if (s0 >= start) return; // uniform per block
-    if (!longdep::pfs_tiles_marked(keyTiles, span, T, s0 / longdep::kPfsKeyTile, kPfsColumnKeys / longdep::kPfsKeyTile))
-        return; // uniform per block
+    const int count = longdep::pfs_tile_count(tileList, tileStride, span, start);
+    const int p0 = blockIdx.x * kTiles;
+    if (p0 >= count) return; // uniform per block
+    // key column j of this block (0..63): -1 past the span's last tile
+    auto keyOf = [&](int j) {
+        const int pos = p0 + j / longdep::kPfsKeyTile;
+        return pos < count ? longdep::pfs_tile(tileList, tileStride, span, pos) * longdep::kPfsKeyTile + j % longdep::kPfsKeyTile : -1;
+    };
 
     const int d = headDim;
     const int group = heads / kvHeads;
@@ -151,8 +156,8 @@ extern "C" __global__ void pfs_column_mass(const float* q, const float* k, const
 
     const int keyIdx = threadIdx.x % kPfsColumnKeys;
     const int rowGroup = threadIdx.x / kPfsColumnKeys; // 0..3
-    const int s = s0 + keyIdx;
-    const bool keyValid = s < start && longdep::pfs_tiles_marked(keyTiles, span, T, s / longdep::kPfsKeyTile, 1);
+    const int s = keyOf(keyIdx);
+    const bool keyValid = s >= 0 && s < start;
     float mass = 0.0f;
 
     for (int g = 0; g < kvHeads; ++g)
@@ -162,8 +167,8 @@ extern "C" __global__ void pfs_column_mass(const float* q, const float* k, const
         {
             const int j = idx / d;
             const int c = idx - j * d;
-            const int key = s0 + j;
-            ks[j * (d + 1) + c] = key < start ? k[(size_t)key * kStride + (size_t)g * d + c] : 0.0f;
+            const int key = keyOf(j);
+            ks[j * (d + 1) + c] = key >= 0 && key < start ? k[(size_t)key * kStride + (size_t)g * d + c] : 0.0f;
         }
         for (int h = g * group; h < (g + 1) * group; ++h)
         {

@@ -326,25 +326,25 @@ __device__ __forceinline__ void pfs_store_columns(float* col, size_t at, int key
 // S^T = K.Q^T; the block stages 64 query rows of one head at a time (with their softmax statistics) and every warp
 // sweeps them. Per key the mass sums over rows in a fixed order and over the quad at the end: deterministic, and the
 // same for either M.
-// With keyTiles (pfs.cu), a block none of whose 8 M key tiles is marked returns at once, a warp with none of its M
-// tiles marked only helps stage the query rows, and a tile's columns are written only when it is marked.
-// Launch: grid = (ceil(maxStart / (128 M)), nSpans), block.x = 256, dynamic shared memory = (64 * (D + 8) * 2 + 2 * 64 * 4) bytes.
+// The block takes the span's listed key tiles (pfs.cu: tileList) 8 M at a time, warp w tiles 8 M b + M w ...; a warp
+// past the span's last tile only helps stage the query rows.
+// Launch: grid = (ceil(most tiles of a span / (8 M)), nSpans) (without a list: ceil(maxStart / (128 M))), block.x = 256,
+// dynamic shared memory = (64 * (D + 8) * 2 + 2 * 64 * 4) bytes.
 template <int D, int M>
 __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict__ q, const float* __restrict__ k,
                                                          const int* spanStart, const int* spanEnd,
                                                          const float* rowMax, const float* rowSum, float* col,
-                                                         const unsigned* keyTiles, int nSpans, int maxSpanLen, int T,
-                                                         int heads, int kvHeads, float scale)
+                                                         const int* tileList, int tileStride, int nSpans, int maxSpanLen,
+                                                         int T, int heads, int kvHeads, float scale)
 {
     static_assert(M == 1 || M == 2, "one or two 16-key tiles per warp");
-    static_assert(longdep::kPfsKeyTile == 16, "a warp's key tile is one mask tile");
+    static_assert(longdep::kPfsKeyTile == 16, "a warp's key tile is one listed tile");
     const int span = blockIdx.y;
     if (span >= nSpans) return;
     const int start = spanStart[span];
     const int len = spanEnd[span] - start;
-    const int s0 = blockIdx.x * kPfsTcColKeys * M;
-    if (s0 >= start) return; // uniform per block
-    if (!longdep::pfs_tiles_marked(keyTiles, span, T, s0 / 16, kPfsTcColKeys * M / 16)) return; // uniform per block
+    const int count = longdep::pfs_tile_count(tileList, tileStride, span, start);
+    if ((int)blockIdx.x * 8 * M >= count) return; // uniform per block
 
     const int group = heads / kvHeads;
     const size_t qStride = (size_t)heads * D;
@@ -359,14 +359,12 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
     const int lane = threadIdx.x & 31;
     const int g = lane >> 2;
     const int tq = lane & 3;
-    const int warpKey0 = s0 + warp * 16 * M;
-    // uniform per warp: bit m set when the warp's key tile m is marked; a warp past the span's start, or with no marked
-    // tile, only stages rows
-    unsigned marked = 0;
+    const int pos0 = (blockIdx.x * 8 + warp) * M;  // this warp's first position in the span's tile list
+    const bool active = pos0 < count;              // uniform per warp: a warp past the last tile only stages rows
+    // the warp's key tiles (a position past the list repeats the first tile: computed, not written)
+    int tile[M];
 #pragma unroll
-    for (int m = 0; m < M; ++m)
-        if (longdep::pfs_tiles_marked(keyTiles, span, T, warpKey0 / 16 + m, 1)) marked |= 1u << m;
-    const bool active = warpKey0 < start && marked != 0;
+    for (int m = 0; m < M; ++m) tile[m] = longdep::pfs_tile(tileList, tileStride, span, pos0 + m < count ? pos0 + m : min(pos0, count - 1));
     float colA[M], colB[M];
 #pragma unroll
     for (int m = 0; m < M; ++m) colA[m] = colB[m] = 0.0f;
@@ -378,7 +376,7 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
 #pragma unroll
         for (int m = 0; m < M; ++m)
         {
-            const int keyA = warpKey0 + 16 * m + g;
+            const int keyA = 16 * tile[m] + g;
             const float* kA = k + (size_t)min(keyA, start - 1) * kStride + (size_t)kvh * D;
             const float* kB = k + (size_t)min(keyA + 8, start - 1) * kStride + (size_t)kvh * D;
             longdep::load_a_fragments<D>(kA, kB, 1.0f, ka[m]);
@@ -437,8 +435,8 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
 #pragma unroll
     for (int m = 0; m < M; ++m)
     {
-        const int keyA = warpKey0 + 16 * m + g;
-        if (!(marked & (1u << m))) continue; // uniform per warp
+        if (pos0 + m >= count) continue; // uniform per warp
+        const int keyA = 16 * tile[m] + g;
         pfs_store_columns(col, (size_t)span * T, keyA, keyA + 8, start, heads, colA[m], colB[m]);
     }
 }
@@ -482,21 +480,23 @@ extern "C" __global__ __launch_bounds__(256) void pfs_row_stats_mma64_kv16_wide8
 
 extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64(
     const float* q, const float* k, const int* spanStart, const int* spanEnd, const float* rowMax, const float* rowSum,
-    float* col, const unsigned* keyTiles, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
+    float* col, const int* tileList, int tileStride, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim,
+    float scale)
 {
     if (headDim != 64) return;
-    pfs_column_mass_mma_impl<64, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, col, keyTiles, nSpans, maxSpanLen, T, heads,
-                                         kvHeads, scale);
+    pfs_column_mass_mma_impl<64, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
+                                         heads, kvHeads, scale);
 }
 
 // As pfs_column_mass_mma64, launched on grid (ceil(maxStart / 256), nSpans).
 extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64_wide(
     const float* q, const float* k, const int* spanStart, const int* spanEnd, const float* rowMax, const float* rowSum,
-    float* col, const unsigned* keyTiles, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
+    float* col, const int* tileList, int tileStride, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim,
+    float scale)
 {
     if (headDim != 64) return;
-    pfs_column_mass_mma_impl<64, 2>(q, k, spanStart, spanEnd, rowMax, rowSum, col, keyTiles, nSpans, maxSpanLen, T, heads,
-                                         kvHeads, scale);
+    pfs_column_mass_mma_impl<64, 2>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
+                                         heads, kvHeads, scale);
 }
 
 extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma128(
@@ -507,11 +507,13 @@ extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma128(
     pfs_row_stats_mma_impl<128, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
 }
 
-extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma128(
+// At most 85 registers (3 blocks of 256 threads an SM): without the bound ptxas takes 90 and fits 2 (80 suffice, no spills).
+extern "C" __global__ __launch_bounds__(256, 3) void pfs_column_mass_mma128(
     const float* q, const float* k, const int* spanStart, const int* spanEnd, const float* rowMax, const float* rowSum,
-    float* col, const unsigned* keyTiles, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim, float scale)
+    float* col, const int* tileList, int tileStride, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim,
+    float scale)
 {
     if (headDim != 128) return;
-    pfs_column_mass_mma_impl<128, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, col, keyTiles, nSpans, maxSpanLen, T, heads,
-                                         kvHeads, scale);
+    pfs_column_mass_mma_impl<128, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
+                                         heads, kvHeads, scale);
 }

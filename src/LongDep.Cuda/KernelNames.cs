@@ -72,9 +72,9 @@ public static class KernelNames
     // pfs.cu
     // (q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim, scale)
     public static readonly KernelSpec PfsRowStats = new("pfs_row_stats", "ppppppiiiiif");
-    // (q, k, spanStart, spanEnd, rowMax, rowSum, col, keyTiles, nSpans, maxSpanLen, T, heads, kvHeads, headDim, scale);
-    // keyTiles may be null (every column), see PfsKeyTiles
-    public static readonly KernelSpec PfsColumnMass = new("pfs_column_mass", "ppppppppiiiiiif");
+    // (q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T, heads, kvHeads, headDim,
+    // scale); tileList may be null (every key column before each span's start), see PfsKeyTiles
+    public static readonly KernelSpec PfsColumnMass = new("pfs_column_mass", "ppppppppiiiiiiif");
     // (col, itemSpan, itemLo, itemHi, pfs, nItems, T)
     public static readonly KernelSpec PfsWindowSum = new("pfs_window_sum", "pppppii");
 
@@ -88,9 +88,9 @@ public static class KernelNames
     public static readonly KernelSpec PfsRowStatsMma64Kv16Wide = new("pfs_row_stats_mma64_kv16_wide", "ppppppiiiiif");
     public static readonly KernelSpec PfsRowStatsMma64Kv16Wide8 = new("pfs_row_stats_mma64_kv16_wide8", "ppppppiiiiif");
     // Pass 2 for head dimension 64 with 32 key columns per warp (256-key blocks, ldmatrix): same parameters and outputs.
-    public static readonly KernelSpec PfsColumnMassMma64Wide = new("pfs_column_mass_mma64_wide", "ppppppppiiiiiif");
-    public static readonly KernelSpec PfsColumnMassMma64 = new("pfs_column_mass_mma64", "ppppppppiiiiiif");
-    public static readonly KernelSpec PfsColumnMassMma128 = new("pfs_column_mass_mma128", "ppppppppiiiiiif");
+    public static readonly KernelSpec PfsColumnMassMma64Wide = new("pfs_column_mass_mma64_wide", "ppppppppiiiiiiif");
+    public static readonly KernelSpec PfsColumnMassMma64 = new("pfs_column_mass_mma64", "ppppppppiiiiiiif");
+    public static readonly KernelSpec PfsColumnMassMma128 = new("pfs_column_mass_mma128", "ppppppppiiiiiiif");
 
     // loss.cu
     public static readonly KernelSpec LossRowNll = new("loss_row_nll", "pppii");               // (logits, targets, nll, rows, vocab)

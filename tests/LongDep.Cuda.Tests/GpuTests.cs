@@ -166,7 +166,7 @@ public class GpuTests
         }, line => TestContext.Out.WriteLine(line));
         // Tensor cores: attention_mma, then kv_pack + attention_mma_kv16 with 16 rows per warp, 32 (4 warps) and 32 (8 warps),
         // PFS pass 1 with 16 and 32 rows per warp and from the packed keys with 4 and 8 warps, pass 2 with 16 and 32 key
-        // columns per warp, and the default pass 2 over every key (no key-tile mask); simple: attention, two PFS passes, pass 2
+        // columns per warp, and the default pass 2 over every key (no tile list); simple: attention, two PFS passes, pass 2
         // over every key.
         Assert.That(rows, Has.Count.EqualTo(15));
         Assert.That(rows.All(r => r.Milliseconds > 0 && double.IsFinite(r.Tflops)), Is.True);

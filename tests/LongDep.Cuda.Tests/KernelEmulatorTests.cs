@@ -178,9 +178,9 @@ public class KernelEmulatorTests
 
     [TestCase(null, 4)] // wide pass 2 (256-key blocks, 32 keys a warp), 128-key windows every 512 keys
     [TestCase("0", 2)]  // 16-row kernels (128-key blocks), windows every 256 keys
-    public void LadmProbe_WithTheKeyTileMask_GivesTheMeasurementOfEveryKeyColumn(string? wide, int dAfs)
+    public void LadmProbe_WithTheKeyTileList_GivesTheMeasurementOfEveryKeyColumn(string? wide, int dAfs)
     {
-        // Pass 2 computes only the 16-key tiles the PFS windows read; the windows' sums must be those of the pass over
+        // Pass 2 computes only the listed 16-key tiles the PFS windows read; the windows' sums must be those of the pass over
         // every column, bit for bit (each column is the same sum in the same order). T = 1000 is not a multiple of 16,
         // so windows straddle tiles.
         var config = RandomModel.TinyConfig() with { Dim = 128, FfDim = 64, Heads = 2, KvHeads = 1, HeadDim = 64, Layers = 2 };

@@ -13,7 +13,7 @@ public partial class KernelNamesTests
         return root!;
     }
 
-    [GeneratedRegex(@"extern\s+""C""\s+__global__\s+(?:__launch_bounds__\(\s*\d+\s*\)\s+)?void\s+(\w+)\s*\(([^)]*)\)", RegexOptions.Singleline)]
+    [GeneratedRegex(@"extern\s+""C""\s+__global__\s+(?:__launch_bounds__\(\s*\d+\s*(?:,\s*\d+\s*)?\)\s+)?void\s+(\w+)\s*\(([^)]*)\)", RegexOptions.Singleline)]
     private static partial Regex KernelSignature();
 
     /// <summary>Parameter kinds of every extern "C" kernel in kernels/*.cu, as KernelSpec letters.</summary>

@@ -29,7 +29,7 @@ public class KernelTimingTests
             ("attention_fwd_f16", "simple"), ("pfs_row_stats", "simple"), ("pfs_column_mass", "simple"), ("pfs_column_mass (every key)", "simple"),
         }));
         // one warm-up launch and two timed ones per row (the packed rows launch two kernels each time: kv_pack in all three;
-        // the default pass 2 runs with and without the key-tile mask)
+        // the default pass 2 runs with and without the key-tile list)
         foreach (var r in rows)
             foreach (var kernel in r.Kernel.Replace(" (every key)", "").Split(" + "))
                 Assert.That(backend.Launches[kernel], Is.EqualTo(kernel == "kv_pack_f16" ? 9 : kernel.StartsWith("pfs_column_mass", StringComparison.Ordinal)

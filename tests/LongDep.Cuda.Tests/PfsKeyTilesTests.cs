@@ -2,7 +2,7 @@ using LongDep.Core.Probes;
 
 namespace LongDep.Cuda.Tests;
 
-/// <summary>The key-tile mask of PFS pass 2: which 16-key tiles a span's windows read.</summary>
+/// <summary>The key tiles of PFS pass 2: which 16-key tiles a span's windows read, as a mask and as the kernels' list.</summary>
 public class PfsKeyTilesTests
 {
     [Test]
@@ -41,6 +41,52 @@ public class PfsKeyTilesTests
         Assert.Throws<ArgumentException>(() => PfsKeyTiles.Build(1, 100, [1], [0], [10]));
         Assert.Throws<ArgumentException>(() => PfsKeyTiles.Build(1, 100, [0, 0], [0], [10]));
         Assert.Throws<ArgumentOutOfRangeException>(() => PfsKeyTiles.WordsPerSpan(0));
+    }
+
+    [Test]
+    public void List_HoldsEachSpansCountThenItsTilesBelowItsStart_InOrder()
+    {
+        // span 0: tiles 5..13 (one window); span 1 (start 100): tiles 2 and 6 marked, and tile 7 (keys 112..127) past its start
+        var mask = PfsKeyTiles.Build(nSpans: 2, T: 1000, itemSpan: [0, 1, 1, 1], itemLo: [88, 32, 96, 112], itemHi: [216, 48, 100, 120]);
+        var list = PfsKeyTiles.List(mask, [600, 100], 1000);
+        Assert.That(list.MostTiles, Is.EqualTo(9));
+        Assert.That(list.Stride, Is.EqualTo(10));
+        Assert.That(list.Rows, Is.EqualTo(new[] { 9, 5, 6, 7, 8, 9, 10, 11, 12, 13, 2, 2, 6, 0, 0, 0, 0, 0, 0, 0 }));
+        // and back: the listed tiles, tile 7 of span 1 dropped
+        var back = PfsKeyTiles.MaskOf(list.Rows, list.Stride, 2, 1000);
+        Assert.That(back[0], Is.EqualTo(mask[0]));
+        Assert.That(back[2], Is.EqualTo(1u << 2 | 1u << 6));
+        Assert.That(mask[2], Is.EqualTo(1u << 2 | 1u << 6 | 1u << 7));
+        Assert.Throws<ArgumentException>(() => PfsKeyTiles.MaskOf([5, 1, 2], 3, 1, 1000));   // count past the row
+        Assert.Throws<ArgumentException>(() => PfsKeyTiles.MaskOf([1, 63], 2, 1, 1000));     // T = 1000 has tiles 0..62
+        Assert.Throws<ArgumentException>(() => PfsKeyTiles.List(mask, [600], 1000));         // two spans' mask, one start
+    }
+
+    [Test]
+    public void SimulatedPassTwo_RejectsAListThatIsNotIncreasingTilesBelowTheStart()
+    {
+        using var backend = new LongDep.Cuda.Twins.SimulatedBackend();
+        var ops = new KernelOps(backend, AttentionKernels.Simple);
+        int T = 200, heads = 2, d = 32;
+        using var q = backend.Allocate<float>((long)T * heads * d, "q", "");
+        using var k = backend.Allocate<float>((long)T * heads * d, "k", "");
+        using var start = backend.Allocate<int>(1, "start", "");
+        using var end = backend.Allocate<int>(1, "end", "");
+        using var stats = backend.Allocate<float>(heads * 16, "stats", "");
+        using var col = backend.Allocate<float>(T, "col", "");
+        using var list = backend.Allocate<int>(4, "list", "");
+        q.Clear(); k.Clear(); stats.Clear();
+        start.CopyFrom([150]);
+        end.CopyFrom([166]);
+        void Run(int[] rows)
+        {
+            list.CopyFrom(rows);
+            ops.PfsColumnMass(q.Pointer, k.Pointer, start.Pointer, end.Pointer, stats.Pointer, stats.Pointer, col.Pointer, list.Pointer, 4,
+                3, 1, 16, 150, T, heads, heads, d);
+        }
+        Assert.DoesNotThrow(() => Run([3, 0, 4, 9]));
+        Assert.That(Assert.Throws<InvalidOperationException>(() => Run([3, 4, 0, 9]))!.Message, Does.Contain("not increasing"));
+        Assert.That(Assert.Throws<InvalidOperationException>(() => Run([3, 0, 4, 10]))!.Message, Does.Contain("below its start 150"));
     }
 
     [TestCase(32768, 4, 0.25)]

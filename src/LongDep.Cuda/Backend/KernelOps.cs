@@ -305,28 +305,30 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     }
 
     /// <summary>
-    /// PFS pass 2: col[span, s] for s &lt; start. With <paramref name="keyTiles"/> (<see cref="PfsKeyTiles"/>, one row per span
-    /// from <paramref name="spanStart"/>'s first span on) only the columns of marked 16-key tiles are computed and written, the
-    /// rest of col is left as it was; <see cref="DevicePtr.Null"/> computes every column.
+    /// PFS pass 2: col[span, s] for s &lt; start. With <paramref name="tileList"/> (<see cref="PfsKeyTiles.List"/>, rows of
+    /// <paramref name="tileStride"/> ints from <paramref name="spanStart"/>'s first span on, the longest holding
+    /// <paramref name="mostTiles"/> tiles) only the columns of the listed 16-key tiles are computed and written, the rest of
+    /// col is left as it was; <see cref="DevicePtr.Null"/> computes every column below each start.
     /// </summary>
     public void PfsColumnMass(DevicePtr q, DevicePtr k, DevicePtr spanStart, DevicePtr spanEnd, DevicePtr rowMax, DevicePtr rowSum,
-        DevicePtr col, DevicePtr keyTiles, int nSpans, int maxSpanLen, int maxStart, int T, int heads, int kvHeads, int headDim)
+        DevicePtr col, DevicePtr tileList, int tileStride, int mostTiles, int nSpans, int maxSpanLen, int maxStart, int T, int heads,
+        int kvHeads, int headDim)
     {
         if (nSpans == 0 || maxStart == 0) return;
         CheckHeads(heads, kvHeads, headDim);
         if (nSpans > 65535) throw new ArgumentOutOfRangeException(nameof(nSpans), nSpans, "at most 65535 spans per launch (grid.y)");
-        if (UsesTensorCores(headDim))
-        {
-            Aligned8(q, nameof(q)); Aligned8(k, nameof(k));
-            int blockKeys = UsesWideKernels(headDim) ? 256 : 128;
-            Backend.Launch(PfsColumnMassKernel(headDim), new Dim3((uint)((maxStart + blockKeys - 1) / blockKeys), (uint)nSpans),
-                256, PfsColumnMassMmaSharedBytes(headDim),
-                [q, k, spanStart, spanEnd, rowMax, rowSum, col, keyTiles, nSpans, maxSpanLen, T, heads, kvHeads, headDim, Scale(headDim)]);
-            return;
-        }
-        var grid = new Dim3((uint)((maxStart + 63) / 64), (uint)nSpans);
-        Backend.Launch(PfsColumnMassKernel(headDim), grid, 256, PfsColumnMassSharedBytes(headDim),
-            [q, k, spanStart, spanEnd, rowMax, rowSum, col, keyTiles, nSpans, maxSpanLen, T, heads, kvHeads, headDim, Scale(headDim)]);
+        if (!tileList.IsNull && (tileStride < mostTiles + 1 || mostTiles < 0))
+            throw new ArgumentOutOfRangeException(nameof(tileStride), tileStride, $"a tile list row holds its count and up to {mostTiles} tiles");
+        int tiles = tileList.IsNull ? (maxStart + PfsKeyTiles.TileKeys - 1) / PfsKeyTiles.TileKeys : mostTiles;
+        if (tiles == 0) return;
+        bool tensor = UsesTensorCores(headDim);
+        if (tensor) { Aligned8(q, nameof(q)); Aligned8(k, nameof(k)); }
+        // tiles a block: 4 (64 keys, scalar), 8 (one per warp), 16 (two per warp, the wide kernel)
+        int blockTiles = !tensor ? 4 : UsesWideKernels(headDim) ? 16 : 8;
+        Backend.Launch(PfsColumnMassKernel(headDim), new Dim3((uint)((tiles + blockTiles - 1) / blockTiles), (uint)nSpans), 256,
+            tensor ? PfsColumnMassMmaSharedBytes(headDim) : PfsColumnMassSharedBytes(headDim),
+            [q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileList.IsNull ? 0 : tileStride, nSpans, maxSpanLen, T, heads,
+                kvHeads, headDim, Scale(headDim)]);
     }
 
     public void PfsWindowSum(DevicePtr col, DevicePtr itemSpan, DevicePtr itemLo, DevicePtr itemHi, DevicePtr pfs, int nItems, int T)

@@ -79,12 +79,13 @@ public static class KernelTiming
         using var col = backend.Allocate<float>((long)Math.Max(nSpans, 1) * T, "kernel timing columns", hint);
         // Pass 2 as the LADM probe runs it: only the key tiles the schedule's windows read.
         var mask = PfsKeyTiles.Build(spans, T);
-        using var keyTiles = backend.Allocate<uint>(Math.Max(mask.Length, 1), "kernel timing key-tile mask", hint);
+        var tiles = PfsKeyTiles.List(mask, spans.Select(s => s.Start).ToArray(), T);
+        using var tileList = backend.Allocate<int>(Math.Max(tiles.Rows.Length, 1), "kernel timing key-tile list", hint);
         if (nSpans > 0)
         {
             spanStart.CopyFrom(spans.Select(s => s.Start).ToArray());
             spanEnd.CopyFrom(spans.Select(s => s.End).ToArray());
-            keyTiles.CopyFrom(mask);
+            tileList.CopyFrom(tiles.Rows);
         }
         col.Clear();
 
@@ -148,12 +149,12 @@ public static class KernelTiming
                 rows.Add(Time(backend, options.Repeats, progress,
                     passTwo.PfsColumnMassKernel(d).Name, name, passTwoWork, passTwoFlop,
                     () => passTwo.PfsColumnMass(q.Pointer, k.Pointer, spanStart.Pointer, spanEnd.Pointer, rowMax.Pointer, rowSum.Pointer,
-                        col.Pointer, keyTiles.Pointer, nSpans, maxSpanLen, maxStart, T, H, Hkv, d)));
-            // The default pass 2 over every key column (no key-tile mask), for what the mask saves.
+                        col.Pointer, tileList.Pointer, tiles.Stride, tiles.MostTiles, nSpans, maxSpanLen, maxStart, T, H, Hkv, d)));
+            // The default pass 2 over every key column (no tile list), for what the list saves.
             rows.Add(Time(backend, options.Repeats, progress,
                 $"{ops.PfsColumnMassKernel(d).Name} (every key)", name, pfsWork, pfsFlop,
                 () => ops.PfsColumnMass(q.Pointer, k.Pointer, spanStart.Pointer, spanEnd.Pointer, rowMax.Pointer, rowSum.Pointer,
-                    col.Pointer, DevicePtr.Null, nSpans, maxSpanLen, maxStart, T, H, Hkv, d)));
+                    col.Pointer, DevicePtr.Null, 0, 0, nSpans, maxSpanLen, maxStart, T, H, Hkv, d)));
         }
         return rows;
     }

@@ -94,7 +94,7 @@ public sealed class CudaLadmProbe : ILadmProbe
         using var rowSum = backend.Allocate<float>((long)plan.GroupSize * c.Heads * plan.MaxSpanLen, "LADM softmax statistics", Hint);
         using var col = backend.Allocate<float>((long)plan.GroupSize * T, "LADM key-column mass", Hint);
         using var pfsDevice = backend.Allocate<double>((long)c.Layers * plan.Items, "LADM PFS values", Hint);
-        using var keyTiles = backend.Allocate<uint>(plan.KeyTiles.Length, "LADM key-tile mask", Hint);
+        using var tileList = backend.Allocate<int>(plan.Tiles.Rows.Length, "LADM key-tile list", Hint);
 
         using (backend.Range("h2d"))
         {
@@ -107,7 +107,7 @@ public sealed class CudaLadmProbe : ILadmProbe
             itemSpan.CopyFrom(plan.ItemSpanInGroup);
             itemLo.CopyFrom(plan.ItemLo);
             itemHi.CopyFrom(plan.ItemHi);
-            keyTiles.CopyFrom(plan.KeyTiles);
+            tileList.CopyFrom(plan.Tiles.Rows);
         }
 
         // With the wide kernels the layer's keys and values are packed as f16 once, before PFS: pass 1 and the attention
@@ -138,8 +138,8 @@ public sealed class CudaLadmProbe : ILadmProbe
                     // Only the key columns the group's windows sum (a quarter of them with d_afs = 4).
                     ops.PfsColumnMass(ws.Q.Pointer, ws.K.Pointer, spanStart.At(g.FirstSpan), spanEnd.At(g.FirstSpan),
                         rowMax.Pointer, rowSum.Pointer, col.Pointer,
-                        options.EveryKeyColumn ? DevicePtr.Null : keyTiles.At((long)g.FirstSpan * plan.KeyTileWords), g.SpanCount,
-                        plan.MaxSpanLen, g.MaxStart, T, c.Heads, c.KvHeads, c.HeadDim);
+                        options.EveryKeyColumn ? DevicePtr.Null : tileList.At((long)g.FirstSpan * plan.Tiles.Stride), plan.Tiles.Stride,
+                        g.MostTiles(plan.Tiles), g.SpanCount, plan.MaxSpanLen, g.MaxStart, T, c.Heads, c.KvHeads, c.HeadDim);
                     ops.PfsWindowSum(col.Pointer, itemSpan.At(g.FirstItem), itemLo.At(g.FirstItem), itemHi.At(g.FirstItem),
                         pfsDevice.At((long)layer * plan.Items + g.FirstItem), g.ItemCount, T);
                 }
@@ -187,12 +187,20 @@ public sealed class CudaLadmProbe : ILadmProbe
         public required int MaxSpanLen { get; init; }
         public required int GroupSize { get; init; }
         public required IReadOnlyList<Group> Groups { get; init; }
-        /// <summary>Pass 2's key-tile mask (<see cref="PfsKeyTiles"/>), one row of <see cref="KeyTileWords"/> per span of the sample.</summary>
-        public required uint[] KeyTiles { get; init; }
-        public required int KeyTileWords { get; init; }
+        /// <summary>Pass 2's tile list (<see cref="PfsKeyTiles.List"/>), one row per span of the sample.</summary>
+        public required TileList Tiles { get; init; }
         public int Items => ItemLo.Length;
 
-        internal readonly record struct Group(int FirstSpan, int SpanCount, int FirstItem, int ItemCount, int MaxStart);
+        internal readonly record struct Group(int FirstSpan, int SpanCount, int FirstItem, int ItemCount, int MaxStart)
+        {
+            /// <summary>The most listed tiles of one of the group's spans.</summary>
+            public int MostTiles(TileList tiles)
+            {
+                int most = 0;
+                for (int s = FirstSpan; s < FirstSpan + SpanCount; s++) most = Math.Max(most, tiles.Rows[s * tiles.Stride]);
+                return most;
+            }
+        }
 
         public static SpanPlan Build(IReadOnlyList<LadmSpan> spans, int T, long columnBufferBytes)
         {
@@ -237,7 +245,7 @@ public sealed class CudaLadmProbe : ILadmProbe
             {
                 SpanStart = starts, SpanEnd = ends, ItemSpanInGroup = itemSpan.ToArray(), ItemLo = lo.ToArray(), ItemHi = hi.ToArray(),
                 MaxSpanLen = maxSpanLen, GroupSize = groupSize, Groups = groups,
-                KeyTiles = PfsKeyTiles.Build(spans, T), KeyTileWords = PfsKeyTiles.WordsPerSpan(T),
+                Tiles = PfsKeyTiles.List(PfsKeyTiles.Build(spans, T), starts, T),
             };
         }
     }

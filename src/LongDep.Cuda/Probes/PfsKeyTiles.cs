@@ -3,11 +3,12 @@ using LongDep.Core.Probes;
 namespace LongDep.Cuda;
 
 /// <summary>
-/// The key-tile mask of PFS pass 2 (<c>pfs_tiles_marked</c> in kernels/common.cuh): per span, one bit per 16-key tile of
-/// the sample (<see cref="WordsPerSpan"/> words a span, bit <c>t % 32</c> of word <c>t / 32</c> for keys
-/// <c>[16 t, 16 t + 16)</c>), set when one of the span's PFS windows reads a key of that tile. Pass 2 then computes only
-/// the key columns some window sums: with LADM's defaults (128-key windows every 512 keys) one column in four, with
-/// d_afs = 2 one in two. The columns it computes are computed exactly as without the mask.
+/// The key tiles of PFS pass 2: a mask, per span one bit per 16-key tile of the sample (<see cref="WordsPerSpan"/> words a
+/// span, bit <c>t % 32</c> of word <c>t / 32</c> for keys <c>[16 t, 16 t + 16)</c>), set when one of the span's PFS
+/// windows reads a key of that tile; and from it the tile list the kernels take (<see cref="List"/>), whose tiles pass 2's
+/// blocks take in order, so that every block computes listed columns only. Pass 2 then computes only the key columns
+/// some window sums: with LADM's defaults (128-key windows every 512 keys) one column in four, with d_afs = 2 one in two.
+/// The columns it computes are computed exactly as without the list.
 /// </summary>
 internal static class PfsKeyTiles
 {
@@ -70,6 +71,55 @@ internal static class PfsKeyTiles
         return ((mask[span * WordsPerSpan(T) + (tile >> 5)] >> (tile & 31)) & 1u) != 0;
     }
 
+    /// <summary>
+    /// The tile list pass 2 takes (kernels/common.cuh, <c>pfs_tile_count</c> / <c>pfs_tile</c>): per span a row of
+    /// <see cref="TileList.Stride"/> ints, its count n and then its n marked tiles below its start, in increasing order.
+    /// </summary>
+    public static TileList List(ReadOnlySpan<uint> mask, ReadOnlySpan<int> starts, int T)
+    {
+        int words = WordsPerSpan(T);
+        int nSpans = starts.Length;
+        if (mask.Length != (long)nSpans * words)
+            throw new ArgumentException($"a mask of {mask.Length} words for {nSpans} spans of {words} words");
+        var tiles = new List<int>[nSpans];
+        int most = 0;
+        for (int s = 0; s < nSpans; s++)
+        {
+            tiles[s] = [];
+            for (int tile = 0; tile * TileKeys < starts[s]; tile++)
+                if (((mask[s * words + (tile >> 5)] >> (tile & 31)) & 1u) != 0) tiles[s].Add(tile);
+            most = Math.Max(most, tiles[s].Count);
+        }
+        int stride = most + 1;
+        var rows = new int[(long)nSpans * stride];
+        for (int s = 0; s < nSpans; s++)
+        {
+            rows[s * stride] = tiles[s].Count;
+            tiles[s].CopyTo(rows, s * stride + 1);
+        }
+        return new TileList(rows, stride, most);
+    }
+
+    /// <summary>The mask of a tile list: the listed tiles of each of its <paramref name="nSpans"/> rows.</summary>
+    public static uint[] MaskOf(ReadOnlySpan<int> rows, int stride, int nSpans, int T)
+    {
+        int words = WordsPerSpan(T);
+        int tiles = (T + TileKeys - 1) / TileKeys;
+        var mask = new uint[(long)nSpans * words];
+        for (int s = 0; s < nSpans; s++)
+        {
+            int count = rows[s * stride];
+            if (count < 0 || count > stride - 1) throw new ArgumentException($"span {s}'s tile list holds {count} tiles in a row of {stride} ints");
+            for (int i = 0; i < count; i++)
+            {
+                int tile = rows[s * stride + 1 + i];
+                if ((uint)tile >= (uint)tiles) throw new ArgumentException($"span {s}'s tile list names tile {tile}, outside 0..{tiles - 1}");
+                mask[s * words + (tile >> 5)] |= 1u << (tile & 31);
+            }
+        }
+        return mask;
+    }
+
     /// <summary>The key columns pass 2 computes for a span starting at <paramref name="start"/>: keys below it in marked tiles.</summary>
     public static int MarkedKeys(ReadOnlySpan<uint> mask, int span, int T, int start)
     {
@@ -79,3 +129,6 @@ internal static class PfsKeyTiles
         return count;
     }
 }
+
+/// <summary>A tile list of <see cref="PfsKeyTiles.List"/>: rows of <paramref name="Stride"/> ints; <paramref name="MostTiles"/> is the longest row's count.</summary>
+internal sealed record TileList(int[] Rows, int Stride, int MostTiles);

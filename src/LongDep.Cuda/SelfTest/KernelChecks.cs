@@ -402,24 +402,25 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         {
             dCol.Clear();
             (i == 0 ? wide4Ops : narrowOps).PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer,
-                dCol.Pointer, DevicePtr.Null, nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
+                dCol.Pointer, DevicePtr.Null, 0, 0, nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
             dCol.CopyTo(results[i].Col);
         }
-        // Pass 2 of both with a key-tile mask that marks some tiles of a warp's two (wide) and none of keys [256, 512), on
-        // columns filled with a sentinel: marked columns as without the mask, the others untouched.
+        // Pass 2 of both with a tile list that holds some of the tiles of a 16-row block's 8 and none of keys [256, 512), on
+        // columns filled with a sentinel: the listed columns as without the list, the others untouched.
         int words = PfsKeyTiles.WordsPerSpan(T);
         var mask = new uint[nSpans * words];
         for (int sp = 0; sp < nSpans; sp++)
             for (int tile = 0; tile < (T + 15) / 16; tile++)
                 if ((tile + sp) % 3 == 0 && tile is not (>= 16 and < 32)) mask[sp * words + (tile >> 5)] |= 1u << (tile & 31);
-        using var dMask = Upload(mask);
+        var tiles = PfsKeyTiles.List(mask, spans.Select(s => s.Start).ToArray(), T);
+        using var dTiles = Upload(tiles.Rows);
         var sentinel = Enumerable.Repeat(MaskSentinel, nSpans * T).ToArray();
         var maskedCols = new List<float[]>();
         foreach (var launcher in new[] { wide4Ops, narrowOps })
         {
             dCol.CopyFrom(sentinel);
-            launcher.PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, dCol.Pointer, dMask.Pointer,
-                nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
+            launcher.PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, dCol.Pointer, dTiles.Pointer,
+                tiles.Stride, tiles.MostTiles, nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
             maskedCols.Add(dCol.ToArray());
         }
         var maskedExpected = new float[nSpans * T];
@@ -431,9 +432,9 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         yield return Compare.Arrays(Name(passOne.Item1, passOne.Item2, " sum"), results[0].Sum, results[1].Sum, 1e-6, floorFraction: 1e-3);
         yield return Compare.Arrays(Name(KernelNames.PfsColumnMassMma64Wide, KernelNames.PfsColumnMassMma64, ""), results[0].Col, results[1].Col,
             1e-6, floorFraction: 1e-3);
-        yield return Compare.Arrays(Name(KernelNames.PfsColumnMassMma64Wide, KernelNames.PfsColumnMassMma64, ", key-tile mask"), maskedCols[0],
+        yield return Compare.Arrays(Name(KernelNames.PfsColumnMassMma64Wide, KernelNames.PfsColumnMassMma64, ", key-tile list"), maskedCols[0],
             maskedExpected, 1e-6, floorFraction: 1e-3);
-        yield return Compare.Arrays($"{KernelNames.PfsColumnMassMma64.Name}, key-tile mask against none (T {T}, {spans.Length} spans)", maskedCols[1],
+        yield return Compare.Arrays($"{KernelNames.PfsColumnMassMma64.Name}, key-tile list against none (T {T}, {spans.Length} spans)", maskedCols[1],
             maskedExpected, 0);
         foreach (var (kernel, max, sum) in packed)
         {
@@ -494,7 +495,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         dCol.Clear();
         launcher.PfsRowStats(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, nSpans, maxSpanLen, heads, kvHeads, headDim);
         launcher.PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, dCol.Pointer, DevicePtr.Null,
-            nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
+            0, 0, nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
         ops.PfsWindowSum(dCol.Pointer, dItemSpan.Pointer, dLo.Pointer, dHi.Pointer, dPfs.Pointer, nItems, T);
 
         string shape = $"T {T}, {nSpans} spans, H {heads}/{kvHeads}, d {headDim}{(tensor ? ", tensor cores" : "")}";
@@ -531,8 +532,8 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         PfsTwin.WindowSum(gpuCol, itemSpan.ToArray(), lo.ToArray(), hi.ToArray(), expPfs, nItems, T);
         yield return Compare.Arrays($"pfs_window_sum ({nItems} windows)", dPfs.ToArray(), expPfs, 1e-9);
 
-        // Pass 2 as the LADM probe runs it: only the key tiles of sparse windows (each span's length every 4 lengths, as
-        // LADM's 128 keys every 512), on columns filled with a sentinel. The marked columns must be the twin's and the
+        // Pass 2 as the LADM probe runs it: only the listed key tiles of sparse windows (each span's length every 4 lengths,
+        // as LADM's 128 keys every 512), on columns filled with a sentinel. The listed columns must be the twin's and the
         // rest untouched; the windows' sums must equal those of the unmasked pass exactly (the same sums in the same order).
         var sparseSpan = new List<int>();
         var sparseLo = new List<int>();
@@ -548,11 +549,12 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
             }
         }
         var mask = PfsKeyTiles.Build(nSpans, T, sparseSpan.ToArray(), sparseLo.ToArray(), sparseHi.ToArray());
-        using var dMask = Upload(mask);
+        var tiles = PfsKeyTiles.List(mask, starts, T);
+        using var dTiles = Upload(tiles.Rows);
         var sentinel = Enumerable.Repeat(MaskSentinel, nSpans * T).ToArray();
         dCol.CopyFrom(sentinel);
-        launcher.PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, dCol.Pointer, dMask.Pointer,
-            nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
+        launcher.PfsColumnMass(dq.Pointer, dk.Pointer, dStart.Pointer, dEnd.Pointer, dMax.Pointer, dSum.Pointer, dCol.Pointer, dTiles.Pointer,
+            tiles.Stride, tiles.MostTiles, nSpans, maxSpanLen, maxStart, T, heads, kvHeads, headDim);
         var maskedCol = dCol.ToArray();
         var expMasked = (float[])sentinel.Clone();
         PfsTwin.ColumnMass(q, k, starts, ends, gpuMax, gpuSum, expMasked, nSpans, maxSpanLen, T, heads, kvHeads, headDim, scale, mask);
@@ -562,7 +564,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
             marked += PfsKeyTiles.MarkedKeys(mask, s, T, spans[s].Start);
             before += spans[s].Start;
         }
-        yield return Compare.Arrays($"pfs_column_mass, key-tile mask ({shape}, {100 * marked / before:0}% of the keys)", maskedCol, expMasked, 1e-4);
+        yield return Compare.Arrays($"pfs_column_mass, key-tile list ({shape}, {100 * marked / before:0}% of the keys)", maskedCol, expMasked, 1e-4);
         int nSparse = sparseLo.Count;
         using var dSparseSpan = Upload(sparseSpan.ToArray());
         using var dSparseLo = Upload(sparseLo.ToArray());
@@ -571,7 +573,7 @@ internal sealed class KernelChecks(GpuBackend backend, int seed = 1234)
         ops.PfsWindowSum(dCol.Pointer, dSparseSpan.Pointer, dSparseLo.Pointer, dSparseHi.Pointer, dSparsePfs.Pointer, nSparse, T);
         var fullPfs = new double[nSparse];
         PfsTwin.WindowSum(gpuCol, sparseSpan.ToArray(), sparseLo.ToArray(), sparseHi.ToArray(), fullPfs, nSparse, T);
-        yield return Compare.Arrays($"pfs window sums, key-tile mask against none ({nSparse} windows)", dSparsePfs.ToArray().AsSpan(0, nSparse), fullPfs, 0);
+        yield return Compare.Arrays($"pfs window sums, key-tile list against none ({nSparse} windows)", dSparsePfs.ToArray().AsSpan(0, nSparse), fullPfs, 0);
     }
 
     /// <summary>What the masked pass-2 checks fill the columns with first: a value no probability mass takes.</summary>

@@ -544,23 +544,46 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
     /// <param name="blockKeys">Key columns per block when not the default (64 scalar, 128 tensor cores): 256 for the wide kernel.</param>
     private void RunPfsColumnMass(Args a, Dim3 grid, Dim3 block, int sharedBytes, int tensorCoreDim = 0, int blockKeys = 0)
     {
-        int nSpans = a.Int(8), maxSpanLen = a.Int(9), T = a.Int(10), heads = a.Int(11), kvHeads = a.Int(12), d = a.Int(13);
+        int tileStride = a.Int(8), nSpans = a.Int(9), maxSpanLen = a.Int(10), T = a.Int(11), heads = a.Int(12), kvHeads = a.Int(13), d = a.Int(14);
         var (starts, ends, lastRow) = Spans(a, nSpans, maxSpanLen);
-        var keyTiles = a.Ptr(7) == 0 ? [] : a.UInts(7, (long)nSpans * PfsKeyTiles.WordsPerSpan(T)).ToArray();
-        int maxStart = 0;
-        foreach (int s in starts) maxStart = Math.Max(maxStart, s);
         if (blockKeys == 0) blockKeys = tensorCoreDim > 0 ? 128 : 64;
-        Need(a.Kernel, grid.X >= (maxStart + blockKeys - 1) / blockKeys && grid.Y >= nSpans,
-            $"grid {grid} does not cover ({(maxStart + blockKeys - 1) / blockKeys}, {nSpans})");
+        int blockTiles = blockKeys / PfsKeyTiles.TileKeys;
+        // the tiles of the longest span: listed, or all those below its start
+        int most = 0;
+        uint[] keyTiles = [];
+        if (a.Ptr(7) == 0)
+        {
+            foreach (int s in starts) most = Math.Max(most, (s + PfsKeyTiles.TileKeys - 1) / PfsKeyTiles.TileKeys);
+        }
+        else
+        {
+            Need(a.Kernel, tileStride >= 1, $"tile list rows of {tileStride} ints");
+            var rows = a.Ints(7, (long)nSpans * tileStride).ToArray();
+            for (int sp = 0; sp < nSpans; sp++)
+            {
+                int count = rows[sp * tileStride];
+                Need(a.Kernel, count >= 0 && count < tileStride, $"span {sp}'s tile list holds {count} tiles in a row of {tileStride} ints");
+                for (int i = 0; i < count; i++)
+                {
+                    int tile = rows[sp * tileStride + 1 + i];
+                    Need(a.Kernel, tile * PfsKeyTiles.TileKeys < starts[sp] && (i == 0 || tile > rows[sp * tileStride + i]),
+                        $"span {sp}'s tile list is not increasing tiles below its start {starts[sp]} at position {i} (tile {tile})");
+                }
+                most = Math.Max(most, count);
+            }
+            keyTiles = PfsKeyTiles.MaskOf(rows, tileStride, nSpans, T);
+        }
+        Need(a.Kernel, grid.X >= (most + blockTiles - 1) / blockTiles && grid.Y >= nSpans,
+            $"grid {grid} does not cover ({(most + blockTiles - 1) / blockTiles}, {nSpans})");
         Need(a.Kernel, block.X == 256 && block.Y == 1 && block.Z == 1, $"block {block} must be (256, 1, 1)");
         Need(a.Kernel, lastRow <= T, $"a span ends at {lastRow}, past T = {T}");
         Need(a.Kernel, tensorCoreDim == 0 || d == tensorCoreDim, $"head dimension {d} but the kernel is built for {tensorCoreDim}");
         int needShared = tensorCoreDim > 0 ? 64 * (d + 8) * 2 + 2 * 64 * 4 : (64 * (d + 1) + 16 * d + 4 * 64) * 4;
         Need(a.Kernel, sharedBytes >= needShared, $"shared memory {sharedBytes} < {needShared}");
-        var (q, k) = PfsInputs(a, lastRow, heads, kvHeads, d, a.Float(14), tensorCoreDim);
+        var (q, k) = PfsInputs(a, lastRow, heads, kvHeads, d, a.Float(15), tensorCoreDim);
         PfsTwin.ColumnMass(q, k, starts, ends,
             a.Floats(4, (long)nSpans * heads * maxSpanLen), a.Floats(5, (long)nSpans * heads * maxSpanLen),
-            a.Floats(6, (long)nSpans * T), nSpans, maxSpanLen, T, heads, kvHeads, d, a.Float(14), keyTiles);
+            a.Floats(6, (long)nSpans * T), nSpans, maxSpanLen, T, heads, kvHeads, d, a.Float(15), keyTiles);
     }
 
     /// <summary>q and k of a PFS launch: as stored, or rounded the way the tensor-core kernels round them.</summary>
@@ -616,7 +639,6 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         public float Float(int i) => (float)values[i];
         public Span<float> Floats(int i, long count) => owner.View<float>(Ptr(i), count, $"{Kernel.Name} argument {i}");
         public Span<int> Ints(int i, long count) => owner.View<int>(Ptr(i), count, $"{Kernel.Name} argument {i}");
-        public Span<uint> UInts(int i, long count) => owner.View<uint>(Ptr(i), count, $"{Kernel.Name} argument {i}");
         public Span<double> Doubles(int i, long count) => owner.View<double>(Ptr(i), count, $"{Kernel.Name} argument {i}");
     }
 }
