@@ -69,14 +69,7 @@ public static class ModelLoader
     }
 
     /// <summary>The same arrays under another config (e.g. another RoPE base).</summary>
-    public static ModelWeights WithConfig(ModelWeights w, ModelConfig config) => new()
-    {
-        Config = config,
-        TokenEmbedding = w.TokenEmbedding,
-        Layers = w.Layers,
-        OutputNorm = w.OutputNorm,
-        Output = w.Output,
-    };
+    public static ModelWeights WithConfig(ModelWeights w, ModelConfig config) => w.WithConfig(config);
 
     private static ModelFormat FormatOf(string path)
     {

@@ -3,10 +3,12 @@ namespace LongDep.Models;
 /// <summary>
 /// One decoder layer's weights in float32. Matrices are row-major [out, in] (y = W x), as both GGUF and
 /// safetensors store them. Q and K rows are in the order the file's RoPE style expects (see <see cref="ModelConfig.Rope"/>).
+/// Which optional tensors are present follows the block description in <see cref="ModelConfig"/>.
 /// </summary>
 public sealed class LayerWeights
 {
     public required float[] AttnNorm { get; init; }   // [Dim]
+    public float[]? AttnNormBias { get; init; }        // [Dim] (LayerNorm)
     public required float[] Wq { get; init; }         // [QDim, Dim]
     public required float[] Wk { get; init; }         // [KvDim, Dim]
     public required float[] Wv { get; init; }         // [KvDim, Dim]
@@ -14,21 +16,76 @@ public sealed class LayerWeights
     public float[]? Bq { get; init; }                  // [QDim]
     public float[]? Bk { get; init; }                  // [KvDim]
     public float[]? Bv { get; init; }                  // [KvDim]
+    public float[]? Bo { get; init; }                  // [Dim]      (OutputProjectionBias)
+    public float[]? QNorm { get; init; }               // [HeadDim]  (QkNorm)
+    public float[]? KNorm { get; init; }               // [HeadDim]  (QkNorm)
+    public float[]? PostAttnNorm { get; init; }        // [Dim]      (Sandwich)
     public required float[] FfnNorm { get; init; }    // [Dim]
-    public required float[] WGate { get; init; }      // [FfDim, Dim]
-    public required float[] WUp { get; init; }        // [FfDim, Dim]
-    public required float[] WDown { get; init; }      // [Dim, FfDim]
+    public float[]? FfnNormBias { get; init; }         // [Dim] (LayerNorm)
+    public float[]? WGate { get; init; }               // [FfDim, Dim] (absent for the ReLU MLP)
+    public required float[] WUp { get; init; }        // [FfDim, Dim] (OPT: fc1)
+    public required float[] WDown { get; init; }      // [Dim, FfDim] (OPT: fc2)
+    public float[]? BUp { get; init; }                 // [FfDim]    (FeedForwardBias)
+    public float[]? BDown { get; init; }               // [Dim]      (FeedForwardBias)
+    public float[]? PostFfnNorm { get; init; }         // [Dim]      (Sandwich)
 }
 
-/// <summary>All weights of a Llama-family model in float32, dequantized at load.</summary>
+/// <summary>All weights of a decoder model in float32, dequantized at load.</summary>
 public sealed class ModelWeights
 {
     public required ModelConfig Config { get; init; }
-    public required float[] TokenEmbedding { get; init; }  // [Vocab, Dim]
+    public required float[] TokenEmbedding { get; init; }  // [Vocab, EmbeddingWidth]
     public required LayerWeights[] Layers { get; init; }
-    public required float[] OutputNorm { get; init; }      // [Dim]
-    /// <summary>[Vocab, Dim]; the same array as <see cref="TokenEmbedding"/> when the model ties them.</summary>
+    /// <summary>[Dim]; null when the config has no final norm (post-norm OPT).</summary>
+    public required float[]? OutputNorm { get; init; }
+    public float[]? OutputNormBias { get; init; }           // [Dim] (LayerNorm)
+    /// <summary>[Vocab, EmbeddingWidth]; the same array as <see cref="TokenEmbedding"/> when the model ties them.</summary>
     public required float[] Output { get; init; }
+    /// <summary>Learned positions [PositionRows, Dim] (OPT).</summary>
+    public float[]? PositionEmbedding { get; init; }
+    /// <summary>[Dim, EmbeddingWidth]: embedding → hidden (OPT-350m's project_in).</summary>
+    public float[]? ProjectIn { get; init; }
+    /// <summary>[EmbeddingWidth, Dim]: hidden → output head (OPT-350m's project_out).</summary>
+    public float[]? ProjectOut { get; init; }
+
+    /// <summary>The same arrays under another config (e.g. another RoPE base).</summary>
+    public ModelWeights WithConfig(ModelConfig config) => new()
+    {
+        Config = config,
+        TokenEmbedding = TokenEmbedding,
+        Layers = Layers,
+        OutputNorm = OutputNorm,
+        OutputNormBias = OutputNormBias,
+        Output = Output,
+        PositionEmbedding = PositionEmbedding,
+        ProjectIn = ProjectIn,
+        ProjectOut = ProjectOut,
+    };
+
+    /// <summary>Every array with its name, for size accounting (the tied head once).</summary>
+    public IEnumerable<(string Name, float[] Data)> Arrays()
+    {
+        yield return ("token embedding", TokenEmbedding);
+        if (PositionEmbedding is not null) yield return ("position embedding", PositionEmbedding);
+        if (ProjectIn is not null) yield return ("project in", ProjectIn);
+        if (ProjectOut is not null) yield return ("project out", ProjectOut);
+        for (int i = 0; i < Layers.Length; i++)
+        {
+            var l = Layers[i];
+            foreach (var (n, a) in new (string, float[]?)[]
+            {
+                ("attention norm", l.AttnNorm), ("attention norm bias", l.AttnNormBias), ("q", l.Wq), ("k", l.Wk), ("v", l.Wv),
+                ("o", l.Wo), ("q bias", l.Bq), ("k bias", l.Bk), ("v bias", l.Bv), ("o bias", l.Bo), ("q norm", l.QNorm),
+                ("k norm", l.KNorm), ("post-attention norm", l.PostAttnNorm), ("ffn norm", l.FfnNorm), ("ffn norm bias", l.FfnNormBias),
+                ("gate", l.WGate), ("up", l.WUp), ("down", l.WDown), ("up bias", l.BUp), ("down bias", l.BDown),
+                ("post-ffn norm", l.PostFfnNorm),
+            })
+                if (a is not null) yield return ($"layer {i} {n}", a);
+        }
+        if (OutputNorm is not null) yield return ("output norm", OutputNorm);
+        if (OutputNormBias is not null) yield return ("output norm bias", OutputNormBias);
+        if (!ReferenceEquals(Output, TokenEmbedding)) yield return ("output", Output);
+    }
 
     /// <summary>Checks every array length against the config; throws <see cref="ModelFormatException"/> on a mismatch.</summary>
     public void Validate(string source)
@@ -39,28 +96,45 @@ public sealed class ModelWeights
             if (a is null) throw new ModelFormatException(source, $"tensor {name} is missing");
             if (a.LongLength != n) throw new ModelFormatException(source, $"tensor {name} has {a.LongLength} elements, expected {n}");
         }
-        Len(TokenEmbedding, (long)c.VocabSize * c.Dim, "token embedding");
-        Len(OutputNorm, c.Dim, "output norm");
-        Len(Output, (long)c.VocabSize * c.Dim, "output");
+        void Opt(bool wanted, float[]? a, long n, string name)
+        {
+            if (wanted) Len(a, n, name);
+            else if (a is not null) throw new ModelFormatException(source, $"tensor {name} is present but the config has none");
+        }
+        int e = c.EmbeddingWidth;
+        Len(TokenEmbedding, (long)c.VocabSize * e, "token embedding");
+        Opt(c.FinalNorm, OutputNorm, c.Dim, "output norm");
+        Opt(c.FinalNorm && c.NormHasBias, OutputNormBias, c.Dim, "output norm bias");
+        Len(Output, (long)c.VocabSize * e, "output");
+        Opt(c.Positions == PositionKind.Learned, PositionEmbedding, (long)c.PositionRows * c.Dim, "position embedding");
+        Opt(c.HasProjections, ProjectIn, (long)c.Dim * e, "project in");
+        Opt(c.HasProjections, ProjectOut, (long)e * c.Dim, "project out");
         if (Layers.Length != c.Layers) throw new ModelFormatException(source, $"{Layers.Length} layers loaded, expected {c.Layers}");
+        bool sandwich = c.NormPlacement == NormPlacement.Sandwich;
         for (int i = 0; i < Layers.Length; i++)
         {
             var l = Layers[i];
             Len(l.AttnNorm, c.Dim, $"layer {i} attention norm");
+            Opt(c.NormHasBias, l.AttnNormBias, c.Dim, $"layer {i} attention norm bias");
             Len(l.Wq, (long)c.QDim * c.Dim, $"layer {i} q");
             Len(l.Wk, (long)c.KvDim * c.Dim, $"layer {i} k");
             Len(l.Wv, (long)c.KvDim * c.Dim, $"layer {i} v");
             Len(l.Wo, (long)c.Dim * c.QDim, $"layer {i} o");
-            if (c.QkvBias)
-            {
-                Len(l.Bq, c.QDim, $"layer {i} q bias");
-                Len(l.Bk, c.KvDim, $"layer {i} k bias");
-                Len(l.Bv, c.KvDim, $"layer {i} v bias");
-            }
+            Opt(c.QkvBias, l.Bq, c.QDim, $"layer {i} q bias");
+            Opt(c.QkvBias, l.Bk, c.KvDim, $"layer {i} k bias");
+            Opt(c.QkvBias, l.Bv, c.KvDim, $"layer {i} v bias");
+            Opt(c.OutputProjectionBias, l.Bo, c.Dim, $"layer {i} o bias");
+            Opt(c.QkNorm, l.QNorm, c.HeadDim, $"layer {i} q norm");
+            Opt(c.QkNorm, l.KNorm, c.HeadDim, $"layer {i} k norm");
+            Opt(sandwich, l.PostAttnNorm, c.Dim, $"layer {i} post-attention norm");
             Len(l.FfnNorm, c.Dim, $"layer {i} ffn norm");
-            Len(l.WGate, (long)c.FfDim * c.Dim, $"layer {i} gate");
+            Opt(c.NormHasBias, l.FfnNormBias, c.Dim, $"layer {i} ffn norm bias");
+            Opt(c.HasGate, l.WGate, (long)c.FfDim * c.Dim, $"layer {i} gate");
             Len(l.WUp, (long)c.FfDim * c.Dim, $"layer {i} up");
             Len(l.WDown, (long)c.Dim * c.FfDim, $"layer {i} down");
+            Opt(c.FeedForwardBias, l.BUp, c.FfDim, $"layer {i} up bias");
+            Opt(c.FeedForwardBias, l.BDown, c.Dim, $"layer {i} down bias");
+            Opt(sandwich, l.PostFfnNorm, c.Dim, $"layer {i} post-ffn norm");
         }
     }
 }

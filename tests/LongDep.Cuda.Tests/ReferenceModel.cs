@@ -54,7 +54,7 @@ internal sealed class ReferenceModel(ModelWeights weights)
             for (int t = 0; t < T; t++)
             {
                 var x = RmsNorm(h[t], w.FfnNorm);
-                var g = MatVec(w.WGate, c.FfDim, x);
+                var g = MatVec(w.WGate!, c.FfDim, x);
                 var u = MatVec(w.WUp, c.FfDim, x);
                 var a = new double[c.FfDim];
                 for (int i = 0; i < c.FfDim; i++) a[i] = g[i] / (1 + Math.Exp(-g[i])) * u[i];
@@ -62,7 +62,7 @@ internal sealed class ReferenceModel(ModelWeights weights)
                 for (int i = 0; i < c.Dim; i++) h[t][i] += down[i];
             }
         }
-        var final = h.Select(row => RmsNorm(row, weights.OutputNorm)).ToArray();
+        var final = h.Select(row => RmsNorm(row, weights.OutputNorm!)).ToArray();
         return (final, qk);
     }
 
@@ -83,7 +83,7 @@ internal sealed class ReferenceModel(ModelWeights weights)
     private double[] RmsNorm(double[] v, float[] w)
     {
         double ms = v.Sum(x => x * x) / v.Length;
-        double inv = 1 / Math.Sqrt(ms + c.RmsEps);
+        double inv = 1 / Math.Sqrt(ms + c.NormEps);
         return v.Select((x, i) => w[i] * x * inv).ToArray();
     }
 

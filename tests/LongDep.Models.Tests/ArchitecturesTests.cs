@@ -23,8 +23,8 @@ public class ArchitecturesTests
             Assert.That(gq.LayerTensor(0, LayerRole.KBias), Is.EqualTo("blk.0.attn_k.bias"));
             Assert.That(gl.Rope, Is.EqualTo(RopeStyle.AdjacentPairs));
             Assert.That(gq.Rope, Is.EqualTo(RopeStyle.Halves));
-            Assert.That(gl.QkvBias, Is.False);
-            Assert.That(gq.QkvBias, Is.True);
+            Assert.That(gl.Has(LayerRole.QBias), Is.False);
+            Assert.That(gq.Has(LayerRole.QBias), Is.True);
 
             Assert.That(hl.TokenEmbedding, Is.EqualTo("model.embed_tokens.weight"));
             Assert.That(hl.OutputNorm, Is.EqualTo("model.norm.weight"));
@@ -37,6 +37,7 @@ public class ArchitecturesTests
             Assert.That(hl.Rope, Is.EqualTo(RopeStyle.Halves));
             Assert.That(hq.Rope, Is.EqualTo(RopeStyle.Halves));
             Assert.That(() => Architectures.Get("gpt2", ModelFormat.Gguf), Throws.ArgumentException.With.Message.Contains("llama, qwen2"));
+            Assert.That(() => Architectures.Get("opt", ModelFormat.Gguf), Throws.ArgumentException.With.Message.Contains("GGUF"));
         });
     }
 
@@ -46,7 +47,7 @@ public class ArchitecturesTests
         foreach (var fmt in new[] { ModelFormat.Gguf, ModelFormat.HuggingFace })
         {
             var info = Architectures.Get("qwen2", fmt);
-            var names = Enumerable.Range(0, 11).SelectMany(i => Enum.GetValues<LayerRole>().Select(r => info.LayerTensor(i, r))).ToList();
+            var names = Enumerable.Range(0, 11).SelectMany(i => Enum.GetValues<LayerRole>().Where(info.Has).Select(r => info.LayerTensor(i, r))).ToList();
             Assert.That(names, Is.Unique, fmt.ToString());
         }
     }

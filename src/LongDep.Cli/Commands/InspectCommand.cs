@@ -42,7 +42,7 @@ public static class InspectCommand
             Row("vocabulary", c.VocabSize.ToString("N0", CultureInfo.InvariantCulture));
             Row("RoPE", $"{(c.Rope == RopeStyle.AdjacentPairs ? "adjacent pairs" : "halves")}, base {c.RopeTheta.ToString(CultureInfo.InvariantCulture)}");
             Row("context length", c.ContextLength.ToString("N0", CultureInfo.InvariantCulture));
-            Row("RMSNorm eps", c.RmsEps.ToString(CultureInfo.InvariantCulture));
+            Row("RMSNorm eps", c.NormEps.ToString(CultureInfo.InvariantCulture));
             Row("QKV bias / tied output", $"{(c.QkvBias ? "yes" : "no")} / {(c.TiedEmbedding ? "yes" : "no")}");
             Row("parameters", c.ParameterCount.ToString("N0", CultureInfo.InvariantCulture));
             var types = d.Tensors.GroupBy(x => x.TypeName).Select(g => $"{g.Key}×{g.Count()}");

@@ -81,6 +81,8 @@ public sealed class CudaModel : IDisposable
         var c = weights.Config;
         if (c.HeadDim > KernelOps.MaxHeadDim)
             throw new NotSupportedException($"head dimension {c.HeadDim}: the CUDA kernels support up to {KernelOps.MaxHeadDim}; use --device cpu");
+        if (UnsupportedFeature(c) is { } feature)
+            throw new NotSupportedException($"{c.Architecture}: {feature} is not supported by the CUDA forward; use --device cpu");
         if (options.MlpTileRows < 1) throw new ArgumentOutOfRangeException(nameof(options), "MlpTileRows must be at least 1");
         if (options.LogitsTileBytes < (long)c.VocabSize * sizeof(float))
             throw new ArgumentOutOfRangeException(nameof(options), $"LogitsTileBytes must hold at least one row of {c.VocabSize} logits");
@@ -100,7 +102,7 @@ public sealed class CudaModel : IDisposable
                 Output = ReferenceEquals(weights.Output, weights.TokenEmbedding)
                     ? Embedding
                     : Own(UploadMatrix(weights.Output, staging, "output head"));
-                OutputNorm = Own(UploadF32(weights.OutputNorm, "output norm"));
+                OutputNorm = Own(UploadF32(weights.OutputNorm!, "output norm"));
                 InvFreq = Own(backend.Allocate<double>(c.HeadDim / 2, "RoPE table", WeightsHint));
                 InvFreq.CopyFrom(Twins.RopeTwin.InverseFrequencies(c.RopeTheta, c.HeadDim));
                 Layers = new LayerTensors[c.Layers];
@@ -118,7 +120,7 @@ public sealed class CudaModel : IDisposable
                         Bk = c.QkvBias ? UploadF32(l.Bk!, $"layer {i} k bias") : null,
                         Bv = c.QkvBias ? UploadF32(l.Bv!, $"layer {i} v bias") : null,
                         FfnNorm = UploadF32(l.FfnNorm, $"layer {i} ffn norm"),
-                        WGate = UploadMatrix(l.WGate, staging, $"layer {i} gate"),
+                        WGate = UploadMatrix(l.WGate!, staging, $"layer {i} gate"),
                         WUp = UploadMatrix(l.WUp, staging, $"layer {i} up"),
                         WDown = UploadMatrix(l.WDown, staging, $"layer {i} down"),
                     });
@@ -153,8 +155,28 @@ public sealed class CudaModel : IDisposable
     {
         long max = Math.Max(w.TokenEmbedding.LongLength, w.Output.LongLength);
         foreach (var l in w.Layers)
-            foreach (var a in new[] { l.Wq, l.Wk, l.Wv, l.Wo, l.WGate, l.WUp, l.WDown }) max = Math.Max(max, a.LongLength);
+            foreach (var a in new[] { l.Wq, l.Wk, l.Wv, l.Wo, l.WGate!, l.WUp, l.WDown }) max = Math.Max(max, a.LongLength);
         return Math.Max(1, max);
+    }
+
+    /// <summary>The first part of <paramref name="c"/>'s block the CUDA forward does not implement, or null.</summary>
+    public static string? UnsupportedFeature(ModelConfig c)
+    {
+        if (c.Norm != NormKind.Rms) return "LayerNorm";
+        if (c.NormPlacement != NormPlacement.Pre) return $"{c.NormPlacement.ToString().ToLowerInvariant()}-norm blocks";
+        if (!c.FinalNorm) return "a model without a final norm";
+        if (c.Positions != PositionKind.Rope) return "learned positions";
+        if (c.RopeScaling.Type != RopeScalingType.None) return $"RoPE scaling ({c.RopeScaling})";
+        if (c.LocalRopeTheta is not null) return "a separate RoPE base for local layers";
+        if (c.OutputProjectionBias || c.FeedForwardBias) return "output or feed-forward biases";
+        if (c.QkNorm) return "q/k norms";
+        if (c.AttentionScale is not null || c.ScaleQueries) return "a non-default attention scale";
+        if (c.AttentionSoftCap is not null || c.FinalSoftCap is not null) return "soft-capping";
+        if (c.HasSlidingWindow) return "sliding-window attention";
+        if (c.EmbedScale != 1f) return "a scaled embedding";
+        if (c.FeedForward != FeedForwardKind.SwiGlu) return $"the {c.FeedForward} feed-forward";
+        if (c.HasProjections) return "input/output projections";
+        return null;
     }
 
     private T Own<T>(T item) where T : IDisposable
@@ -213,7 +235,7 @@ public sealed class CudaModel : IDisposable
         ws.CheckRows(rows);
         var c = Config;
         var w = Layers[layer];
-        Ops.RmsNorm(ws.Hidden.Pointer, w.AttnNorm.Pointer, ws.Normed.Pointer, Precision, rows, c.Dim, c.RmsEps);
+        Ops.RmsNorm(ws.Hidden.Pointer, w.AttnNorm.Pointer, ws.Normed.Pointer, Precision, rows, c.Dim, c.NormEps);
         Ops.Linear(ws.Normed.Pointer, w.Wq.Pointer, Precision, ws.Q.Pointer, rows, c.Dim, c.QDim, accumulate: false);
         if (w.Bq is not null) Ops.AddBias(ws.Q.Pointer, w.Bq.Pointer, rows, c.QDim);
         Ops.Linear(ws.Normed.Pointer, w.Wk.Pointer, Precision, kOut, rows, c.Dim, c.KvDim, accumulate: false);
@@ -241,7 +263,7 @@ public sealed class CudaModel : IDisposable
         Ops.Attention(ws.Q.Pointer, k, v, kPrefix, vPrefix, prefixStart, ws.AttnOut.Pointer, Precision, nSeq, seqLen, prefixLen,
             c.Heads, c.KvHeads, c.HeadDim, ws.KvHalf, kvPacked);
         Ops.Linear(ws.AttnOut.Pointer, w.Wo.Pointer, Precision, ws.Hidden.Pointer, rows, c.QDim, c.Dim, accumulate: true);
-        Ops.RmsNorm(ws.Hidden.Pointer, w.FfnNorm.Pointer, ws.Normed.Pointer, Precision, rows, c.Dim, c.RmsEps);
+        Ops.RmsNorm(ws.Hidden.Pointer, w.FfnNorm.Pointer, ws.Normed.Pointer, Precision, rows, c.Dim, c.NormEps);
         for (int r0 = 0; r0 < rows; r0 += ws.MlpTileRows)
         {
             int n = Math.Min(ws.MlpTileRows, rows - r0);
@@ -262,7 +284,7 @@ public sealed class CudaModel : IDisposable
         ws.CheckRows(rows);
         if (ws.Logits is null) throw new InvalidOperationException("this workspace was created without loss buffers");
         var c = Config;
-        Ops.RmsNorm(ws.Hidden.Pointer, OutputNorm.Pointer, ws.Normed.Pointer, Precision, rows, c.Dim, c.RmsEps);
+        Ops.RmsNorm(ws.Hidden.Pointer, OutputNorm.Pointer, ws.Normed.Pointer, Precision, rows, c.Dim, c.NormEps);
         for (int r0 = 0; r0 < rows; r0 += ws.LogitsTileRows)
         {
             int n = Math.Min(ws.LogitsTileRows, rows - r0);

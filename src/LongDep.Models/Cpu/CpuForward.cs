@@ -10,11 +10,15 @@ namespace LongDep.Models.Cpu;
 public delegate void LayerCallback(int layer, ReadOnlySpan<float> q, ReadOnlySpan<float> k, int n);
 
 /// <summary>
-/// The exact float32 forward of a Llama-family decoder on the CPU: the twin every CUDA number is checked against.
+/// The exact float32 forward of a decoder-only transformer on the CPU: the twin every CUDA number is checked against.
+/// It reads the block description of <see cref="ModelConfig"/>:
 /// <list type="bullet">
-/// <item>h = embedding[token]; per layer x = RMSNorm(h); q, k, v = W x (+ bias); RoPE on q and k; causal softmax
-/// attention with grouped KV heads; h += Wo o; x = RMSNorm(h); h += W_down(silu(W_gate x) ⊙ W_up x).</item>
-/// <item>Output: RMSNorm(h), logits = Output · x.</item>
+/// <item>h = embedding[token] · EmbedScale (→ project_in) (+ learned position rows).</item>
+/// <item>Per layer: x = Norm(h) (pre/sandwich) or h (post); q, k, v = W x (+ bias); q scaled (OPT); per-head
+/// RMSNorm of q, k (Qwen3, Gemma 3); RoPE with the layer's frequencies; causal softmax attention with grouped KV
+/// heads, the layer's sliding window and the soft-cap; a = Wo o (+ bias), normed (sandwich); h += a; h = Norm(h)
+/// (post). Then the feed-forward the same way: SwiGLU, GeGLU (tanh GELU) or the ReLU MLP with biases.</item>
+/// <item>Output: Norm(h) (when the model has a final norm) (→ project_out), logits = Output · x, soft-capped.</item>
 /// </list>
 /// Memory is O(T · (Dim + FfDim)): attention runs by query blocks with a per-row softmax over keys (never a T × T
 /// matrix), and <see cref="TokenNll"/> forms logits a block of rows at a time. Work is split into a fixed set of
@@ -70,7 +74,7 @@ public sealed class CpuForward
     /// </summary>
     public float[] Logits(ReadOnlySpan<int> tokens, KvCache? prefix = null)
     {
-        int n = tokens.Length, vocab = Config.VocabSize, dim = Config.Dim;
+        int n = tokens.Length, vocab = Config.VocabSize, dim = Config.EmbeddingWidth;
         long size = (long)n * vocab;
         if (size > Array.MaxLength)
             throw new ArgumentException($"{n} tokens × {vocab} logits exceed the largest array; use TokenNll, which forms logits a block at a time", nameof(tokens));
@@ -80,6 +84,7 @@ public sealed class CpuForward
         try
         {
             Matmul(hidden, n, dim, _weights.Output, vocab, null, logits, 0);
+            SoftCap(logits.AsSpan(0, n * vocab));
         }
         finally
         {
@@ -96,7 +101,7 @@ public sealed class CpuForward
     public double[] TokenNll(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, KvCache? prefix, out KvCache? cache, bool keepCache,
                              LayerCallback? onLayer = null, CancellationToken cancellationToken = default)
     {
-        int n = tokens.Length, vocab = Config.VocabSize, dim = Config.Dim;
+        int n = tokens.Length, vocab = Config.VocabSize, dim = Config.EmbeddingWidth;
         if (targets.Length != n)
             throw new ArgumentException($"{targets.Length} targets given for {n} tokens; pass one target per token (negative: not scored)", nameof(targets));
         for (int t = 0; t < n; t++)
@@ -126,6 +131,7 @@ public sealed class CpuForward
                 for (int r = 0; r < count; r++)
                     hidden.AsSpan(scored[b0 + r] * dim, dim).CopyTo(rows.AsSpan(r * dim, dim));
                 Matmul(rows, count, dim, _weights.Output, vocab, null, logits, 0);
+                SoftCap(logits.AsSpan(0, count * vocab));
                 For(count, r =>
                 {
                     int t = scored[b0 + r];
@@ -164,8 +170,9 @@ public sealed class CpuForward
     }
 
     /// <summary>
-    /// The forward itself. Returns, when <paramref name="wantHidden"/>, the final RMSNorm'd hidden states [n, Dim]
-    /// in an array rented from <see cref="ArrayPool{T}.Shared"/> that the caller returns; otherwise null.
+    /// The forward itself. Returns, when <paramref name="wantHidden"/>, the final hidden states [n, EmbeddingWidth]
+    /// (normed and projected as the model does before its output head) in an array rented from
+    /// <see cref="ArrayPool{T}.Shared"/> that the caller returns; otherwise null.
     /// </summary>
     internal float[]? RunCore(ReadOnlySpan<int> tokens, KvCache? prefix, bool keepCache, LayerArrays? onLayer, bool wantHidden,
                               out KvCache? cache, CancellationToken cancellationToken)
@@ -176,8 +183,9 @@ public sealed class CpuForward
         CheckPrefix(prefix);
         CheckTokens(tokens);
         int total = checked(p + n);
-        int dim = c.Dim, qDim = c.QDim, kvDim = c.KvDim, ff = c.FfDim, d = c.HeadDim;
-        CheckSize((long)total * Math.Max(Math.Max(dim, qDim), ff), "activation buffers");
+        CheckPositions(total);
+        int dim = c.Dim, qDim = c.QDim, kvDim = c.KvDim, ff = c.FfDim, d = c.HeadDim, e = c.EmbeddingWidth;
+        CheckSize((long)total * Math.Max(Math.Max(Math.Max(dim, qDim), ff), e), "activation buffers");
         CheckSize((long)total * kvDim, "key/value buffers");
 
         cache = null;
@@ -188,11 +196,14 @@ public sealed class CpuForward
         }
 
         var pool = ArrayPool<float>.Shared;
-        float[] h = pool.Rent(n * dim), x = pool.Rent(n * dim);
+        int wide = Math.Max(dim, e);
+        float[] h = pool.Rent(n * wide), x = pool.Rent(n * wide);
         float[] q = pool.Rent(n * qDim), att = pool.Rent(n * qDim);
-        float[] gate = pool.Rent(n * ff), up = pool.Rent(n * ff);
+        float[]? gate = c.HasGate ? pool.Rent(n * ff) : null;
+        float[] up = pool.Rent(n * ff);
         float[] vt = pool.Rent(total * kvDim);
-        float[] cos = pool.Rent(n * d / 2), sin = pool.Rent(n * d / 2);
+        float[][] cos = [pool.Rent(n * d / 2), pool.Rent(n * d / 2)], sin = [pool.Rent(n * d / 2), pool.Rent(n * d / 2)];
+        var ropeReady = new RopeFrequencies?[2];
         float[]? sharedK = keepCache ? null : pool.Rent(total * kvDim);
         float[]? sharedV = keepCache ? null : pool.Rent(total * kvDim);
         var keys = keepCache ? new float[c.Layers][] : null;
@@ -200,10 +211,7 @@ public sealed class CpuForward
         bool handedOut = false;
         try
         {
-            var embedding = _weights.TokenEmbedding;
-            for (int t = 0; t < n; t++)
-                embedding.AsSpan(tokens[t] * dim, dim).CopyTo(h.AsSpan(t * dim, dim));
-            CpuKernels.RopeTables(p, n, d, c.RopeTheta, cos, sin);
+            Embed(tokens, p, h, x);
 
             for (int layer = 0; layer < c.Layers; layer++)
             {
@@ -217,55 +225,128 @@ public sealed class CpuForward
                     prefix.Values(layer).CopyTo(v);
                 }
 
-                NormRows(h, w.AttnNorm, x, n);
-                Matmul(x, n, dim, w.Wq, qDim, w.Bq, q, 0);
-                Matmul(x, n, dim, w.Wk, kvDim, w.Bk, k, p * kvDim);
-                Matmul(x, n, dim, w.Wv, kvDim, w.Bv, v, p * kvDim);
-                CpuKernels.ApplyRope(q.AsSpan(0, n * qDim), n, c.Heads, d, c.Rope, cos, sin);
-                CpuKernels.ApplyRope(k.AsSpan(p * kvDim, n * kvDim), n, c.KvHeads, d, c.Rope, cos, sin);
+                // Attention inputs.
+                float[] input = h;
+                if (c.NormPlacement != NormPlacement.Post)
+                {
+                    NormRows(h, w.AttnNorm, w.AttnNormBias, x, n);
+                    input = x;
+                }
+                Matmul(input, n, dim, w.Wq, qDim, w.Bq, q, 0);
+                Matmul(input, n, dim, w.Wk, kvDim, w.Bk, k, p * kvDim);
+                Matmul(input, n, dim, w.Wv, kvDim, w.Bv, v, p * kvDim);
+                if (c.ScaleQueries) ScaleRows(q, n * qDim, c.ScoreScale);
+                if (c.QkNorm)
+                {
+                    HeadNorm(q, 0, n * c.Heads, w.QNorm!);
+                    HeadNorm(k, p * kvDim, n * c.KvHeads, w.KNorm!);
+                }
+                if (c.Positions == PositionKind.Rope)
+                {
+                    int table = c.LocalRopeTheta is not null && c.WindowOf(layer) is not null ? 1 : 0;
+                    var freq = RopeFrequencies.For(c, layer, total);
+                    if (ropeReady[table] is not { } done || !SameTable(done, freq))
+                    {
+                        CpuKernels.RopeTables(p, n, freq.InverseFrequencies, freq.AttentionFactor, cos[table], sin[table]);
+                        ropeReady[table] = freq;
+                    }
+                    CpuKernels.ApplyRope(q.AsSpan(0, n * qDim), n, c.Heads, d, c.Rope, cos[table], sin[table]);
+                    CpuKernels.ApplyRope(k.AsSpan(p * kvDim, n * kvDim), n, c.KvHeads, d, c.Rope, cos[table], sin[table]);
+                }
                 onLayer?.Invoke(layer, q, k, p, n);
                 if (keys is not null) { keys[layer] = k; values![layer] = v; }
                 if (!wantHidden && layer == c.Layers - 1) break;
 
-                Attention(q, k, v, p, n, att, vt);
-                Matmul(att, n, qDim, w.Wo, dim, null, x, 0);
+                Attention(layer, q, k, v, p, n, att, vt);
+                Matmul(att, n, qDim, w.Wo, dim, w.Bo, x, 0);
+                if (w.PostAttnNorm is not null) NormRows(x, w.PostAttnNorm, null, x, n);
                 AddRows(h, x, n * dim);
+                if (c.NormPlacement == NormPlacement.Post) NormRows(h, w.AttnNorm, w.AttnNormBias, h, n);
 
-                NormRows(h, w.FfnNorm, x, n);
-                Matmul(x, n, dim, w.WGate, ff, null, gate, 0);
-                Matmul(x, n, dim, w.WUp, ff, null, up, 0);
-                SwiGlu(gate, up, n);
-                Matmul(up, n, ff, w.WDown, dim, null, x, 0);
+                // Feed-forward.
+                input = h;
+                if (c.NormPlacement != NormPlacement.Post)
+                {
+                    NormRows(h, w.FfnNorm, w.FfnNormBias, x, n);
+                    input = x;
+                }
+                Matmul(input, n, dim, w.WUp, ff, w.BUp, up, 0);
+                if (gate is not null) Matmul(input, n, dim, w.WGate!, ff, null, gate, 0);
+                Activate(gate, up, n);
+                Matmul(up, n, ff, w.WDown, dim, w.BDown, x, 0);
+                if (w.PostFfnNorm is not null) NormRows(x, w.PostFfnNorm, null, x, n);
                 AddRows(h, x, n * dim);
+                if (c.NormPlacement == NormPlacement.Post) NormRows(h, w.FfnNorm, w.FfnNormBias, h, n);
             }
 
             if (keys is not null) cache = new KvCache(total, kvDim, keys, values!);
             if (!wantHidden) return null;
-            NormRows(h, _weights.OutputNorm, x, n);
+            float[] result = x;
+            if (c.FinalNorm) NormRows(h, _weights.OutputNorm!, _weights.OutputNormBias, x, n);
+            else h.AsSpan(0, n * dim).CopyTo(x);
+            if (c.HasProjections)
+            {
+                Matmul(x, n, dim, _weights.ProjectOut!, e, null, h, 0);
+                result = h;
+                pool.Return(x);
+                x = h;
+                h = null!;
+            }
             handedOut = true;
-            return x;
+            return result;
         }
         finally
         {
-            pool.Return(h);
+            if (h is not null) pool.Return(h);
             if (!handedOut) pool.Return(x);
-            pool.Return(q); pool.Return(att); pool.Return(gate); pool.Return(up);
-            pool.Return(vt); pool.Return(cos); pool.Return(sin);
+            pool.Return(q); pool.Return(att); pool.Return(up);
+            if (gate is not null) pool.Return(gate);
+            pool.Return(vt);
+            foreach (var a in cos) pool.Return(a);
+            foreach (var a in sin) pool.Return(a);
             if (sharedK is not null) pool.Return(sharedK);
             if (sharedV is not null) pool.Return(sharedV);
         }
     }
 
+    private static bool SameTable(RopeFrequencies a, RopeFrequencies b) =>
+        a.AttentionFactor == b.AttentionFactor && a.InverseFrequencies.AsSpan().SequenceEqual(b.InverseFrequencies);
+
+    /// <summary>h[t] = embedding[token t] · EmbedScale, projected in when the model has projections, plus the learned position row.</summary>
+    private void Embed(ReadOnlySpan<int> tokens, int p, float[] h, float[] scratch)
+    {
+        var c = Config;
+        int n = tokens.Length, dim = c.Dim, e = c.EmbeddingWidth;
+        var embedding = _weights.TokenEmbedding;
+        float[] rows = c.HasProjections ? scratch : h;
+        for (int t = 0; t < n; t++)
+            embedding.AsSpan(tokens[t] * e, e).CopyTo(rows.AsSpan(t * e, e));
+        if (c.EmbedScale != 1f) ScaleRows(rows, n * e, c.EmbedScale);
+        if (c.HasProjections) Matmul(rows, n, e, _weights.ProjectIn!, dim, null, h, 0);
+        if (c.Positions == PositionKind.Learned)
+        {
+            var table = _weights.PositionEmbedding!;
+            for (int t = 0; t < n; t++)
+            {
+                var row = h.AsSpan(t * dim, dim);
+                TensorPrimitives.Add(row, table.AsSpan((c.PositionOffset + p + t) * dim, dim), row);
+            }
+        }
+    }
+
     /// <summary>
-    /// Causal attention of the n new rows (positions p..p+n−1) over keys 0..p+n−1, by blocks of query rows of one head:
-    /// scores S = Q_blk · K_gᵀ, per-row scaled softmax over the row's own causal range, then O_blk = P · V_g.
+    /// Causal attention of the n new rows (positions p..p+n−1) over keys 0..p+n−1 (only the last
+    /// <see cref="ModelConfig.WindowOf"/> of them on a sliding-window layer), by blocks of query rows of one head:
+    /// scores S = Q_blk · K_gᵀ, per-row scaled (and soft-capped) softmax over the row's own key range, then O_blk = P · V_g.
     /// </summary>
-    private void Attention(float[] q, float[] k, float[] v, int p, int n, float[] att, float[] vt)
+    private void Attention(int layer, float[] q, float[] k, float[] v, int p, int n, float[] att, float[] vt)
     {
         var c = Config;
         int total = p + n, kvDim = c.KvDim, qDim = c.QDim, d = c.HeadDim;
         int group = c.Heads / c.KvHeads;
-        float scale = (float)(1.0 / Math.Sqrt(d));
+        float scale = c.ScaleQueries ? 1f : c.ScoreScale;
+        float? cap = c.AttentionSoftCap;
+        int? window = c.WindowOf(layer);
 
         // V transposed to [KvDim, total], so that P · V is again a product of rows.
         for (int s = 0; s < total; s++)
@@ -288,8 +369,11 @@ public sealed class CpuForward
                 for (int r = 0; r < rows; r++)
                 {
                     int seen = p + t0 + r + 1;
-                    CpuKernels.ScaledSoftmax(scores.AsSpan(r * width, seen), scale);
-                    scores.AsSpan(r * width + seen, width - seen).Clear();
+                    int first = window is int w ? Math.Max(0, seen - w) : 0;
+                    var row = scores.AsSpan(r * width, width);
+                    row[..first].Clear();
+                    CpuKernels.ScaledSoftmax(row[first..seen], scale, cap);
+                    row[seen..].Clear();
                 }
                 CpuKernels.DotRows(scores, 0, width, rows, vt, g * d * total, total, d, width, att, t0 * qDim + head * d, qDim);
             }
@@ -322,15 +406,41 @@ public sealed class CpuForward
         });
     }
 
-    private void NormRows(float[] h, float[] weight, float[] x, int n)
+    /// <summary>y = Norm(h) row by row (RMSNorm, or LayerNorm with its bias); y may be h.</summary>
+    private void NormRows(float[] h, float[] weight, float[]? bias, float[] y, int n)
     {
         int dim = Config.Dim;
-        float eps = Config.RmsEps;
+        float eps = Config.NormEps;
+        bool layerNorm = Config.Norm == NormKind.LayerNorm;
         ForBlocks(n, (r0, rows) =>
         {
             for (int r = r0; r < r0 + rows; r++)
-                CpuKernels.RmsNorm(h.AsSpan(r * dim, dim), weight, eps, x.AsSpan(r * dim, dim));
+            {
+                if (layerNorm) CpuKernels.LayerNorm(h.AsSpan(r * dim, dim), weight, bias!, eps, y.AsSpan(r * dim, dim));
+                else CpuKernels.RmsNorm(h.AsSpan(r * dim, dim), weight, eps, y.AsSpan(r * dim, dim));
+            }
         });
+    }
+
+    /// <summary>Per-head RMSNorm (q/k norm) of <paramref name="count"/> head vectors starting at <paramref name="offset"/>.</summary>
+    private void HeadNorm(float[] x, int offset, int count, float[] weight)
+    {
+        int d = Config.HeadDim;
+        float eps = Config.NormEps;
+        ForBlocks(count, (r0, rows) =>
+        {
+            for (int r = r0; r < r0 + rows; r++)
+            {
+                var v = x.AsSpan(offset + r * d, d);
+                CpuKernels.RmsNorm(v, weight, eps, v);
+            }
+        });
+    }
+
+    private static void ScaleRows(float[] x, int count, float scale)
+    {
+        var span = x.AsSpan(0, count);
+        TensorPrimitives.Multiply(span, scale, span);
     }
 
     private void AddRows(float[] h, float[] delta, int count)
@@ -343,10 +453,14 @@ public sealed class CpuForward
         });
     }
 
-    /// <summary>up ← silu(gate) ⊙ up, silu(z) = z / (1 + e^−z), row by row.</summary>
-    private void SwiGlu(float[] gate, float[] up, int n)
+    /// <summary>
+    /// up ← act(gate) ⊙ up (SwiGLU: silu(z) = z / (1 + e^−z); GeGLU: tanh GELU) or up ← relu(up) (the ReLU MLP),
+    /// row by row.
+    /// </summary>
+    private void Activate(float[]? gate, float[] up, int n)
     {
         int ff = Config.FfDim;
+        var kind = Config.FeedForward;
         ForBlocks(n, (r0, rows) =>
         {
             float[] tmp = ArrayPool<float>.Shared.Rent(ff);
@@ -355,13 +469,21 @@ public sealed class CpuForward
                 var s = tmp.AsSpan(0, ff);
                 for (int r = r0; r < r0 + rows; r++)
                 {
-                    var g = gate.AsSpan(r * ff, ff);
                     var u = up.AsSpan(r * ff, ff);
-                    TensorPrimitives.Negate(g, s);
-                    TensorPrimitives.Exp(s, s);
-                    TensorPrimitives.Add(s, 1f, s);
-                    TensorPrimitives.Divide(g, s, s);
-                    TensorPrimitives.Multiply(s, u, u);
+                    switch (kind)
+                    {
+                        case FeedForwardKind.SwiGlu:
+                            CpuKernels.Silu(gate.AsSpan(r * ff, ff), s);
+                            TensorPrimitives.Multiply(s, u, u);
+                            break;
+                        case FeedForwardKind.GeGluTanh:
+                            CpuKernels.GeluTanh(gate.AsSpan(r * ff, ff), s);
+                            TensorPrimitives.Multiply(s, u, u);
+                            break;
+                        case FeedForwardKind.Relu:
+                            TensorPrimitives.Max(u, 0f, u);
+                            break;
+                    }
                 }
             }
             finally
@@ -369,6 +491,12 @@ public sealed class CpuForward
                 ArrayPool<float>.Shared.Return(tmp);
             }
         });
+    }
+
+    /// <summary>logits ← cap · tanh(logits / cap) when the model soft-caps its output.</summary>
+    private void SoftCap(Span<float> logits)
+    {
+        if (Config.FinalSoftCap is float cap) CpuKernels.SoftCap(logits, 1f, cap);
     }
 
     /// <summary>−log softmax(logits)[target], with the log-sum-exp in float64. Overwrites <paramref name="logits"/>.</summary>
@@ -411,6 +539,14 @@ public sealed class CpuForward
             if ((uint)tokens[t] >= (uint)vocab)
                 throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {tokens[t]} at index {t} is outside the vocabulary of {vocab} tokens (0..{vocab - 1}); was the text tokenized with this model's tokenizer?");
         }
+    }
+
+    private void CheckPositions(int total)
+    {
+        var c = Config;
+        if (c.Positions == PositionKind.Learned && c.PositionOffset + total > c.PositionRows)
+            throw new ArgumentException(
+                $"{total} positions exceed the model's {c.PositionRows - c.PositionOffset} learned positions; run at most that many tokens at once (e.g. a smaller --chunk or --window)");
     }
 
     private void CheckPrefix(KvCache? prefix)

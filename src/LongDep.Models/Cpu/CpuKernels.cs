@@ -210,7 +210,7 @@ internal static class CpuKernels
         for (; k < x.Length; k++) acc[k] = Math.FusedMultiplyAdd(x[k], scale, acc[k]);
     }
 
-    /// <summary>RMSNorm of one row: y_i = w_i · (x_i / sqrt(mean(x²) + eps)), the mean taken in float64.</summary>
+    /// <summary>RMSNorm of one row: y_i = w_i · (x_i / sqrt(mean(x²) + eps)), the mean taken in float64. y may be x.</summary>
     public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y)
     {
         double meanSquare = SumOfSquaresDouble(x) / x.Length;
@@ -219,20 +219,79 @@ internal static class CpuKernels
         TensorPrimitives.Multiply(y, weight, y);
     }
 
-    /// <summary>In place: row ← exp(row · scale − max); returns the sum of the exponents, taken in float64.</summary>
-    public static double ScaledExp(Span<float> row, float scale)
+    /// <summary>
+    /// LayerNorm of one row: y_i = (x_i − mean) · (1 / sqrt(var + eps)) · w_i + b_i, mean and (biased) variance taken in
+    /// float64 (two passes). y may be x.
+    /// </summary>
+    public static void LayerNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, float eps, Span<float> y)
     {
-        TensorPrimitives.Multiply(row, scale, row);
+        double mean = SumDouble(x) / x.Length;
+        double var = 0;
+        for (int i = 0; i < x.Length; i++)
+        {
+            double dx = x[i] - mean;
+            var += dx * dx;
+        }
+        var /= x.Length;
+        float m = (float)mean;
+        float inv = (float)(1.0 / Math.Sqrt(var + eps));
+        TensorPrimitives.Subtract(x, m, y);
+        TensorPrimitives.Multiply(y, inv, y);
+        TensorPrimitives.FusedMultiplyAdd(y, weight, bias, y);
+    }
+
+    /// <summary>y = z / (1 + e^−z).</summary>
+    public static void Silu(ReadOnlySpan<float> z, Span<float> y)
+    {
+        TensorPrimitives.Negate(z, y);
+        TensorPrimitives.Exp(y, y);
+        TensorPrimitives.Add(y, 1f, y);
+        TensorPrimitives.Divide(z, y, y);
+    }
+
+    private const float GeluBeta = 0.7978845608028654f;   // sqrt(2 / π)
+    private const float GeluKappa = 0.044715f;
+
+    /// <summary>The tanh GELU: y = 0.5 · z · (1 + tanh(sqrt(2/π) · (z + 0.044715 · z³))).</summary>
+    public static void GeluTanh(ReadOnlySpan<float> z, Span<float> y)
+    {
+        TensorPrimitives.Multiply(z, z, y);                       // z²
+        TensorPrimitives.Multiply(y, z, y);                       // z³
+        TensorPrimitives.MultiplyAdd(y, GeluKappa, z, y);         // z + κ z³
+        TensorPrimitives.Multiply(y, GeluBeta, y);
+        TensorPrimitives.Tanh(y, y);
+        TensorPrimitives.Add(y, 1f, y);
+        TensorPrimitives.Multiply(y, z, y);
+        TensorPrimitives.Multiply(y, 0.5f, y);
+    }
+
+    /// <summary>In place: row ← cap · tanh(row · scale / cap).</summary>
+    public static void SoftCap(Span<float> row, float scale, float cap)
+    {
+        TensorPrimitives.Multiply(row, scale / cap, row);
+        TensorPrimitives.Tanh(row, row);
+        TensorPrimitives.Multiply(row, cap, row);
+    }
+
+    /// <summary>
+    /// In place: row ← exp(z − max) with z = row · scale, or z = cap · tanh(row · scale / cap) when soft-capped;
+    /// returns the sum of the exponents, taken in float64.
+    /// </summary>
+    public static double ScaledExp(Span<float> row, float scale, float? cap = null)
+    {
+        if (cap is float c) SoftCap(row, scale, c);
+        else TensorPrimitives.Multiply(row, scale, row);
         float max = TensorPrimitives.Max(row);
         TensorPrimitives.Subtract(row, max, row);
         TensorPrimitives.Exp(row, row);
         return SumDouble(row);
     }
 
-    /// <summary>In place: row ← softmax(row · scale), the maximum subtracted before the exponent.</summary>
-    public static void ScaledSoftmax(Span<float> row, float scale)
+    /// <summary>In place: row ← softmax(row · scale) (soft-capped first when <paramref name="cap"/> is given), the maximum subtracted before the exponent.</summary>
+    public static void ScaledSoftmax(Span<float> row, float scale, float? cap = null)
     {
-        float inv = (float)(1.0 / ScaledExp(row, scale));
+        if (row.IsEmpty) return;
+        float inv = (float)(1.0 / ScaledExp(row, scale, cap));
         TensorPrimitives.Multiply(row, inv, row);
     }
 
@@ -245,14 +304,25 @@ internal static class CpuKernels
         int half = headDim / 2;
         var invFreq = new double[half];
         for (int i = 0; i < half; i++) invFreq[i] = Math.Pow(theta, -2.0 * i / headDim);
+        RopeTables(position0, n, invFreq, 1.0, cos, sin);
+    }
+
+    /// <summary>
+    /// RoPE tables for positions [position0, position0 + n) from the inverse frequencies of a layer (d/2 of them):
+    /// cos and sin of p · invFreq[i] in float64, times <paramref name="attentionFactor"/> (yarn, longrope), stored as
+    /// float32, [n, d/2].
+    /// </summary>
+    public static void RopeTables(int position0, int n, ReadOnlySpan<double> invFreq, double attentionFactor, float[] cos, float[] sin)
+    {
+        int half = invFreq.Length;
         for (int t = 0; t < n; t++)
         {
             double p = position0 + t;
             for (int i = 0; i < half; i++)
             {
                 double angle = p * invFreq[i];
-                cos[t * half + i] = (float)Math.Cos(angle);
-                sin[t * half + i] = (float)Math.Sin(angle);
+                cos[t * half + i] = (float)(Math.Cos(angle) * attentionFactor);
+                sin[t * half + i] = (float)(Math.Sin(angle) * attentionFactor);
             }
         }
     }

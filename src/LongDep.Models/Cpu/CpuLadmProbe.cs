@@ -7,7 +7,9 @@ namespace LongDep.Models.Cpu;
 /// LADM's measurement on the CPU (SPEC §2): for every layer and every span [start, end) of the schedule, the
 /// attention each query row t of the span gives to the keys strictly before the span,
 /// P_h[t, s] = softmax over s ∈ [0, start) of Q[t, h] · K[s, g(h)] / sqrt(d), summed over the span's rows and averaged
-/// over heads into col[s]; PFS(iv) = Σ col[s] for s ∈ [start − iv, end − iv).
+/// over heads into col[s]; PFS(iv) = Σ col[s] for s ∈ [start − iv, end − iv). The scores are the model's own: its
+/// score scale and soft-cap, and on a sliding-window layer only the keys the row sees (t − s &lt; window; a row that
+/// sees none of the keys before the span gives nothing).
 /// One head and one span are one unit of work with its own float64 column sums; heads are then combined in order,
 /// so the result does not depend on the thread count.
 /// </summary>
@@ -54,14 +56,14 @@ public sealed class CpuLadmProbe : ILadmProbe
             onLayer: (layer, q, keys, _, _) =>
             {
                 using var phase = Core.Diagnostics.Phases.Begin($"pfs layer {layer}");
-                MeasureLayer(q, keys, schedule, pfs[layer], cancellationToken);
+                MeasureLayer(layer, q, keys, schedule, pfs[layer], cancellationToken);
             },
             wantHidden: false, out _, cancellationToken);
         return new LadmMeasurement(schedule, pfs);
     }
 
     /// <summary>Fills <paramref name="layerPfs"/>[span][k] from one layer's post-RoPE Q [T, QDim] and K [T, KvDim].</summary>
-    private void MeasureLayer(float[] q, float[] k, LadmSchedule schedule, double[][] layerPfs, CancellationToken cancellationToken)
+    private void MeasureLayer(int layer, float[] q, float[] k, LadmSchedule schedule, double[][] layerPfs, CancellationToken cancellationToken)
     {
         var c = _forward.Config;
         int heads = c.Heads, spans = schedule.Spans.Count;
@@ -77,7 +79,7 @@ public sealed class CpuLadmProbe : ILadmProbe
         Parallel.For(0, spans * heads, options, item =>
         {
             int si = item / heads, h = item % heads;
-            MeasureHeadSpan(q, k, schedule.Spans[si], h, perHead[si][h]);
+            MeasureHeadSpan(layer, q, k, schedule.Spans[si], h, perHead[si][h]);
         });
 
         for (int si = 0; si < spans; si++)
@@ -93,13 +95,15 @@ public sealed class CpuLadmProbe : ILadmProbe
     }
 
     /// <summary>One head, one span: col_h[s] = Σ_t P_h[t, s] in float64, then PFS_h(iv) = Σ col_h over [start − iv, end − iv).</summary>
-    private void MeasureHeadSpan(float[] q, float[] k, LadmSpan span, int head, double[] pfsOut)
+    private void MeasureHeadSpan(int layer, float[] q, float[] k, LadmSpan span, int head, double[] pfsOut)
     {
         var c = _forward.Config;
         int d = c.HeadDim, qDim = c.QDim, kvDim = c.KvDim;
         int g = head / (c.Heads / c.KvHeads);
         int start = span.Start, rows = span.End - span.Start;
-        float scale = (float)(1.0 / Math.Sqrt(d));
+        float scale = c.ScaleQueries ? 1f : c.ScoreScale;
+        float? cap = c.AttentionSoftCap;
+        int? window = c.WindowOf(layer);
 
         float[] scores = ArrayPool<float>.Shared.Rent(RowBlock * start);
         double[] col = ArrayPool<double>.Shared.Rent(start);
@@ -113,9 +117,11 @@ public sealed class CpuLadmProbe : ILadmProbe
                 CpuKernels.DotRows(q, (start + r0) * qDim + head * d, qDim, count, k, g * d, kvDim, start, d, scores, 0, start);
                 for (int r = 0; r < count; r++)
                 {
-                    var row = scores.AsSpan(r * start, start);
-                    double sum = CpuKernels.ScaledExp(row, scale);
-                    CpuKernels.MultiplyAddWidening(row, 1.0 / sum, colSpan);
+                    int first = window is int w ? Math.Max(0, start + r0 + r + 1 - w) : 0;
+                    if (first >= start) continue;
+                    var row = scores.AsSpan(r * start + first, start - first);
+                    double sum = CpuKernels.ScaledExp(row, scale, cap);
+                    CpuKernels.MultiplyAddWidening(row, 1.0 / sum, colSpan[first..]);
                 }
             }
             for (int j = 0; j < span.Intervals.Length; j++)

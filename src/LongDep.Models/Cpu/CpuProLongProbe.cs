@@ -48,6 +48,8 @@ public sealed class CpuProLongProbe : IProLongProbe
             byJ[j].Add(k);
         }
 
+        if (pairs.Count > 0) CheckPrefixReuse(_forward.Config, l);
+
         var single = new double[count];
         var pairPpl = new double[pairs.Count];
         var targets = new int[count][];
@@ -102,6 +104,23 @@ public sealed class CpuProLongProbe : IProLongProbe
         double sum = 0;
         for (int t = 0; t < l - 1; t++) sum += nll[t];
         return Math.Exp(sum / (l - 1));
+    }
+
+    /// <summary>
+    /// Chunk j's keys from its single pass (positions 0..l−1) are reused as the prefix of pair (·, j). That is exact only
+    /// when the model rotates a run of l tokens as it rotates one of 2l (dynamic NTK or longrope scaling past the
+    /// original context change the frequencies with the length) and when 2l positions fit a learned position table.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The reuse would change the numbers.</exception>
+    public static void CheckPrefixReuse(ModelConfig config, int chunk)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (config.Positions == PositionKind.Learned && config.PositionOffset + 2L * chunk > config.PositionRows)
+            throw new NotSupportedException(
+                $"a chunk pair of {2L * chunk} tokens exceeds the model's {config.PositionRows - config.PositionOffset} learned positions; use --chunk {(config.PositionRows - config.PositionOffset) / 2} or less");
+        if (!RopeFrequencies.SameFor(config, chunk, 2 * chunk))
+            throw new NotSupportedException(
+                $"the model's RoPE scaling ({config.RopeScaling}) rotates a {2 * chunk}-token pair differently from a {chunk}-token chunk, so a chunk's keys cannot be reused for its pairs; use --chunk {config.RopeScaling.OriginalContext / 2} or less");
     }
 
     /// <inheritdoc />

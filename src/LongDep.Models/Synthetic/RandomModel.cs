@@ -7,17 +7,105 @@ namespace LongDep.Models.Synthetic;
 /// </summary>
 public static class RandomModel
 {
-    /// <summary>Named shapes: tinyllama (TinyLlama-1.1B), llama2-7b, tiny (2 layers, 64 dims, for demos and tests).</summary>
+    /// <summary>
+    /// Named shapes: tinyllama (TinyLlama-1.1B), llama2-7b, tiny (2 layers, 64 dims, for demos and tests), one tiny model
+    /// of each family (tiny-mistral, tiny-qwen2, tiny-qwen3, tiny-gemma2, tiny-gemma3, tiny-phi3, tiny-llama3: with the
+    /// family's block, sliding windows, soft-caps and RoPE scaling), opt-tiny and opt-350m (facebook/opt-350m's shape:
+    /// post-norm, 512 → 1024 projections) and opt-125m (pre-norm).
+    /// </summary>
     public static ModelConfig Shape(string name, int? vocabSize = null, int contextLength = 32768) => name.ToLowerInvariant() switch
     {
         "tinyllama" => Llama(22, 2048, 5632, 32, 4, vocabSize ?? 32000, contextLength),
         "llama2-7b" => Llama(32, 4096, 11008, 32, 32, vocabSize ?? 32000, contextLength),
         "tiny" => Llama(2, 64, 128, 4, 2, vocabSize ?? 512, contextLength),
-        _ => throw new ArgumentException($"unknown model shape '{name}' (known: tinyllama, llama2-7b, tiny)", nameof(name)),
+        "opt-350m" => Opt(24, 1024, 4096, 16, vocabSize ?? 50272, 2048, preNorm: false, embed: 512),
+        "opt-125m" => Opt(12, 768, 3072, 12, vocabSize ?? 50272, 2048, preNorm: true, embed: null),
+        "opt-tiny" => Opt(2, 64, 128, 4, vocabSize ?? 512, 2048, preNorm: false, embed: 32),
+        var other when other.StartsWith("tiny-", StringComparison.Ordinal) && TinyFamilies.Contains(other[5..]) =>
+            Tiny(other[5..], vocabSize ?? 512, contextLength),
+        _ => throw new ArgumentException($"unknown model shape '{name}' (known: {string.Join(", ", ShapeNames)})", nameof(name)),
     };
 
+    private static readonly string[] TinyFamilies = ["llama3", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"];
+
     /// <summary>The shape names <see cref="Shape"/> knows.</summary>
-    public static IReadOnlyList<string> ShapeNames { get; } = ["tinyllama", "llama2-7b", "tiny"];
+    public static IReadOnlyList<string> ShapeNames { get; } =
+        ["tinyllama", "llama2-7b", "tiny", .. TinyFamilies.Select(f => "tiny-" + f), "opt-tiny", "opt-125m", "opt-350m"];
+
+    private static ModelConfig Opt(int layers, int dim, int ff, int heads, int vocab, int maxPositions, bool preNorm, int? embed) => new()
+    {
+        Architecture = "opt",
+        Layers = layers,
+        Dim = dim,
+        FfDim = ff,
+        Heads = heads,
+        KvHeads = heads,
+        HeadDim = dim / heads,
+        VocabSize = vocab,
+        ContextLength = maxPositions,
+        NormEps = 1e-5f,
+        RopeTheta = 10000f,
+        Rope = RopeStyle.Halves,
+        QkvBias = true,
+        OutputProjectionBias = true,
+        FeedForwardBias = true,
+        TiedEmbedding = true,
+        Norm = NormKind.LayerNorm,
+        NormPlacement = preNorm ? NormPlacement.Pre : NormPlacement.Post,
+        FinalNorm = preNorm,
+        Positions = PositionKind.Learned,
+        PositionOffset = 2,
+        PositionRows = maxPositions + 2,
+        ScaleQueries = true,
+        FeedForward = FeedForwardKind.Relu,
+        EmbedDim = embed,
+    };
+
+    /// <summary>A 2-layer model of <paramref name="family"/>'s block with the features that set it apart from Llama.</summary>
+    private static ModelConfig Tiny(string family, int vocab, int ctx)
+    {
+        var c = Llama(2, 64, 128, 4, 2, vocab, ctx) with { Rope = RopeStyle.Halves };
+        return family switch
+        {
+            "llama3" => c with
+            {
+                Rope = RopeStyle.AdjacentPairs,
+                RopeTheta = 500000f,
+                RopeScaling = new RopeScaling { Type = RopeScalingType.Llama3, Factor = 8, LowFreqFactor = 1, HighFreqFactor = 4, OriginalContext = 64 },
+            },
+            "mistral" => c with { Architecture = "mistral", SlidingWindow = 48 },
+            "qwen2" => c with
+            {
+                Architecture = "qwen2", QkvBias = true, TiedEmbedding = true, RopeTheta = 1000000f,
+                RopeScaling = new RopeScaling { Type = RopeScalingType.Yarn, Factor = 4, OriginalContext = 64 },
+            },
+            "qwen3" => c with { Architecture = "qwen3", QkNorm = true, HeadDim = 32, NormEps = 1e-6f, RopeTheta = 1000000f },
+            "gemma2" => c with
+            {
+                Architecture = "gemma2", NormPlacement = NormPlacement.Sandwich, FeedForward = FeedForwardKind.GeGluTanh,
+                EmbedScale = MathF.Sqrt(64), AttentionSoftCap = 50f, FinalSoftCap = 30f, SlidingWindow = 32,
+                SlidingLayers = [true, false], TiedEmbedding = true, NormEps = 1e-6f,
+            },
+            "gemma3" => c with
+            {
+                Architecture = "gemma3", Layers = 6, NormPlacement = NormPlacement.Sandwich, FeedForward = FeedForwardKind.GeGluTanh,
+                EmbedScale = MathF.Sqrt(64), QkNorm = true, SlidingWindow = 32, SlidingLayers = [true, true, true, true, true, false],
+                TiedEmbedding = true, NormEps = 1e-6f, RopeTheta = 1000000f, LocalRopeTheta = 10000f,
+                RopeScaling = new RopeScaling { Type = RopeScalingType.Linear, Factor = 8 },
+            },
+            "phi3" => c with
+            {
+                Architecture = "phi3", KvHeads = 4, SlidingWindow = 2047, ContextLength = 131072,
+                RopeScaling = new RopeScaling
+                {
+                    Type = RopeScalingType.LongRope, OriginalContext = 4096,
+                    ShortFactors = Enumerable.Range(0, 8).Select(i => 1f + 0.05f * i).ToArray(),
+                    LongFactors = Enumerable.Range(0, 8).Select(i => 1f + 1.5f * i * i).ToArray(),
+                },
+            },
+            _ => throw new ArgumentException($"no tiny shape for family '{family}'", nameof(family)),
+        };
+    }
 
     private static ModelConfig Llama(int layers, int dim, int ff, int heads, int kvHeads, int vocab, int ctx) => new()
     {
@@ -30,7 +118,7 @@ public static class RandomModel
         HeadDim = dim / heads,
         VocabSize = vocab,
         ContextLength = ctx,
-        RmsEps = 1e-5f,
+        NormEps = 1e-5f,
         RopeTheta = 10000f,
         Rope = RopeStyle.AdjacentPairs,
         QkvBias = false,
@@ -49,7 +137,7 @@ public static class RandomModel
         HeadDim = 16,
         VocabSize = 97,
         ContextLength = 4096,
-        RmsEps = 1e-5f,
+        NormEps = 1e-5f,
         RopeTheta = 10000f,
         Rope = rope,
         QkvBias = qkvBias,
@@ -68,7 +156,7 @@ public static class RandomModel
         HeadDim = 64,
         VocabSize = 32000,
         ContextLength = 2048,
-        RmsEps = 1e-5f,
+        NormEps = 1e-5f,
         RopeTheta = 10000f,
         Rope = RopeStyle.AdjacentPairs,
         QkvBias = false,
@@ -76,8 +164,8 @@ public static class RandomModel
     };
 
     /// <summary>
-    /// Weights for <paramref name="config"/>: matrices uniform with standard deviation 1/sqrt(fan-in), norm weights near 1,
-    /// embeddings with unit variance, the output head scaled for logits of standard deviation about 2.
+    /// Weights for <paramref name="config"/>: matrices uniform with standard deviation 1/sqrt(fan-in), norm weights near 1
+    /// (biases near 0), embeddings with unit variance, the output head scaled for logits of standard deviation about 2.
     /// </summary>
     public static ModelWeights Create(ModelConfig config, long seed)
     {
@@ -87,9 +175,15 @@ public static class RandomModel
         float[] Matrix(long rows, long cols, double std) => Fill(rows * cols, seed, tensor++, std, 0.0);
         float[] Norm(int n) => Fill(n, seed, tensor++, 0.1, 1.0);
         float[] Bias(int n) => Fill(n, seed, tensor++, 0.1, 0.0);
+        float[]? NormIf(bool wanted, int n) => wanted ? Norm(n) : null;
+        float[]? BiasIf(bool wanted, int n) => wanted ? Bias(n) : null;
 
         // A tied table is also the output head: scale it like one (logits of standard deviation about 2).
-        var embedding = Matrix(c.VocabSize, c.Dim, c.TiedEmbedding ? 2.0 / Math.Sqrt(c.Dim) : 1.0);
+        int e = c.EmbeddingWidth;
+        double embedStd = c.TiedEmbedding ? 2.0 / Math.Sqrt(e) : 1.0;
+        if (c.EmbedScale != 1f) embedStd = Math.Min(embedStd, 1.0 / c.EmbedScale * 4);
+        var embedding = Matrix(c.VocabSize, e, embedStd);
+        bool sandwich = c.NormPlacement == NormPlacement.Sandwich;
         var layers = new LayerWeights[c.Layers];
         for (int i = 0; i < c.Layers; i++)
         {
@@ -97,28 +191,42 @@ public static class RandomModel
             layers[i] = new LayerWeights
             {
                 AttnNorm = Norm(c.Dim),
+                AttnNormBias = BiasIf(c.NormHasBias, c.Dim),
                 Wq = Matrix(c.QDim, c.Dim, inv),
                 Wk = Matrix(c.KvDim, c.Dim, inv),
                 Wv = Matrix(c.KvDim, c.Dim, inv),
                 Wo = Matrix(c.Dim, c.QDim, 1.0 / Math.Sqrt(c.QDim)),
-                Bq = c.QkvBias ? Bias(c.QDim) : null,
-                Bk = c.QkvBias ? Bias(c.KvDim) : null,
-                Bv = c.QkvBias ? Bias(c.KvDim) : null,
+                Bq = BiasIf(c.QkvBias, c.QDim),
+                Bk = BiasIf(c.QkvBias, c.KvDim),
+                Bv = BiasIf(c.QkvBias, c.KvDim),
+                Bo = BiasIf(c.OutputProjectionBias, c.Dim),
+                QNorm = NormIf(c.QkNorm, c.HeadDim),
+                KNorm = NormIf(c.QkNorm, c.HeadDim),
+                PostAttnNorm = NormIf(sandwich, c.Dim),
                 FfnNorm = Norm(c.Dim),
-                WGate = Matrix(c.FfDim, c.Dim, inv),
+                FfnNormBias = BiasIf(c.NormHasBias, c.Dim),
+                WGate = c.HasGate ? Matrix(c.FfDim, c.Dim, inv) : null,
                 WUp = Matrix(c.FfDim, c.Dim, inv),
                 WDown = Matrix(c.Dim, c.FfDim, 1.0 / Math.Sqrt(c.FfDim)),
+                BUp = BiasIf(c.FeedForwardBias, c.FfDim),
+                BDown = BiasIf(c.FeedForwardBias, c.Dim),
+                PostFfnNorm = NormIf(sandwich, c.Dim),
             };
         }
-        var outputNorm = Norm(c.Dim);
-        var output = c.TiedEmbedding ? embedding : Matrix(c.VocabSize, c.Dim, 2.0 / Math.Sqrt(c.Dim));
+        var outputNorm = NormIf(c.FinalNorm, c.Dim);
+        var outputNormBias = BiasIf(c.FinalNorm && c.NormHasBias, c.Dim);
+        var output = c.TiedEmbedding ? embedding : Matrix(c.VocabSize, e, 2.0 / Math.Sqrt(e));
         var weights = new ModelWeights
         {
             Config = c,
             TokenEmbedding = embedding,
             Layers = layers,
             OutputNorm = outputNorm,
+            OutputNormBias = outputNormBias,
             Output = output,
+            PositionEmbedding = c.Positions == PositionKind.Learned ? Matrix(c.PositionRows, c.Dim, 0.5) : null,
+            ProjectIn = c.HasProjections ? Matrix(c.Dim, e, 1.0 / Math.Sqrt(e)) : null,
+            ProjectOut = c.HasProjections ? Matrix(e, c.Dim, 1.0 / Math.Sqrt(c.Dim)) : null,
         };
         weights.Validate("random model");
         return weights;

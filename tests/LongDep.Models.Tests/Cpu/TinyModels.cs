@@ -20,7 +20,7 @@ internal static class TinyModels
             HeadDim = dim / heads,
             VocabSize = vocab,
             ContextLength = 1 << 17,
-            RmsEps = 1e-5f,
+            NormEps = 1e-5f,
             RopeTheta = theta,
             Rope = rope,
             QkvBias = qkvBias,

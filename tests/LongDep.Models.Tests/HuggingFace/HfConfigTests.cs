@@ -74,7 +74,7 @@ public class HfConfigTests
             Assert.That(c.HeadDim, Is.EqualTo(64), "hidden_size / heads");
             Assert.That(c.VocabSize, Is.EqualTo(32000));
             Assert.That(c.ContextLength, Is.EqualTo(2048));
-            Assert.That(c.RmsEps, Is.EqualTo(1e-5f));
+            Assert.That(c.NormEps, Is.EqualTo(1e-5f));
             Assert.That(c.RopeTheta, Is.EqualTo(10000f));
             Assert.That(c.Rope, Is.EqualTo(RopeStyle.Halves));
             Assert.That(c.QkvBias, Is.False);
@@ -95,7 +95,7 @@ public class HfConfigTests
             Assert.That(c.QkvBias, Is.True, "qwen2 always has Q/K/V biases");
             Assert.That(c.TiedEmbedding, Is.True);
             Assert.That(c.RopeTheta, Is.EqualTo(1_000_000f));
-            Assert.That(c.RmsEps, Is.EqualTo(1e-6f));
+            Assert.That(c.NormEps, Is.EqualTo(1e-6f));
             Assert.That(c.ContextLength, Is.EqualTo(131072));
             Assert.That(c.ParameterCount, Is.EqualTo(494_032_768L), "Qwen2-0.5B's published parameter count");
         });
@@ -117,13 +117,14 @@ public class HfConfigTests
             Assert.That(llama.KvHeads, Is.EqualTo(4), "num_key_value_heads defaults to the head count");
             Assert.That(llama.HeadDim, Is.EqualTo(16));
             Assert.That(llama.RopeTheta, Is.EqualTo(10000f));
-            Assert.That(llama.RmsEps, Is.EqualTo(1e-6f));
+            Assert.That(llama.NormEps, Is.EqualTo(1e-6f));
             Assert.That(llama.TiedEmbedding, Is.False);
             Assert.That(llama.QkvBias, Is.False);
             Assert.That(llama.ContextLength, Is.EqualTo(2048));
             Assert.That(qwen.Architecture, Is.EqualTo("qwen2"), "model_type is used when architectures is absent");
             Assert.That(qwen.ContextLength, Is.EqualTo(32768));
             Assert.That(qwen.RopeTheta, Is.EqualTo(10000f), "null means default");
+            Assert.That(qwen.SlidingWindow, Is.Null, "use_sliding_window defaults to false");
             Assert.That(qwen.HeadDim, Is.EqualTo(16));
         });
     }
@@ -151,7 +152,7 @@ public class HfConfigTests
     private static IEnumerable<TestCaseData> Bad()
     {
         TestCaseData C(string name, string json, string expected) => new TestCaseData(json, expected).SetName("BadConfig_" + name);
-        yield return C("MistralArch", $$"""{"architectures":["MistralForCausalLM"],{{Base}}}""", "LlamaForCausalLM (llama), Qwen2ForCausalLM (qwen2)");
+        yield return C("FalconArch", $$"""{"architectures":["FalconForCausalLM"],{{Base}}}""", "LlamaForCausalLM (llama), MistralForCausalLM (mistral), Qwen2ForCausalLM (qwen2)");
         yield return C("GptNeoX", $$"""{"architectures":["GPTNeoXForCausalLM"],{{Base}}}""", "unsupported architecture GPTNeoXForCausalLM");
         yield return C("NoArch", $$"""{{{Base}}}""", "neither \"architectures\" nor \"model_type\"");
         yield return C("BadModelType", $$"""{"model_type":"gemma",{{Base}}}""", "unsupported model_type 'gemma'");
@@ -163,17 +164,23 @@ public class HfConfigTests
         yield return C("NegativeLayers", """{"architectures":["LlamaForCausalLM"],"num_hidden_layers":-3,"hidden_size":64,"intermediate_size":128,"num_attention_heads":4,"vocab_size":100}""", "layer count -3");
         yield return C("HeadsDoNotDivide", """{"architectures":["LlamaForCausalLM"],"num_hidden_layers":2,"hidden_size":64,"intermediate_size":128,"num_attention_heads":5,"vocab_size":100}""", "not a multiple");
         yield return C("KvHeadsDoNotDivide", $$"""{"architectures":["LlamaForCausalLM"],{{Base}},"num_key_value_heads":3}""", "KV head count 3");
-        yield return C("RopeLinear", $$$"""{"architectures":["LlamaForCausalLM"],{{{Base}}},"rope_scaling":{"type":"linear","factor":2.0}}""", "rope_scaling type 'linear' is not supported");
+        yield return C("RopeUnknown", $$$"""{"architectures":["LlamaForCausalLM"],{{{Base}}},"rope_scaling":{"type":"ntk-by-parts","factor":2.0}}""", "rope_scaling type 'ntk-by-parts' is not supported");
+        yield return C("RopeLinearNoFactor", $$$"""{"architectures":["LlamaForCausalLM"],{{{Base}}},"rope_scaling":{"type":"linear"}}""", "needs \"factor\"");
+        yield return C("LongRopeShortList", $$$"""{"architectures":["Phi3ForCausalLM"],{{{Base}}},"rope_scaling":{"type":"longrope","short_factor":[1,1],"long_factor":[1,1]}}""", "expected 8");
+        yield return C("PartialRotary", $$"""{"architectures":["Phi3ForCausalLM"],{{Base}},"partial_rotary_factor":0.5}""", "partial_rotary_factor");
+        yield return C("OptGelu", """{"architectures":["OPTForCausalLM"],"num_hidden_layers":2,"hidden_size":64,"num_attention_heads":4,"vocab_size":100,"activation_function":"gelu"}""", "activation_function 'gelu'");
+        yield return C("Multimodal", $$"""{"architectures":["Gemma3ForConditionalGeneration"],"text_config":{},{{Base}}}""", "multimodal");
+        yield return C("LayerTypesWrongLength", $$"""{"architectures":["Gemma2ForCausalLM"],{{Base}},"layer_types":["full_attention"]}""", "one type per layer");
         yield return C("RopeLlama3", $$$"""{"architectures":["LlamaForCausalLM"],{{{Base}}},"rope_scaling":{"rope_type":"llama3","factor":8.0}}""", "'llama3'");
         yield return C("RopeParamsYarn", $$$"""{"architectures":["Qwen2ForCausalLM"],{{{Base}}},"rope_parameters":{"rope_type":"yarn","rope_theta":10000}}""", "rope_parameters type 'yarn'");
         yield return C("RopeScalingNoType", $$$"""{"architectures":["LlamaForCausalLM"],{{{Base}}},"rope_scaling":{"factor":2.0}}""", "no type");
         yield return C("RopeThetaZero", $$"""{"architectures":["LlamaForCausalLM"],{{Base}},"rope_theta":0}""", "RoPE base");
         yield return C("EpsNegative", $$"""{"architectures":["LlamaForCausalLM"],{{Base}},"rms_norm_eps":-1}""", "epsilon");
         yield return C("EpsHuge", $$"""{"architectures":["LlamaForCausalLM"],{{Base}},"rms_norm_eps":1e300}""", "epsilon");
-        yield return C("Gelu", $$"""{"architectures":["LlamaForCausalLM"],{{Base}},"hidden_act":"gelu"}""", "hidden_act 'gelu'");
-        yield return C("AttentionBias", $$"""{"architectures":["LlamaForCausalLM"],{{Base}},"attention_bias":true}""", "o_proj");
+        yield return C("Gelu", $$"""{"architectures":["LlamaForCausalLM"],{{Base}},"hidden_act":"gelu"}""", "hidden activation 'gelu' is not supported for llama");
+        yield return C("AttentionBias", $$"""{"architectures":["MistralForCausalLM"],{{Base}},"attention_bias":true}""", "attention_bias=true is not supported for mistral");
         yield return C("MlpBias", $$"""{"architectures":["LlamaForCausalLM"],{{Base}},"mlp_bias":true}""", "mlp_bias");
-        yield return C("SlidingWindow", $$"""{"architectures":["Qwen2ForCausalLM"],{{Base}},"use_sliding_window":true}""", "use_sliding_window");
+        yield return C("SlidingWindowZero", $$"""{"architectures":["MistralForCausalLM"],{{Base}},"sliding_window":0}""", "sliding_window 0");
         yield return C("TiedNotBool", $$"""{"architectures":["LlamaForCausalLM"],{{Base}},"tie_word_embeddings":1}""", "true or false");
         yield return C("ZeroContext", $$"""{"architectures":["LlamaForCausalLM"],{{Base}},"max_position_embeddings":0}""", "max_position_embeddings 0");
         yield return C("NotJson", "{\"architectures\":", "not valid JSON");
@@ -201,7 +208,7 @@ public class HfConfigTests
     public void WriteThenLoadGivesTheSameConfig(string arch, bool tied, TensorType dtype)
     {
         using var dir = new TempDir();
-        var cfg = TestModels.Config(arch, tied) with { RmsEps = 1e-5f, RopeTheta = 500000f, KvHeads = 2, HeadDim = 6 };
+        var cfg = TestModels.Config(arch, tied) with { NormEps = 1e-5f, RopeTheta = 500000f, KvHeads = 2, HeadDim = 6 };
         HfConfig.Write(dir.Path, cfg, dtype, bosTokenId: 1, eosTokenId: 2);
         Assert.That(HfConfig.Load(dir.Path), Is.EqualTo(cfg));
 

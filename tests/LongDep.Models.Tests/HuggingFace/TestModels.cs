@@ -37,7 +37,7 @@ internal static class TestModels
         HeadDim = 4,
         VocabSize = 16,
         ContextLength = 64,
-        RmsEps = 1e-5f,
+        NormEps = 1e-5f,
         RopeTheta = 10000f,
         Rope = rope,
         QkvBias = arch == "qwen2",
