@@ -6,12 +6,19 @@ namespace LongDep.Models;
 
 /// <summary>What a model file says about itself, read without loading the weights (for <c>longdep inspect</c>).</summary>
 public sealed record ModelDescription(string Path, ModelFormat Format, ModelConfig Config, IReadOnlyList<TensorInfo> Tensors,
-    ITextTokenizer? Tokenizer, string? TokenizerProblem, string? Name);
+    ITextTokenizer? Tokenizer, string? TokenizerProblem, string? Name)
+{
+    /// <summary>Whether the model's tokenizer configuration prepends BOS (the default of <c>--add-bos</c>, see <see cref="BosDefault"/>).</summary>
+    public bool AddBosDefault { get; init; }
+}
 
 /// <summary>A model ready to run: config, float32 weights and its tokenizer.</summary>
 public sealed record LoadedModel(string Path, ModelFormat Format, ModelWeights Weights, ITextTokenizer? Tokenizer, string? TokenizerProblem)
 {
     public ModelConfig Config => Weights.Config;
+
+    /// <summary>Whether the model's tokenizer configuration prepends BOS (the default of <c>--add-bos</c>, see <see cref="BosDefault"/>).</summary>
+    public bool AddBosDefault { get; init; }
 
     /// <summary>The tokenizer, or a clear error when the model file has none (input_ids records still work without one).</summary>
     public ITextTokenizer RequireTokenizer() =>
@@ -30,13 +37,19 @@ public static class ModelLoader
             using var file = GgufFile.Open(path);
             var cfg = GgufModel.ReadConfig(file);
             var (tok, problem) = TryTokenizer(() => GgufVocabularyKeys.Read(file) is { } v ? TokenizerFactory.FromGguf(v) : null, "the file has no tokenizer.ggml.* metadata");
-            return new ModelDescription(path, ModelFormat.Gguf, cfg, file.TensorList, tok, problem, file.GetString("general.name"));
+            return new ModelDescription(path, ModelFormat.Gguf, cfg, file.TensorList, tok, problem, file.GetString("general.name"))
+            {
+                AddBosDefault = BosDefault.FromGguf(file, cfg.Architecture),
+            };
         }
         var config = HfConfig.Load(path);
         using var ckpt = SafetensorsCheckpoint.Open(path);
         var (t, p) = TryTokenizer(() => TokenizerFactory.FromHuggingFaceFolder(path), "no tokenizer file");
         return new ModelDescription(path, ModelFormat.HuggingFace, config, ckpt.Tensors.Values.OrderBy(x => x.Name, StringComparer.Ordinal).ToList(),
-            t, p, System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(path)));
+            t, p, System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(path)))
+        {
+            AddBosDefault = BosDefault.FromFolder(path, config.Architecture),
+        };
     }
 
     /// <summary>Loads the weights (dequantized to float32) and the tokenizer of <paramref name="path"/>.</summary>
@@ -47,17 +60,20 @@ public static class ModelLoader
         ModelWeights weights;
         ITextTokenizer? tok;
         string? problem;
+        bool addBos;
         ModelFormat format = FormatOf(path);
         if (format == ModelFormat.Gguf)
         {
             using var file = GgufFile.Open(path);
             weights = GgufModel.Load(file);
             (tok, problem) = TryTokenizer(() => GgufVocabularyKeys.Read(file) is { } v ? TokenizerFactory.FromGguf(v) : null, "the file has no tokenizer.ggml.* metadata");
+            addBos = BosDefault.FromGguf(file, weights.Config.Architecture);
         }
         else
         {
             weights = HuggingFaceModel.Load(path);
             (tok, problem) = TryTokenizer(() => TokenizerFactory.FromHuggingFaceFolder(path), "no tokenizer file");
+            addBos = BosDefault.FromFolder(path, weights.Config.Architecture);
         }
         if (ropeTheta is { } theta)
         {
@@ -65,7 +81,7 @@ public static class ModelLoader
                 throw new ModelFormatException(path, $"--rope-theta must be a positive number (got {theta})");
             weights = WithConfig(weights, weights.Config with { RopeTheta = theta });
         }
-        return new LoadedModel(path, format, weights, tok, problem);
+        return new LoadedModel(path, format, weights, tok, problem) { AddBosDefault = addBos && tok?.BosId is not null };
     }
 
     /// <summary>The same arrays under another config (e.g. another RoPE base).</summary>

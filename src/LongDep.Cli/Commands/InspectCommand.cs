@@ -40,16 +40,15 @@ public static class InspectCommand
             Row("feed-forward dim", c.FfDim.ToString(CultureInfo.InvariantCulture));
             Row("heads / KV heads", $"{c.Heads} / {c.KvHeads} (head dim {c.HeadDim})");
             Row("vocabulary", c.VocabSize.ToString("N0", CultureInfo.InvariantCulture));
-            Row("RoPE", $"{(c.Rope == RopeStyle.AdjacentPairs ? "adjacent pairs" : "halves")}, base {c.RopeTheta.ToString(CultureInfo.InvariantCulture)}");
-            Row("context length", c.ContextLength.ToString("N0", CultureInfo.InvariantCulture));
-            Row("RMSNorm eps", c.NormEps.ToString(CultureInfo.InvariantCulture));
-            Row("QKV bias / tied output", $"{(c.QkvBias ? "yes" : "no")} / {(c.TiedEmbedding ? "yes" : "no")}");
+            foreach (var (k, v) in Describe(c)) Row(k, v);
             Row("parameters", c.ParameterCount.ToString("N0", CultureInfo.InvariantCulture));
             var types = d.Tensors.GroupBy(x => x.TypeName).Select(g => $"{g.Key}×{g.Count()}");
             Row("tensors", $"{d.Tensors.Count} ({string.Join(", ", types)})");
             Row("weights at f16", Gib(MemoryEstimate.WeightBytesF16(c)));
             foreach (var (label, value) in GpuMemoryRows(c, t, pairCount, batch)) Row(label, value);
             Row("tokenizer", d.Tokenizer is { } tok ? $"{tok.Kind}, {tok.VocabSize:N0} tokens, BOS {tok.BosId?.ToString(CultureInfo.InvariantCulture) ?? "none"}, EOS {tok.EosId?.ToString(CultureInfo.InvariantCulture) ?? "none"}" : $"none ({d.TokenizerProblem})");
+            Row("--add-bos default", d.AddBosDefault && d.Tokenizer?.BosId is not null ? "true (the tokenizer config adds BOS)" : "false");
+            Row("devices", Cuda.CudaModel.UnsupportedFeature(c) is { } feature ? $"CPU only (the CUDA forward does not run {feature} yet)" : "CPU and CUDA");
             AnsiConsole.Write(table);
             if (r.GetValue(tensors))
             {
@@ -65,6 +64,48 @@ public static class InspectCommand
         return cmd;
     }
 
+    /// <summary>The block description of <paramref name="c"/> as (property, value) rows.</summary>
+    public static IEnumerable<(string, string)> Describe(ModelConfig c)
+    {
+        string I(double v) => v.ToString(CultureInfo.InvariantCulture);
+        string N(long v) => v.ToString("N0", CultureInfo.InvariantCulture);
+        string norm = c.Norm == NormKind.LayerNorm ? "LayerNorm with bias" : "RMSNorm";
+        string placement = c.NormPlacement switch
+        {
+            NormPlacement.Pre => "before each block",
+            NormPlacement.Post => "after each residual add",
+            _ => "before and after each block (sandwich)",
+        };
+        yield return ("norm", $"{norm} {placement}, eps {c.NormEps.ToString("G6", CultureInfo.InvariantCulture)}{(c.FinalNorm ? ", final norm" : ", no final norm")}");
+        yield return ("positions", c.Positions == PositionKind.Learned
+            ? $"learned, {N(c.PositionRows - c.PositionOffset)} positions (table offset {c.PositionOffset})"
+            : $"RoPE ({(c.Rope == RopeStyle.AdjacentPairs ? "adjacent pairs" : "halves")}), base {I(c.RopeTheta)}, scaling {c.RopeScaling}"
+              + (c.LocalRopeTheta is float lt ? $"; sliding layers base {I(lt)} without scaling" : ""));
+        yield return ("context length", N(c.ContextLength));
+        var attention = new List<string> { $"scale {I(c.ScoreScale)}{(c.ScaleQueries ? " on q" : "")}" };
+        if (c.QkvBias) attention.Add(c.OutputProjectionBias ? "q/k/v/o biases" : "q/k/v biases");
+        if (c.QkNorm) attention.Add("q/k RMSNorm");
+        if (c.AttentionSoftCap is float ac) attention.Add($"soft-cap {I(ac)}");
+        if (c.HasSlidingWindow)
+        {
+            int sliding = Enumerable.Range(0, c.Layers).Count(l => c.WindowOf(l) is not null);
+            attention.Add($"sliding window {N(c.SlidingWindow!.Value)} on {sliding} of {c.Layers} layers");
+        }
+        yield return ("attention", string.Join(", ", attention));
+        yield return ("feed-forward", c.FeedForward switch
+        {
+            FeedForwardKind.SwiGlu => "SwiGLU",
+            FeedForwardKind.GeGluTanh => "GeGLU (tanh GELU)",
+            _ => "ReLU MLP",
+        } + (c.FeedForwardBias ? " with biases" : ""));
+        var embedding = new List<string>();
+        if (c.EmbedScale != 1f) embedding.Add($"scaled by {I(c.EmbedScale)}");
+        if (c.HasProjections) embedding.Add($"width {c.EmbeddingWidth}, projected in and out");
+        embedding.Add(c.TiedEmbedding ? "tied to the output head" : "separate output head");
+        if (c.FinalSoftCap is float fc) embedding.Add($"logits soft-capped at {I(fc)}");
+        yield return ("embedding", string.Join(", ", embedding));
+    }
+
     private static string Gib(long bytes) => $"{bytes / (double)(1L << 30):F2} GiB";
 
     /// <summary>
@@ -75,6 +116,11 @@ public static class InspectCommand
     private static IEnumerable<(string, string)> GpuMemoryRows(ModelConfig c, int t, int pairs, int pairBatch)
     {
         const string extra = "+ CUDA context and cuBLAS workspace";
+        if (Cuda.CudaModel.UnsupportedFeature(c) is not null)
+        {
+            yield return ("GPU memory", "not counted: the model runs on the CPU only");
+            yield break;
+        }
         if (Cuda.DeviceMemoryPlan.PlaceholderHostBytes(c) > 4L << 30 || t < 2 * 128 + 1)
         {
             yield return ($"GPU memory, one LADM pass at T={t:N0}", $"{Gib(MemoryEstimate.LadmGpuBytes(c, t))} (weights f16 + activations, estimate)");

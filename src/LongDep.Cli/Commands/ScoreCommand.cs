@@ -29,7 +29,7 @@ public static class ScoreCommand
         var pairs = new Option<string>("--pairs") { Description = "ProLong: pairs drawn per record (a number or 'all')", DefaultValueFactory = _ => "5000" };
         var threshold = new Option<double>("--threshold") { Description = "ProLong: δ, DST threshold", DefaultValueFactory = _ => 0.1 };
         var seed = new Option<long>("--seed") { Description = "seed of the draws (per record: seed and record index)", DefaultValueFactory = _ => 11 };
-        var addBos = new Option<bool>("--add-bos") { Description = "prepend the model's BOS token to text records" };
+        var addBos = new Option<bool?>("--add-bos") { Description = "prepend the model's BOS token to text records (true/false; default: as the model's tokenizer config says, no BOS for OPT as ProLong)" };
         var domainField = new Option<string>("--domain-field") { Description = "dotted path of the domain", DefaultValueFactory = _ => "meta.pile_set_name" };
         var textField = new Option<string>("--text-field") { Description = "dotted path of the text", DefaultValueFactory = _ => "text" };
         var idsField = new Option<string>("--ids-field") { Description = "dotted path of pre-tokenized ids", DefaultValueFactory = _ => "input_ids" };
@@ -92,7 +92,8 @@ public static class ScoreCommand
             stderr.WriteLine($"loading {r.GetValue(model)}");
             LoadedModel loaded;
             using (Phases.Begin("load model")) loaded = ModelLoader.Load(r.GetValue(model)!, r.GetValue(ropeTheta));
-            var tokenizer = MakeTokenizer(loaded, r.GetValue(addBos));
+            foreach (string warning in ModelChecks.BeforeScoring(loaded.Config, settings)) stderr.WriteLine($"note: {warning}");
+            var tokenizer = MakeTokenizer(loaded, r.GetValue(addBos) ?? loaded.AddBosDefault);
             var (workers, description) = Backends.Create(deviceSpec, loaded, settings,
                 new BackendOptions(r.GetValue(threads), r.GetValue(pairBatch), r.GetValue(bf16), KernelsOption.Read(r, kernels)));
             stderr.WriteLine($"scoring with {settings.MethodName} on {description}");
