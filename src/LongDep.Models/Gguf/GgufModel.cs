@@ -39,6 +39,7 @@ public static class GgufModel
               ?? throw new ModelFormatException(src, $"cannot tell the vocabulary size: no '{info.TokenEmbedding}' tensor and no tokenizer.ggml.tokens");
         double eps = file.GetFloat($"{arch}.attention.layer_norm_rms_epsilon") ?? 1e-5;
         double theta = file.GetFloat($"{arch}.rope.freq_base") ?? 10000.0;
+        RefuseRopeScaling(file, arch);
         var cfg = new ModelConfig
         {
             Architecture = arch,
@@ -58,6 +59,31 @@ public static class GgufModel
         };
         cfg.Validate(src);
         return cfg;
+    }
+
+    /// <summary>
+    /// Refuses a file whose metadata asks for scaled RoPE, which is not read yet (reading it as plain RoPE would give
+    /// wrong scores without a word). As llama.cpp reads it: <c>{arch}.rope.scaling.type</c> defaults to linear, whose
+    /// factor (<c>rope.scaling.factor</c>, else <c>rope.scale_linear</c>) of 0 or 1 means no scaling; <c>none</c> is
+    /// plain RoPE; any other type, and a <c>rope_freqs</c> tensor (Llama 3's per-dimension factors), is scaling.
+    /// </summary>
+    private static void RefuseRopeScaling(GgufFile file, string arch)
+    {
+        string type = file.GetString($"{arch}.rope.scaling.type") ?? "linear";
+        double factor = file.GetFloat($"{arch}.rope.scaling.factor") ?? file.GetFloat($"{arch}.rope.scale_linear") ?? 0.0;
+        string? scaling = type switch
+        {
+            "none" => null,
+            "linear" when factor is 0.0 or 1.0 => null,
+            "linear" => $"RoPE scaling 'linear' (factor {factor})",
+            _ => $"RoPE scaling '{type}'",
+        };
+        if (scaling is null && file.Tensors.ContainsKey("rope_freqs.weight"))
+            scaling = "RoPE frequency factors (a 'rope_freqs.weight' tensor, as Llama 3.x's 'llama3' RoPE scaling writes)";
+        if (scaling is not null)
+            throw new ModelFormatException(file.SourcePath,
+                $"the model asks for {scaling}, which this tool does not implement yet; reading it as plain RoPE would give " +
+                "wrong scores. Use a model without RoPE scaling");
     }
 
     /// <summary>Reads every weight of the model in <paramref name="file"/>, dequantized to float32.</summary>
