@@ -230,9 +230,11 @@ internal static unsafe class Ggml
         return toFloat;
     }
 
-    /// <summary>ggml's dequantization of <paramref name="count"/> values of GGML type <paramref name="typeId"/>.</summary>
+    /// <summary>ggml's dequantization of <paramref name="count"/> values of a GGML type (F32: the bytes as they are).</summary>
     public static float[] Dequantize(LongDep.Models.Quant.GgmlTypeInfo type, ReadOnlySpan<byte> blocks, int count)
     {
+        if (type.Id == 0) // F32 has no to_float in ggml: its bytes are the values
+            return MemoryMarshal.Cast<byte, float>(blocks).ToArray();
         nint fn = ToFloat(type.Id, type.Name, type.BlockElements, type.BlockBytes);
         if (count % type.BlockElements != 0 || (long)count / type.BlockElements * type.BlockBytes != blocks.Length)
             throw new ArgumentException($"{blocks.Length} bytes are not {count} values of {type.Name}");
