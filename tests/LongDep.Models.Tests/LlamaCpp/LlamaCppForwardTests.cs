@@ -51,19 +51,7 @@ public class LlamaCppForwardTests
 
         // The same weights, widened to F32 by ggml's own F16 decoder (so the F32 file cannot inherit a bug of ours).
         string f32 = _dir.Combine("tiny-f16-as-f32.gguf");
-        using (var file = GgufFile.Open(f16))
-        {
-            var w = new GgufWriter();
-            foreach (var (key, value) in file.Metadata) CopyMetadata(w, key, value);
-            foreach (var t in file.TensorList)
-            {
-                var info = LongDep.Models.Quant.GgmlTypes.Of(t.Type);
-                var values = Ggml.Dequantize(info, file.RawBytes(t.Name), (int)t.ElementCount);
-                Assert.That(values, Is.EqualTo(file.ReadF32(t.Name)), $"{t.Name}: our {t.TypeName} reading equals ggml's");
-                w.AddTensor(t.Name, values, t.Shape, TensorType.F32);
-            }
-            w.Write(f32);
-        }
+        LlamaCppReference.WriteDequantizedCopy(f16, f32);
         var reference = LlamaCppReference.TokenNll(f32, tokens);
         Assert.That(WorstRelative(ours, reference, "F16 file vs llama.cpp on its weights as F32"), Is.LessThan(1e-5));
 
@@ -71,21 +59,7 @@ public class LlamaCppForwardTests
         Assert.That(WorstRelative(ours, direct, "F16 file vs llama.cpp on the F16 file (F16 activations)"), Is.LessThan(3e-3));
     }
 
-    private static void CopyMetadata(GgufWriter w, string key, object value)
-    {
-        switch (value)
-        {
-            case string s: w.Add(key, s); break;
-            case uint u: w.Add(key, u); break;
-            case int i: w.Add(key, i); break;
-            case float f: w.Add(key, f); break;
-            case bool b: w.Add(key, b); break;
-            case GgufArray a: w.Add(key, a); break;
-            default: Assert.Fail($"metadata {key} has a type this test does not copy: {value.GetType().Name}"); break;
-        }
-    }
-
-    private static double[] OurNll(string path, int[] tokens)
+    internal static double[] OurNll(string path, int[] tokens)
     {
         var model = ModelLoader.Load(path);
         var targets = tokens.Skip(1).Append(-1).ToArray();
@@ -93,7 +67,7 @@ public class LlamaCppForwardTests
         return nll[..^1];
     }
 
-    private static double WorstRelative(double[] ours, double[] reference, string what)
+    internal static double WorstRelative(double[] ours, double[] reference, string what)
     {
         Assert.That(ours, Has.Length.EqualTo(reference.Length));
         double worst = 0;
@@ -107,7 +81,7 @@ public class LlamaCppForwardTests
         return worst;
     }
 
-    private static int[] TinyTokens(int n, int vocab, int seed)
+    internal static int[] TinyTokens(int n, int vocab, int seed)
     {
         var rng = new Random(seed);
         return Enumerable.Range(0, n).Select(_ => rng.Next(3, vocab)).ToArray();

@@ -3,6 +3,7 @@ using System.Text;
 using LLama;
 using LLama.Common;
 using LLama.Native;
+using LongDep.Models.Gguf;
 using NUnit.Framework;
 
 namespace LongDep.Models.Tests.LlamaCpp;
@@ -144,6 +145,39 @@ internal static class LlamaCppReference
             Assert.Fail($"llama.cpp could not load {p.ModelPath}: {e.Message}; log: {RecentLog()}");
             throw; // not reached
         }
+    }
+
+    /// <summary>
+    /// Writes <paramref name="destination"/>: the GGUF <paramref name="source"/> with every tensor dequantized to F32 by
+    /// ggml's own <c>to_float</c> (same metadata). llama.cpp running the copy computes in F32 on exactly the weights
+    /// the quantized file holds, so our forward on the quantized file can be checked against it to F32 rounding.
+    /// </summary>
+    public static void WriteDequantizedCopy(string source, string destination)
+    {
+        using var file = GgufFile.Open(source);
+        var w = new GgufWriter();
+        foreach (var (key, value) in file.Metadata)
+        {
+            switch (value)
+            {
+                case string v: w.Add(key, v); break;
+                case uint v: w.Add(key, v); break;
+                case int v: w.Add(key, v); break;
+                case ulong v: w.Add(key, v); break;
+                case long v: w.Add(key, v); break;
+                case float v: w.Add(key, v); break;
+                case double v: w.Add(key, v); break;
+                case bool v: w.Add(key, v); break;
+                case GgufArray v: w.Add(key, v); break;
+                default: Assert.Fail($"metadata {key} has a type this copy does not handle: {value.GetType().Name}"); break;
+            }
+        }
+        foreach (var t in file.TensorList)
+        {
+            var info = LongDep.Models.Quant.GgmlTypes.Of(t.Type);
+            w.AddTensor(t.Name, Ggml.Dequantize(info, file.RawBytes(t.Name), checked((int)t.ElementCount)), t.Shape, TensorType.F32);
+        }
+        w.Write(destination);
     }
 
     // ------------------------------------------------------------------ tokenizer
