@@ -334,15 +334,30 @@ public class GgufRoundTripTests
     public void UnreadableType_OpensButReadingNamesTheType()
     {
         var w = new GgufWriter();
-        w.AddTensorRaw("blk.0.ffn_down.weight", 13u /* Q5_K */, [2, 256], new byte[2 * 176]);
+        w.AddTensorRaw("blk.0.ffn_down.weight", 17u /* IQ2_XS: 256 values in 74 bytes */, [2, 256], new byte[2 * 74]);
         using var f = WriteAndOpen(w);
         var t = f.Tensors["blk.0.ffn_down.weight"];
         Assert.That(t.Type, Is.EqualTo(TensorType.Other));
-        Assert.That(t.TypeName, Is.EqualTo("Q5_K"));
-        Assert.That(t.ByteSize, Is.EqualTo(352));
+        Assert.That(t.TypeName, Is.EqualTo("IQ2_XS"));
+        Assert.That(t.ByteSize, Is.EqualTo(148));
         var ex = Assert.Throws<ModelFormatException>(() => f.ReadF32("blk.0.ffn_down.weight"));
-        Assert.That(ex!.Message, Does.Contain("tensor blk.0.ffn_down.weight has type Q5_K, which this tool does not read; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K"));
-        Assert.That(f.RawBytes("blk.0.ffn_down.weight"), Has.Length.EqualTo(352));
+        Assert.That(ex!.Message, Does.Contain("tensor blk.0.ffn_down.weight has type IQ2_XS, which this tool does not read; supported: " +
+            "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS"));
+        Assert.That(f.RawBytes("blk.0.ffn_down.weight"), Has.Length.EqualTo(148));
+    }
+
+    [TestCase(19u, "IQ1_S", 256, 50)]
+    [TestCase(35u, "TQ2_0", 256, 66)]
+    [TestCase(39u, "MXFP4", 32, 17)]
+    [TestCase(21u, "IQ3_S", 256, 110)]
+    public void OtherTypesStayRefused_NamingTensorAndType(uint id, string name, int block, int bytes)
+    {
+        var w = new GgufWriter();
+        w.AddTensorRaw("output.weight", id, [1, block], new byte[bytes]);
+        using var f = WriteAndOpen(w);
+        Assert.That(f.Tensors["output.weight"].Type, Is.EqualTo(TensorType.Other));
+        var ex = Assert.Throws<ModelFormatException>(() => f.ReadF32("output.weight"));
+        Assert.That(ex!.Message, Does.Contain($"tensor output.weight has type {name}, which this tool does not read"));
     }
 
     [Test]
