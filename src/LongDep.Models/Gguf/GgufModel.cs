@@ -65,7 +65,8 @@ public static class GgufModel
     /// Refuses a file whose metadata asks for scaled RoPE, which is not read yet (reading it as plain RoPE would give
     /// wrong scores without a word). As llama.cpp reads it: <c>{arch}.rope.scaling.type</c> defaults to linear, whose
     /// factor (<c>rope.scaling.factor</c>, else <c>rope.scale_linear</c>) of 0 or 1 means no scaling; <c>none</c> is
-    /// plain RoPE; any other type, and a <c>rope_freqs</c> tensor (Llama 3's per-dimension factors), is scaling.
+    /// plain RoPE; any other type, an attention factor other than 1 (<c>rope.scaling.attn_factor</c>, which llama.cpp
+    /// applies whatever the type) and a <c>rope_freqs</c> tensor (Llama 3's per-dimension factors) are scaling.
     /// </summary>
     private static void RefuseRopeScaling(GgufFile file, string arch)
     {
@@ -78,6 +79,8 @@ public static class GgufModel
             "linear" => $"RoPE scaling 'linear' (factor {factor})",
             _ => $"RoPE scaling '{type}'",
         };
+        if (scaling is null && file.GetFloat($"{arch}.rope.scaling.attn_factor") is { } attn && attn != 1.0)
+            scaling = $"a RoPE attention factor of {attn} ('{arch}.rope.scaling.attn_factor')";
         if (scaling is null && file.Tensors.ContainsKey("rope_freqs.weight"))
             scaling = "RoPE frequency factors (a 'rope_freqs.weight' tensor, as Llama 3.x's 'llama3' RoPE scaling writes)";
         if (scaling is not null)
