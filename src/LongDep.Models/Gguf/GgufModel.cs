@@ -94,7 +94,9 @@ public static class GgufModel
         Architectures.LoadWeights(file, config ?? ReadConfig(file), ModelFormat.Gguf);
 
     /// <summary>
-    /// Writes <paramref name="weights"/> as a GGUF file (F32 or F16 tensors, norms always F32), with the
+    /// Writes <paramref name="weights"/> as a GGUF file, matrices as <paramref name="type"/> (F32, F16, BF16 or a block
+    /// type, quantized by <see cref="Quant.Quantize"/>; a matrix whose rows are not whole blocks falls back as
+    /// llama-quantize does, see <see cref="Quant.Quantize.FitRow"/>), norms and biases always F32, with the
     /// <paramref name="vocabulary"/>'s tokenizer metadata when given. Q/K rows are permuted to the file's RoPE
     /// convention when the weights use the other one.
     /// </summary>
@@ -117,7 +119,7 @@ public static class GgufModel
         w.Add($"{c.Architecture}.rope.freq_base", c.RopeTheta);
         if (vocabulary is not null) GgufVocabularyKeys.Write(w, vocabulary);
         foreach (var (tensorName, data, shape) in Architectures.TensorsFor(weights, ModelFormat.Gguf))
-            w.AddTensor(tensorName, data, shape, shape.Length == 1 ? TensorType.F32 : type);
+            w.AddTensor(tensorName, data, shape, shape.Length == 1 ? TensorType.F32 : Quant.Quantize.FitRow(type, shape[^1]));
         w.Write(path);
     }
 }

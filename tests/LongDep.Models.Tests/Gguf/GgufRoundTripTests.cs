@@ -360,6 +360,32 @@ public class GgufRoundTripTests
         Assert.That(ex!.Message, Does.Contain($"tensor output.weight has type {name}, which this tool does not read"));
     }
 
+    [TestCase(TensorType.Q4_0)]
+    [TestCase(TensorType.Q5_1)]
+    [TestCase(TensorType.Q3_K)]
+    [TestCase(TensorType.Q5_K)]
+    [TestCase(TensorType.IQ4_XS)]
+    public void FloatTensor_WrittenAsABlockType_ReadsBackAsItsBlocks(TensorType type)
+    {
+        var rng = new Random(3);
+        var data = Enumerable.Range(0, 3 * 512).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var w = new GgufWriter();
+        w.AddTensor("m", data, [3, 512], type);
+        using var f = WriteAndOpen(w);
+        Assert.That(f.Tensors["m"].Type, Is.EqualTo(type));
+        var blocks = new byte[Dequantize.ByteSize(type, data.Length)];
+        Quantize.FromF32(type, data, blocks);
+        Assert.That(f.RawBytes("m"), Is.EqualTo(blocks), "the file holds the quantizer's blocks");
+        var expected = new float[data.Length];
+        Dequantize.ToF32(type, blocks, expected);
+        Assert.That(f.ReadF32("m"), Is.EqualTo(expected));
+        double err = data.Zip(expected, (a, b) => Math.Abs(a - b)).Max();
+        Assert.That(err, Is.LessThan(0.25), "the values survive quantization roughly");
+
+        var bad = new GgufWriter();
+        Assert.Throws<ArgumentException>(() => bad.AddTensor("r", new float[2 * 96], [2, 96], TensorType.Q4_K), "rows of 96 are not whole 256-value blocks");
+    }
+
     [Test]
     public void MissingTensor_IsAModelFormatException()
     {
@@ -379,7 +405,8 @@ public class GgufRoundTripTests
         Assert.Throws<ArgumentException>(() => w.Add(GgufFile.AlignmentKey, 64u));
         Assert.Throws<ArgumentException>(() => w.AddTensor("t", new float[5], [2, 3]));
         Assert.Throws<ArgumentException>(() => w.AddTensor("t", new float[5], [1, 1, 1, 1, 5]));
-        Assert.Throws<ArgumentException>(() => w.AddTensor("t", new float[32], [32], TensorType.Q8_0));
+        Assert.Throws<ArgumentException>(() => w.AddTensor("t", new float[32], [32], TensorType.Other));
+        Assert.Throws<ArgumentException>(() => w.AddTensor("t", new float[48], [48], TensorType.Q8_0), "48 is not whole 32-value blocks");
         Assert.Throws<ArgumentException>(() => w.AddTensorRaw("t", TensorType.Q8_0, [2, 16], new byte[34]));
         Assert.Throws<ArgumentException>(() => w.AddTensorRaw("t", TensorType.Q8_0, [32], new byte[33]));
         Assert.Throws<ArgumentException>(() => w.AddTensorRaw("t", 4u, [32], new byte[18]));
