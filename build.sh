@@ -23,12 +23,15 @@ need_dotnet() {
 
 deps() {
   # What the full build and test suite need beyond the .NET SDK: the CUDA toolkit (kernels, cuobjdump), clang-14 (nvcc
-  # 11.8's host compiler on Debian 12), chromium (the report test renders headless) and a TrueType font (chart text).
+  # 11.8's host compiler on Debian 12), chromium (the report test renders headless), a TrueType font (chart text) and
+  # libgomp1 (llama.cpp's OpenMP runtime, for the model tests).
   local missing=()
   command -v nvcc >/dev/null 2>&1 || missing+=(nvidia-cuda-toolkit nvidia-cuda-dev)
   command -v clang-14 >/dev/null 2>&1 || missing+=(clang-14)
   command -v g++ >/dev/null 2>&1 || command -v clang++ >/dev/null 2>&1 || missing+=(g++) # the kernel emulator
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  # llama.cpp (LLamaSharp.Backend.Cpu, the model tests' reference) links OpenMP's runtime.
+  [ -n "$(find /lib /usr/lib -name 'libgomp.so.1' 2>/dev/null | head -1)" ] || missing+=(libgomp1)
   [ -n "$(find /usr/share/fonts -name '*.ttf' 2>/dev/null | head -1)" ] || missing+=(fonts-dejavu-core)
   if [ ${#missing[@]} = 0 ]; then say "dependencies present: $(nvcc --version | tail -1)"; return 0; fi
   command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and this is not a Debian/Ubuntu machine: install them by hand"

@@ -1,7 +1,10 @@
 namespace LongDep.Models;
 
-/// <summary>Element types a model file may hold (SPEC §6 lists the ones we read).</summary>
-public enum TensorType { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Other }
+/// <summary>
+/// Element types a model file may hold (SPEC §6 lists the ones we read): the float types, and GGML's block-quantized
+/// types that the common llama-quantize presets produce. <see cref="Other"/> is any type we list but cannot read.
+/// </summary>
+public enum TensorType { F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q5_K, IQ4_NL, IQ4_XS, Other }
 
 /// <summary>A tensor as a file describes it. <see cref="Shape"/> is row-major, outermost first ([out, in] for a matrix).</summary>
 public sealed record TensorInfo(string Name, TensorType Type, string TypeName, long[] Shape, long ByteSize)

@@ -3,6 +3,7 @@ using LongDep.Cli.Runtime;
 using LongDep.Models;
 using LongDep.Models.Gguf;
 using LongDep.Models.HuggingFace;
+using LongDep.Models.Quant;
 using LongDep.Models.Synthetic;
 using LongDep.Models.Tokenization;
 
@@ -22,8 +23,13 @@ public static class MakeModelCommand
         format.AcceptOnlyFromAmong("gguf", "hf");
         var output = new Option<string>("--output", "-o") { Description = "the .gguf file or the checkpoint folder to write", Required = true };
         var seed = new Option<long>("--seed") { Description = "weights seed", DefaultValueFactory = _ => 1234 };
-        var dtype = new Option<string>("--dtype") { Description = "f16 or f32 (matrices; norms stay f32 in GGUF)", DefaultValueFactory = _ => "f16" };
-        dtype.AcceptOnlyFromAmong("f16", "f32");
+        var dtype = new Option<string>("--dtype")
+        {
+            Description = "the matrices' type: f16, f32, or (GGUF only) a block type: " + string.Join(", ", BlockTypeNames) +
+                          " (norms stay f32 in GGUF; rows that are not whole blocks fall back as llama-quantize does)",
+            DefaultValueFactory = _ => "f16",
+        };
+        dtype.AcceptOnlyFromAmong(["f16", "f32", .. BlockTypeNames]);
         var cmd = new Command("make-model", "Write a random model of a named shape (GGUF or Hugging Face folder) with a synthetic tokenizer.")
         {
             shape, format, output, seed, dtype,
@@ -39,7 +45,9 @@ public static class MakeModelCommand
             {
                 throw new CliException(e.Message.Split(" (Parameter")[0], ExitCodes.Usage);
             }
-            var type = r.GetValue(dtype) == "f32" ? TensorType.F32 : TensorType.F16;
+            var type = Enum.Parse<TensorType>(r.GetValue(dtype)!, ignoreCase: true);
+            if (r.GetValue(format) == "hf" && type is not (TensorType.F16 or TensorType.F32))
+                throw new CliException($"--dtype {r.GetValue(dtype)} is a GGUF block type; a Hugging Face folder is written as f16 or f32", ExitCodes.Usage);
             string path = r.GetValue(output)!;
             Console.Error.WriteLine($"generating {r.GetValue(shape)} ({cfg.ParameterCount:N0} parameters, seed {r.GetValue(seed)})");
             var weights = RandomModel.Create(cfg, r.GetValue(seed));
@@ -49,6 +57,9 @@ public static class MakeModelCommand
         });
         return cmd;
     }
+
+    /// <summary>The GGUF block types <c>--dtype</c> accepts, lower-case.</summary>
+    private static readonly string[] BlockTypeNames = GgmlTypes.Readable.Where(Quantize.IsBlockType).Select(t => t.ToString().ToLowerInvariant()).ToArray();
 
     /// <summary>Writes <paramref name="weights"/> with a synthetic vocabulary of the model's size.</summary>
     public static void Write(string path, bool huggingFace, ModelWeights weights, TensorType type)

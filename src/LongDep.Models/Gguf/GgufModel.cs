@@ -111,8 +111,10 @@ public static class GgufModel
     private static RopeScaling ReadRopeScaling(GgufFile file, string arch, int headDim, int context)
     {
         string src = file.SourcePath;
+        // As llama.cpp reads them: the type defaults to linear, whose factor (rope.scaling.factor, else the older
+        // rope.scale_linear) of 0 or 1 means no scaling; the attention factor applies whatever the type.
         string? type = file.GetString($"{arch}.rope.scaling.type");
-        double factor = file.GetFloat($"{arch}.rope.scaling.factor") ?? 0;
+        double factor = file.GetFloat($"{arch}.rope.scaling.factor") ?? file.GetFloat($"{arch}.rope.scale_linear") ?? 0;
         long original = file.GetInteger($"{arch}.rope.scaling.original_context_length") ?? 0;
         double? attn = file.GetFloat($"{arch}.rope.scaling.attn_factor");
         bool freqs = file.Tensors.ContainsKey("rope_freqs.weight");
@@ -146,13 +148,15 @@ public static class GgufModel
                 throw new ModelFormatException(src, $"tensor 'rope_freqs.weight' has shape [{string.Join(", ", t.Shape)}], expected [{headDim / 2}] (head dimension / 2)");
             return new RopeScaling { Type = RopeScalingType.Llama3, FrequencyFactors = file.ReadF32("rope_freqs.weight") };
         }
+        if (type is not "yarn" && attn is double a && a != 1.0)
+            throw new ModelFormatException(src,
+                $"a RoPE attention factor of {a} ('{arch}.rope.scaling.attn_factor') with scaling '{type ?? "linear"}' is not supported; reading it without would give wrong scores");
         switch (type)
         {
-            case null or "none":
-                if (factor is not (0 or 1))
-                    throw new ModelFormatException(src, $"'{arch}.rope.scaling.factor' = {factor} without a scaling type; not supported");
+            case "none":
                 return RopeScaling.None;
-            case "linear":
+            case null or "linear":
+                if (factor is 0 or 1) return RopeScaling.None;
                 if (!(factor > 0)) throw new ModelFormatException(src, $"linear RoPE scaling needs '{arch}.rope.scaling.factor' > 0, found {factor}");
                 return new RopeScaling { Type = RopeScalingType.Linear, Factor = factor };
             case "yarn":
@@ -167,6 +171,8 @@ public static class GgufModel
                     // llama.cpp multiplies its attn_factor (default 1) by 1 + 0.1 ln(factor).
                     AttentionFactor = (attn ?? 1.0) * (1.0 + 0.1 * Math.Log(factor)),
                 };
+            case "longrope":
+                throw new ModelFormatException(src, "RoPE scaling 'longrope': longrope needs the rope_factors_long and rope_factors_short tensors, which the file lacks");
             default:
                 throw new ModelFormatException(src,
                     $"RoPE scaling type '{type}' is not supported (supported: none, linear, yarn, llama3 via rope_freqs, longrope via rope_factors_*)");
@@ -178,9 +184,11 @@ public static class GgufModel
         Architectures.LoadWeights(file, config ?? ReadConfig(file), ModelFormat.Gguf);
 
     /// <summary>
-    /// Writes <paramref name="weights"/> as a GGUF file (matrices in <paramref name="type"/>, norms and biases always F32),
-    /// with llama.cpp's metadata keys for the architecture and the <paramref name="vocabulary"/>'s tokenizer metadata
-    /// when given. Q/K rows are permuted to the file's RoPE convention when the weights use the other one.
+    /// Writes <paramref name="weights"/> as a GGUF file, matrices as <paramref name="type"/> (F32, F16, BF16 or a block
+    /// type, quantized by <see cref="Quant.Quantize"/>; a matrix whose rows are not whole blocks falls back as
+    /// llama-quantize does, see <see cref="Quant.Quantize.FitRow"/>), norms and biases always F32, with the
+    /// <paramref name="vocabulary"/>'s tokenizer metadata when given. Q/K rows are permuted to the file's RoPE
+    /// convention when the weights use the other one.
     /// </summary>
     public static void Save(string path, ModelWeights weights, TensorType type = TensorType.F16, GgufVocabulary? vocabulary = null, string? name = null)
     {
@@ -240,9 +248,10 @@ public static class GgufModel
         }
         if (vocabulary is not null) GgufVocabularyKeys.Write(w, vocabulary);
         foreach (var (tensorName, data, shape) in Architectures.TensorsFor(weights, ModelFormat.Gguf))
-            w.AddTensor(tensorName, data, shape, shape.Length == 1 ? TensorType.F32 : type);
+            w.AddTensor(tensorName, data, shape, shape.Length == 1 ? TensorType.F32 : Quant.Quantize.FitRow(type, shape[^1]));
         foreach (var (tensorName, data) in extra)
             w.AddTensor(tensorName, data, [data.Length], TensorType.F32);
+
         w.Write(path);
     }
 

@@ -8,8 +8,8 @@ namespace LongDep.Models.Gguf;
 /// Writes a little-endian GGUF file (version 2 or 3): metadata, a tensor table, then each tensor's data at an offset
 /// aligned to <see cref="Alignment"/> (padded with zeros, as llama.cpp writes it). Shapes are given row-major
 /// (outermost first, as <see cref="TensorInfo.Shape"/>); the writer stores them as GGUF's reversed ne[].
-/// Tensor data is written one tensor at a time: float arrays are referenced, not copied, and converted to F16/BF16 in
-/// small chunks; <see cref="AddTensor(string, long[], Func{float[]}, TensorType)"/> defers even producing the values
+/// Tensor data is written one tensor at a time: float arrays are referenced, not copied, and converted to F16/BF16 or
+/// quantized to GGML blocks in small chunks; <see cref="AddTensor(string, long[], Func{float[]}, TensorType)"/> defers even producing the values
 /// until <see cref="Write"/>, so a large model never needs to be in memory all at once.
 /// </summary>
 public sealed class GgufWriter
@@ -84,7 +84,10 @@ public sealed class GgufWriter
 
     // ---------------------------------------------------------------- tensors
 
-    /// <summary>A float tensor stored as F32, F16 or BF16. <paramref name="data"/> is referenced until <see cref="Write"/>.</summary>
+    /// <summary>
+    /// A float tensor stored as F32, F16, BF16 or any block type <see cref="Quant.Quantize"/> writes (rows must be whole
+    /// blocks). <paramref name="data"/> is referenced until <see cref="Write"/>.
+    /// </summary>
     public void AddTensor(string name, float[] data, long[] shape, TensorType type = TensorType.F32)
     {
         ArgumentNullException.ThrowIfNull(data);
@@ -120,9 +123,9 @@ public sealed class GgufWriter
         Register(t);
     }
 
-    private static GgmlTypeInfo FloatType(TensorType type) => type is TensorType.F32 or TensorType.F16 or TensorType.BF16
+    private static GgmlTypeInfo FloatType(TensorType type) => type is TensorType.F32 or TensorType.F16 or TensorType.BF16 || Quantize.IsBlockType(type)
         ? GgmlTypes.Of(type)
-        : throw new ArgumentException($"float tensors are written as F32, F16 or BF16, not {type}; use AddTensorRaw for quantized blocks", nameof(type));
+        : throw new ArgumentException($"float tensors are written as F32, F16, BF16 or a block type ({GgmlTypes.ReadableList}), not {type}", nameof(type));
 
     private void Register(PendingTensor t)
     {
@@ -258,6 +261,19 @@ public sealed class GgufWriter
                         var dst = buffer.AsSpan(0, 2 * n);
                         if (t.Type.Type == TensorType.F16) Dequantize.FromF32ToF16(src, dst);
                         else Dequantize.FromF32ToBF16(src, dst);
+                        w.Write(dst);
+                    }
+                    break;
+                }
+            case var block when Quantize.IsBlockType(block):
+                {
+                    // ConvertChunk is a multiple of every block size, and rows are whole blocks.
+                    var buffer = new byte[Dequantize.ByteSize(block, ConvertChunk)];
+                    for (long i = 0; i < data.LongLength; i += ConvertChunk)
+                    {
+                        int n = (int)Math.Min(ConvertChunk, data.LongLength - i);
+                        var dst = buffer.AsSpan(0, (int)Dequantize.ByteSize(block, n));
+                        Quantize.FromF32(block, data.AsSpan((int)i, n), dst);
                         w.Write(dst);
                     }
                     break;

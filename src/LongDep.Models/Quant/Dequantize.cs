@@ -7,15 +7,27 @@ namespace LongDep.Models.Quant;
 
 /// <summary>
 /// Turns stored tensor bytes (little-endian, GGML block layouts) into float32, and float32 into F16/BF16 for writers.
-/// Readable types: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K. Block layouts are those of ggml-common.h:
+/// Readable types: F32, F16, BF16 and the block types below (layouts of ggml-common.h; each value computed with the
+/// same float operations, in the same order, as ggml's <c>dequantize_row_*</c>, so results are bit-identical).
+/// docs/quantization.md draws every layout. "f16" is an IEEE half; x is the value, q its stored integer.
 /// <list type="bullet">
-/// <item>Q8_0: 32 values in 34 bytes: f16 scale d, then 32 int8 q; x = d * q.</item>
-/// <item>Q4_0: 32 values in 18 bytes: f16 d, then 16 bytes of nibbles; byte j holds value j (low nibble) and
-/// value j+16 (high nibble); x = d * (q - 8).</item>
+/// <item>Q8_0: 32 values in 34 bytes: f16 d, 32 int8 q; x = q*d.</item>
+/// <item>Q4_0 / Q4_1: 32 values: f16 d (Q4_1: and f16 m), 16 bytes of nibbles (byte j: value j low, value j+16 high);
+/// x = (q - 8)*d, or q*d + m.</item>
+/// <item>Q5_0 / Q5_1: as Q4_0 / Q4_1 with a fifth bit per value in a 32-bit word after the scales (bit j for value j);
+/// x = (q - 16)*d, or q*d + m.</item>
+/// <item>IQ4_NL: as Q4_0, but q indexes a fixed table of 16 non-linear levels; x = d*level[q].</item>
+/// <item>Q2_K: 256 values in 84 bytes: 16 bytes of 4-bit (scale, min) pairs for sub-blocks of 16, 64 bytes of 2-bit q,
+/// f16 d, f16 dmin; x = (d*scale)*q - dmin*min.</item>
+/// <item>Q3_K: 256 values in 110 bytes: 32 bytes of high bits, 64 bytes of 2-bit low parts, 12 bytes of 6-bit scales for
+/// sub-blocks of 16, f16 d; x = (d*(scale - 32))*(q - 4), the high bit set meaning "no -4".</item>
 /// <item>Q4_K: 256 values in 144 bytes: f16 d, f16 dmin, 12 bytes of 6-bit (scale, min) pairs for 8 sub-blocks of 32,
-/// then 128 bytes of nibbles; x = d*scale*q - dmin*min.</item>
+/// then 128 bytes of nibbles; x = (d*scale)*q - dmin*min.</item>
+/// <item>Q5_K: as Q4_K with 32 bytes of fifth bits between the scales and the nibbles.</item>
 /// <item>Q6_K: 256 values in 210 bytes: 128 bytes of low nibbles (ql), 64 bytes of 2-bit high parts (qh), 16 int8
-/// scales for sub-blocks of 16, f16 d; x = d*scale*(q - 32).</item>
+/// scales for sub-blocks of 16, f16 d; x = (d*scale)*(q - 32).</item>
+/// <item>IQ4_XS: 256 values in 136 bytes: f16 d, 16 bits of scale high parts, 4 bytes of scale low nibbles (6-bit scales
+/// for sub-blocks of 32), 128 bytes of nibbles indexing IQ4_NL's table; x = (d*(scale - 32))*level[q].</item>
 /// </list>
 /// </summary>
 public static class Dequantize
@@ -26,7 +38,7 @@ public static class Dequantize
     /// <summary>Values per work item in <see cref="ToF32Parallel"/>; a multiple of every block size.</summary>
     private const int ChunkElements = 1 << 16;
 
-    /// <summary>Values per block of a readable type (1 for F32/F16/BF16, 32 for Q8_0/Q4_0, 256 for Q4_K/Q6_K).</summary>
+    /// <summary>Values per block of a readable type (1 for F32/F16/BF16, 32 for Q8_0/Q4_x/Q5_x/IQ4_NL, 256 for the K types and IQ4_XS).</summary>
     public static int BlockElements(TensorType type) => GgmlTypes.Of(type).BlockElements;
 
     /// <summary>Bytes that <paramref name="elements"/> values of <paramref name="type"/> occupy.</summary>
@@ -63,8 +75,16 @@ public static class Dequantize
             case TensorType.BF16: BF16ToF32(MemoryMarshal.Cast<byte, ushort>(src), dst); break;
             case TensorType.Q8_0: Q8_0ToF32(src, dst); break;
             case TensorType.Q4_0: Q4_0ToF32(src, dst); break;
+            case TensorType.Q4_1: Q4_1ToF32(src, dst); break;
+            case TensorType.Q5_0: Q5_0ToF32(src, dst); break;
+            case TensorType.Q5_1: Q5_1ToF32(src, dst); break;
+            case TensorType.Q2_K: Q2_KToF32(src, dst); break;
+            case TensorType.Q3_K: Q3_KToF32(src, dst); break;
             case TensorType.Q4_K: Q4_KToF32(src, dst); break;
+            case TensorType.Q5_K: Q5_KToF32(src, dst); break;
             case TensorType.Q6_K: Q6_KToF32(src, dst); break;
+            case TensorType.IQ4_NL: IQ4_NLToF32(src, dst); break;
+            case TensorType.IQ4_XS: IQ4_XSToF32(src, dst); break;
             default: throw new ArgumentException($"tensor type {type} cannot be dequantized", nameof(type));
         }
     }
@@ -169,6 +189,135 @@ public static class Dequantize
         }
     }
 
+    private static void Q4_1ToF32(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        const int QK = 32, BlockBytes = 20;
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * BlockBytes, BlockBytes);
+            float d = ReadHalf(block);
+            float m = ReadHalf(block.Slice(2));
+            var qs = block.Slice(4, QK / 2);
+            var y = dst.Slice(b * QK, QK);
+            for (int j = 0; j < QK / 2; j++)
+            {
+                y[j] = (qs[j] & 0x0F) * d + m;
+                y[j + QK / 2] = (qs[j] >> 4) * d + m;
+            }
+        }
+    }
+
+    /// <summary>The 5-bit value j (0..31) of a Q5_0/Q5_1 block: nibble from byte j%16, fifth bit j of the 32-bit word.</summary>
+    private static int Q5Value(ReadOnlySpan<byte> qs, uint qh, int j) => j < 16
+        ? (qs[j] & 0x0F) | (int)(((qh >> j) & 1) << 4)
+        : (qs[j - 16] >> 4) | (int)(((qh >> j) & 1) << 4);
+
+    private static void Q5_0ToF32(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        const int QK = 32, BlockBytes = 22;
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * BlockBytes, BlockBytes);
+            float d = ReadHalf(block);
+            uint qh = BinaryPrimitives.ReadUInt32LittleEndian(block.Slice(2));
+            var qs = block.Slice(6, QK / 2);
+            var y = dst.Slice(b * QK, QK);
+            for (int j = 0; j < QK; j++) y[j] = (Q5Value(qs, qh, j) - 16) * d;
+        }
+    }
+
+    private static void Q5_1ToF32(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        const int QK = 32, BlockBytes = 24;
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * BlockBytes, BlockBytes);
+            float d = ReadHalf(block);
+            float m = ReadHalf(block.Slice(2));
+            uint qh = BinaryPrimitives.ReadUInt32LittleEndian(block.Slice(4));
+            var qs = block.Slice(8, QK / 2);
+            var y = dst.Slice(b * QK, QK);
+            for (int j = 0; j < QK; j++) y[j] = Q5Value(qs, qh, j) * d + m;
+        }
+    }
+
+    private static void Q2_KToF32(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        const int QK = 256, BlockBytes = 84;
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * BlockBytes, BlockBytes);
+            var scales = block.Slice(0, 16);
+            var qs = block.Slice(16, 64);
+            float d = ReadHalf(block.Slice(80));
+            float dmin = ReadHalf(block.Slice(82));
+            var y = dst.Slice(b * QK, QK);
+            // Two halves of 128 values share 32 bytes each; within a half, bit pair s (shift 2s) holds values
+            // 32s..32s+31: the first 16 from bytes 0..15 (sub-block 8h+2s), the next 16 from bytes 16..31 (8h+2s+1).
+            for (int h = 0; h < 2; h++)
+            {
+                var q = qs.Slice(32 * h, 32);
+                for (int s = 0; s < 4; s++)
+                {
+                    for (int part = 0; part < 2; part++)
+                    {
+                        int sc = scales[8 * h + 2 * s + part];
+                        float dl = d * (sc & 0x0F), ml = dmin * (sc >> 4);
+                        var yy = y.Slice(128 * h + 32 * s + 16 * part, 16);
+                        var qq = q.Slice(16 * part, 16);
+                        for (int l = 0; l < 16; l++) yy[l] = dl * ((qq[l] >> (2 * s)) & 3) - ml;
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Q3_K's 12 scale bytes hold 16 six-bit scales: the low 4 bits of scale i are the low nibble of byte i (i &lt; 8)
+    /// or the high nibble of byte i-8 (i &gt;= 8); its top 2 bits are bits 2*(i/4)..2*(i/4)+1 of byte 8 + i%4.
+    /// </summary>
+    private static int Q3_KScale(ReadOnlySpan<byte> s, int i)
+    {
+        int low = i < 8 ? s[i] & 0x0F : s[i - 8] >> 4;
+        int high = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+        return low | (high << 4);
+    }
+
+    private static void Q3_KToF32(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        const int QK = 256, BlockBytes = 110;
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * BlockBytes, BlockBytes);
+            var hmask = block.Slice(0, 32);
+            var qs = block.Slice(32, 64);
+            var scales = block.Slice(96, 12);
+            float dAll = ReadHalf(block.Slice(108));
+            var y = dst.Slice(b * QK, QK);
+            // As Q2_K for the low 2 bits; the high bit of value 32s'+l (s' = 4h+s, l = 0..31) is bit s' of hmask[l],
+            // and a clear high bit subtracts 4.
+            for (int h = 0; h < 2; h++)
+            {
+                var q = qs.Slice(32 * h, 32);
+                for (int s = 0; s < 4; s++)
+                {
+                    int bit = 4 * h + s;
+                    for (int part = 0; part < 2; part++)
+                    {
+                        float dl = dAll * (Q3_KScale(scales, 8 * h + 2 * s + part) - 32);
+                        var yy = y.Slice(128 * h + 32 * s + 16 * part, 16);
+                        for (int l = 0; l < 16; l++)
+                        {
+                            int at = 16 * part + l;
+                            int v = ((q[at] >> (2 * s)) & 3) - (((hmask[at] >> bit) & 1) != 0 ? 0 : 4);
+                            yy[l] = dl * v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// <summary>
     /// Q4_K's 12 scale bytes hold 8 six-bit scales and 8 six-bit mins. Sub-blocks 0..3 keep theirs in the low 6 bits
     /// of bytes 0..3 (scales) and 4..7 (mins); sub-blocks 4..7 keep their low 4 bits in bytes 8..11 (scale in the low
@@ -207,6 +356,37 @@ public static class Dequantize
         }
     }
 
+    private static void Q5_KToF32(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        const int QK = 256, BlockBytes = 176;
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * BlockBytes, BlockBytes);
+            float d = ReadHalf(block);
+            float dmin = ReadHalf(block.Slice(2));
+            var scales = block.Slice(4, 12);
+            var qh = block.Slice(16, 32);
+            var qs = block.Slice(48, 128);
+            var y = dst.Slice(b * QK, QK);
+            // As Q4_K; the fifth bit of value l of sub-block k (l = 0..31) is bit k of qh[l].
+            for (int g = 0; g < 4; g++)
+            {
+                var (sc0, m0) = Q4_KScaleMin(scales, 2 * g);
+                var (sc1, m1) = Q4_KScaleMin(scales, 2 * g + 1);
+                float d0 = d * sc0, min0 = dmin * m0, d1 = d * sc1, min1 = dmin * m1;
+                var q = qs.Slice(32 * g, 32);
+                var y0 = y.Slice(64 * g, 32);
+                var y1 = y.Slice(64 * g + 32, 32);
+                for (int l = 0; l < 32; l++)
+                {
+                    int h0 = ((qh[l] >> (2 * g)) & 1) << 4, h1 = ((qh[l] >> (2 * g + 1)) & 1) << 4;
+                    y0[l] = d0 * ((q[l] & 0x0F) + h0) - min0;
+                    y1[l] = d1 * ((q[l] >> 4) + h1) - min1;
+                }
+            }
+        }
+    }
+
     private static void Q6_KToF32(ReadOnlySpan<byte> src, Span<float> dst)
     {
         const int QK = 256, BlockBytes = 210;
@@ -237,6 +417,56 @@ public static class Dequantize
                     y[l + 32] = d * sc[s + 2] * q1;
                     y[l + 64] = d * sc[s + 4] * q2;
                     y[l + 96] = d * sc[s + 6] * q3;
+                }
+            }
+        }
+    }
+
+    /// <summary>The 16 levels of IQ4_NL and IQ4_XS (ggml's kvalues_iq4nl), indexed by a stored nibble.</summary>
+    internal static ReadOnlySpan<sbyte> IQ4Levels => [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+    private static void IQ4_NLToF32(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        const int QK = 32, BlockBytes = 18;
+        var levels = IQ4Levels;
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * BlockBytes, BlockBytes);
+            float d = ReadHalf(block);
+            var qs = block.Slice(2, QK / 2);
+            var y = dst.Slice(b * QK, QK);
+            for (int j = 0; j < QK / 2; j++)
+            {
+                y[j] = d * levels[qs[j] & 0x0F];
+                y[j + QK / 2] = d * levels[qs[j] >> 4];
+            }
+        }
+    }
+
+    private static void IQ4_XSToF32(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        const int QK = 256, BlockBytes = 136;
+        var levels = IQ4Levels;
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * BlockBytes, BlockBytes);
+            float d = ReadHalf(block);
+            int scalesHigh = BinaryPrimitives.ReadUInt16LittleEndian(block.Slice(2));
+            var scalesLow = block.Slice(4, 4);
+            var qsAll = block.Slice(8, 128);
+            var yAll = dst.Slice(b * QK, QK);
+            // Sub-block k (32 values, 16 bytes of nibbles as IQ4_NL) has the 6-bit scale: low 4 bits from nibble k%2 of
+            // scalesLow[k/2], top 2 bits from bits 2k..2k+1 of scalesHigh.
+            for (int k = 0; k < 8; k++)
+            {
+                int ls = ((scalesLow[k / 2] >> (4 * (k % 2))) & 0x0F) | (((scalesHigh >> (2 * k)) & 3) << 4);
+                float dl = d * (ls - 32);
+                var qs = qsAll.Slice(16 * k, 16);
+                var y = yAll.Slice(32 * k, 32);
+                for (int j = 0; j < 16; j++)
+                {
+                    y[j] = dl * levels[qs[j] & 0x0F];
+                    y[j + 16] = dl * levels[qs[j] >> 4];
                 }
             }
         }

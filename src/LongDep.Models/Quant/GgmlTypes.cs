@@ -16,9 +16,13 @@ public static class GgmlTypes
 
     /// <summary>The types this tool dequantizes, in the order error messages list them.</summary>
     public static IReadOnlyList<TensorType> Readable { get; } =
-        [TensorType.F32, TensorType.F16, TensorType.BF16, TensorType.Q8_0, TensorType.Q4_0, TensorType.Q4_K, TensorType.Q6_K];
+    [
+        TensorType.F32, TensorType.F16, TensorType.BF16, TensorType.Q8_0, TensorType.Q4_0, TensorType.Q4_1, TensorType.Q5_0,
+        TensorType.Q5_1, TensorType.Q2_K, TensorType.Q3_K, TensorType.Q4_K, TensorType.Q5_K, TensorType.Q6_K,
+        TensorType.IQ4_NL, TensorType.IQ4_XS,
+    ];
 
-    /// <summary>"F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K", for messages.</summary>
+    /// <summary>"F32, F16, BF16, Q8_0, Q4_0, Q4_1, ...", for messages.</summary>
     public static string ReadableList => string.Join(", ", Readable);
 
     private static Dictionary<uint, GgmlTypeInfo> Build()
@@ -29,25 +33,25 @@ public static class GgmlTypes
             new(0, "F32", 1, 4, TensorType.F32),
             new(1, "F16", 1, 2, TensorType.F16),
             new(2, "Q4_0", 32, 2 + 16, TensorType.Q4_0),
-            new(3, "Q4_1", 32, 2 + 2 + 16, TensorType.Other),
-            new(6, "Q5_0", 32, 2 + 4 + 16, TensorType.Other),
-            new(7, "Q5_1", 32, 2 + 2 + 4 + 16, TensorType.Other),
+            new(3, "Q4_1", 32, 2 + 2 + 16, TensorType.Q4_1),
+            new(6, "Q5_0", 32, 2 + 4 + 16, TensorType.Q5_0),
+            new(7, "Q5_1", 32, 2 + 2 + 4 + 16, TensorType.Q5_1),
             new(8, "Q8_0", 32, 2 + 32, TensorType.Q8_0),
             new(9, "Q8_1", 32, 2 + 2 + 32, TensorType.Other),
-            new(10, "Q2_K", K, 2 + 2 + K / 16 + K / 4, TensorType.Other),
-            new(11, "Q3_K", K, 2 + K / 4 + K / 8 + 12, TensorType.Other),
+            new(10, "Q2_K", K, 2 + 2 + K / 16 + K / 4, TensorType.Q2_K),
+            new(11, "Q3_K", K, 2 + K / 4 + K / 8 + 12, TensorType.Q3_K),
             new(12, "Q4_K", K, 2 + 2 + 12 + K / 2, TensorType.Q4_K),
-            new(13, "Q5_K", K, 2 + 2 + 12 + K / 2 + K / 8, TensorType.Other),
+            new(13, "Q5_K", K, 2 + 2 + 12 + K / 2 + K / 8, TensorType.Q5_K),
             new(14, "Q6_K", K, 2 + K / 16 + 3 * K / 4, TensorType.Q6_K),
             new(15, "Q8_K", K, 4 + K + K / 16 * 2, TensorType.Other),
             new(16, "IQ2_XXS", K, 2 + K / 8 * 2, TensorType.Other),
             new(17, "IQ2_XS", K, 2 + K / 8 * 2 + K / 32, TensorType.Other),
             new(18, "IQ3_XXS", K, 2 + 3 * (K / 8), TensorType.Other),
             new(19, "IQ1_S", K, 2 + K / 8 + K / 16, TensorType.Other),
-            new(20, "IQ4_NL", 32, 2 + 16, TensorType.Other),
+            new(20, "IQ4_NL", 32, 2 + 16, TensorType.IQ4_NL),
             new(21, "IQ3_S", K, 2 + 13 * (K / 32) + K / 64, TensorType.Other),
             new(22, "IQ2_S", K, 2 + K / 4 + K / 16, TensorType.Other),
-            new(23, "IQ4_XS", K, 2 + 2 + K / 64 + K / 2, TensorType.Other),
+            new(23, "IQ4_XS", K, 2 + 2 + K / 64 + K / 2, TensorType.IQ4_XS),
             new(24, "I8", 1, 1, TensorType.Other),
             new(25, "I16", 1, 2, TensorType.Other),
             new(26, "I32", 1, 4, TensorType.Other),
@@ -75,9 +79,17 @@ public static class GgmlTypes
         TensorType.F32 => ById[0],
         TensorType.F16 => ById[1],
         TensorType.Q4_0 => ById[2],
+        TensorType.Q4_1 => ById[3],
+        TensorType.Q5_0 => ById[6],
+        TensorType.Q5_1 => ById[7],
         TensorType.Q8_0 => ById[8],
+        TensorType.Q2_K => ById[10],
+        TensorType.Q3_K => ById[11],
         TensorType.Q4_K => ById[12],
+        TensorType.Q5_K => ById[13],
         TensorType.Q6_K => ById[14],
+        TensorType.IQ4_NL => ById[20],
+        TensorType.IQ4_XS => ById[23],
         TensorType.BF16 => ById[30],
         _ => throw new ArgumentException($"tensor type {type} has no single GGML type; name the GGML type id instead", nameof(type)),
     };

@@ -334,15 +334,56 @@ public class GgufRoundTripTests
     public void UnreadableType_OpensButReadingNamesTheType()
     {
         var w = new GgufWriter();
-        w.AddTensorRaw("blk.0.ffn_down.weight", 13u /* Q5_K */, [2, 256], new byte[2 * 176]);
+        w.AddTensorRaw("blk.0.ffn_down.weight", 17u /* IQ2_XS: 256 values in 74 bytes */, [2, 256], new byte[2 * 74]);
         using var f = WriteAndOpen(w);
         var t = f.Tensors["blk.0.ffn_down.weight"];
         Assert.That(t.Type, Is.EqualTo(TensorType.Other));
-        Assert.That(t.TypeName, Is.EqualTo("Q5_K"));
-        Assert.That(t.ByteSize, Is.EqualTo(352));
+        Assert.That(t.TypeName, Is.EqualTo("IQ2_XS"));
+        Assert.That(t.ByteSize, Is.EqualTo(148));
         var ex = Assert.Throws<ModelFormatException>(() => f.ReadF32("blk.0.ffn_down.weight"));
-        Assert.That(ex!.Message, Does.Contain("tensor blk.0.ffn_down.weight has type Q5_K, which this tool does not read; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K"));
-        Assert.That(f.RawBytes("blk.0.ffn_down.weight"), Has.Length.EqualTo(352));
+        Assert.That(ex!.Message, Does.Contain("tensor blk.0.ffn_down.weight has type IQ2_XS, which this tool does not read; supported: " +
+            "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS"));
+        Assert.That(f.RawBytes("blk.0.ffn_down.weight"), Has.Length.EqualTo(148));
+    }
+
+    [TestCase(19u, "IQ1_S", 256, 50)]
+    [TestCase(35u, "TQ2_0", 256, 66)]
+    [TestCase(39u, "MXFP4", 32, 17)]
+    [TestCase(21u, "IQ3_S", 256, 110)]
+    public void OtherTypesStayRefused_NamingTensorAndType(uint id, string name, int block, int bytes)
+    {
+        var w = new GgufWriter();
+        w.AddTensorRaw("output.weight", id, [1, block], new byte[bytes]);
+        using var f = WriteAndOpen(w);
+        Assert.That(f.Tensors["output.weight"].Type, Is.EqualTo(TensorType.Other));
+        var ex = Assert.Throws<ModelFormatException>(() => f.ReadF32("output.weight"));
+        Assert.That(ex!.Message, Does.Contain($"tensor output.weight has type {name}, which this tool does not read"));
+    }
+
+    [TestCase(TensorType.Q4_0)]
+    [TestCase(TensorType.Q5_1)]
+    [TestCase(TensorType.Q3_K)]
+    [TestCase(TensorType.Q5_K)]
+    [TestCase(TensorType.IQ4_XS)]
+    public void FloatTensor_WrittenAsABlockType_ReadsBackAsItsBlocks(TensorType type)
+    {
+        var rng = new Random(3);
+        var data = Enumerable.Range(0, 3 * 512).Select(_ => (float)(rng.NextDouble() - 0.5)).ToArray();
+        var w = new GgufWriter();
+        w.AddTensor("m", data, [3, 512], type);
+        using var f = WriteAndOpen(w);
+        Assert.That(f.Tensors["m"].Type, Is.EqualTo(type));
+        var blocks = new byte[Dequantize.ByteSize(type, data.Length)];
+        Quantize.FromF32(type, data, blocks);
+        Assert.That(f.RawBytes("m"), Is.EqualTo(blocks), "the file holds the quantizer's blocks");
+        var expected = new float[data.Length];
+        Dequantize.ToF32(type, blocks, expected);
+        Assert.That(f.ReadF32("m"), Is.EqualTo(expected));
+        double err = data.Zip(expected, (a, b) => Math.Abs(a - b)).Max();
+        Assert.That(err, Is.LessThan(0.25), "the values survive quantization roughly");
+
+        var bad = new GgufWriter();
+        Assert.Throws<ArgumentException>(() => bad.AddTensor("r", new float[2 * 96], [2, 96], TensorType.Q4_K), "rows of 96 are not whole 256-value blocks");
     }
 
     [Test]
@@ -364,7 +405,8 @@ public class GgufRoundTripTests
         Assert.Throws<ArgumentException>(() => w.Add(GgufFile.AlignmentKey, 64u));
         Assert.Throws<ArgumentException>(() => w.AddTensor("t", new float[5], [2, 3]));
         Assert.Throws<ArgumentException>(() => w.AddTensor("t", new float[5], [1, 1, 1, 1, 5]));
-        Assert.Throws<ArgumentException>(() => w.AddTensor("t", new float[32], [32], TensorType.Q8_0));
+        Assert.Throws<ArgumentException>(() => w.AddTensor("t", new float[32], [32], TensorType.Other));
+        Assert.Throws<ArgumentException>(() => w.AddTensor("t", new float[48], [48], TensorType.Q8_0), "48 is not whole 32-value blocks");
         Assert.Throws<ArgumentException>(() => w.AddTensorRaw("t", TensorType.Q8_0, [2, 16], new byte[34]));
         Assert.Throws<ArgumentException>(() => w.AddTensorRaw("t", TensorType.Q8_0, [32], new byte[33]));
         Assert.Throws<ArgumentException>(() => w.AddTensorRaw("t", 4u, [32], new byte[18]));

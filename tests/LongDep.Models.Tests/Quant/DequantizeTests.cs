@@ -325,6 +325,303 @@ public class DequantizeTests
         Assert.That(dst[255], Is.EqualTo(0.125 * 33 * 31).Within(1e-9), "q=63 is the most positive");
     }
 
+    // ------------------------------------------------------------ Q4_1, Q5_0, Q5_1, IQ4_NL (32 values a block)
+
+    [Test]
+    public void Q4_1_TwoHandPackedBlocks()
+    {
+        // Block: f16 d, f16 m, 16 bytes; byte j = value j (low nibble) and value j+16 (high nibble). x = d*q + m.
+        float[] d = [0.25f, 4.0f], m = [-1.5f, 0.125f];
+        var q = new int[2, 32];
+        for (int j = 0; j < 32; j++)
+        {
+            q[0, j] = (j * 7 + 1) % 16;
+            q[1, j] = 15 - (j * 3) % 16;
+        }
+        var bytes = new byte[2 * 20];
+        for (int b = 0; b < 2; b++)
+        {
+            Bits.PutU16(bytes, 20 * b, Bits.Half(d[b]));
+            Bits.PutU16(bytes, 20 * b + 2, Bits.Half(m[b]));
+            for (int j = 0; j < 16; j++) bytes[20 * b + 4 + j] = (byte)(q[b, j] | (q[b, j + 16] << 4));
+        }
+        var dst = new float[64];
+        Dequantize.ToF32(TensorType.Q4_1, bytes, dst);
+        for (int b = 0; b < 2; b++)
+            for (int j = 0; j < 32; j++)
+                Assert.That(dst[32 * b + j], Is.EqualTo((double)d[b] * q[b, j] + m[b]), $"block {b} value {j}");
+        Assert.That(dst[16], Is.EqualTo(0.25 * ((16 * 7 + 1) % 16) - 1.5), "value 16 is byte 0's high nibble: q = 1");
+    }
+
+    /// <summary>Q5_0/Q5_1 quants: 16 bytes of nibbles (as Q4_0) and a little-endian 32-bit word whose bit j is value j's fifth bit.</summary>
+    private static (uint Qh, byte[] Qs) PackQ5(int[] q)
+    {
+        uint qh = 0;
+        var qs = new byte[16];
+        for (int j = 0; j < 32; j++)
+        {
+            if ((q[j] & 16) != 0) qh |= 1u << j;
+            qs[j % 16] |= (byte)(j < 16 ? q[j] & 15 : (q[j] & 15) << 4);
+        }
+        return (qh, qs);
+    }
+
+    [Test]
+    public void Q5_0_TwoHandPackedBlocks()
+    {
+        // Block: f16 d, u32 qh, 16 bytes of nibbles. x = d*(q - 16), q in 0..31.
+        float[] d = [0.5f, -0.0625f];
+        var q = new int[2][];
+        q[0] = Enumerable.Range(0, 32).Select(j => j).ToArray();          // 0..31: every 5-bit value once
+        q[1] = Enumerable.Range(0, 32).Select(j => (j * 13 + 5) % 32).ToArray();
+        var bytes = new byte[2 * 22];
+        for (int b = 0; b < 2; b++)
+        {
+            var (qh, qs) = PackQ5(q[b]);
+            Bits.PutU16(bytes, 22 * b, Bits.Half(d[b]));
+            BitConverter.TryWriteBytes(bytes.AsSpan(22 * b + 2, 4), qh);
+            qs.CopyTo(bytes, 22 * b + 6);
+        }
+        var dst = new float[64];
+        Dequantize.ToF32(TensorType.Q5_0, bytes, dst);
+        for (int b = 0; b < 2; b++)
+            for (int j = 0; j < 32; j++)
+                Assert.That(dst[32 * b + j], Is.EqualTo((double)d[b] * (q[b][j] - 16)), $"block {b} value {j}");
+        Assert.That(dst[0], Is.EqualTo(-8.0f), "q = 0 is the most negative: 0.5 * -16");
+        Assert.That(dst[31], Is.EqualTo(7.5f), "q = 31 (fifth bit is bit 31 of qh): 0.5 * 15");
+    }
+
+    [Test]
+    public void Q5_1_TwoHandPackedBlocks()
+    {
+        // Block: f16 d, f16 m, u32 qh, 16 bytes of nibbles. x = d*q + m.
+        float[] d = [0.125f, 2.0f], m = [3.0f, -0.5f];
+        var q = new int[2][];
+        q[0] = Enumerable.Range(0, 32).Select(j => 31 - j).ToArray();
+        q[1] = Enumerable.Range(0, 32).Select(j => (j * 9 + 17) % 32).ToArray();
+        var bytes = new byte[2 * 24];
+        for (int b = 0; b < 2; b++)
+        {
+            var (qh, qs) = PackQ5(q[b]);
+            Bits.PutU16(bytes, 24 * b, Bits.Half(d[b]));
+            Bits.PutU16(bytes, 24 * b + 2, Bits.Half(m[b]));
+            BitConverter.TryWriteBytes(bytes.AsSpan(24 * b + 4, 4), qh);
+            qs.CopyTo(bytes, 24 * b + 8);
+        }
+        var dst = new float[64];
+        Dequantize.ToF32(TensorType.Q5_1, bytes, dst);
+        for (int b = 0; b < 2; b++)
+            for (int j = 0; j < 32; j++)
+                Assert.That(dst[32 * b + j], Is.EqualTo((double)d[b] * q[b][j] + m[b]), $"block {b} value {j}");
+        Assert.That(dst[0], Is.EqualTo(0.125 * 31 + 3.0), "worked by hand");
+    }
+
+    /// <summary>ggml's kvalues_iq4nl, written out here from ggml-quants.c.</summary>
+    private static readonly int[] IQ4Levels = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+    [Test]
+    public void IQ4_NL_TwoHandPackedBlocks()
+    {
+        // Block: f16 d, 16 bytes of nibbles laid out as Q4_0; x = d * level[q].
+        float[] d = [0.5f, -0.03125f];
+        var q = new int[2, 32];
+        for (int j = 0; j < 32; j++)
+        {
+            q[0, j] = j % 16;
+            q[1, j] = (j * 5 + 2) % 16;
+        }
+        var bytes = new byte[2 * 18];
+        for (int b = 0; b < 2; b++)
+        {
+            Bits.PutU16(bytes, 18 * b, Bits.Half(d[b]));
+            for (int j = 0; j < 16; j++) bytes[18 * b + 2 + j] = (byte)(q[b, j] | (q[b, j + 16] << 4));
+        }
+        var dst = new float[64];
+        Dequantize.ToF32(TensorType.IQ4_NL, bytes, dst);
+        for (int b = 0; b < 2; b++)
+            for (int j = 0; j < 32; j++)
+                Assert.That(dst[32 * b + j], Is.EqualTo((double)d[b] * IQ4Levels[q[b, j]]), $"block {b} value {j}");
+        Assert.That(dst[0], Is.EqualTo(-63.5f), "level 0 is -127");
+        Assert.That(dst[15], Is.EqualTo(56.5f), "level 15 is 113");
+    }
+
+    // ------------------------------------------------------------ Q2_K, Q3_K, Q5_K, IQ4_XS (256 values a block)
+
+    /// <summary>
+    /// Where value e of a Q2_K/Q3_K super-block keeps its 2 low bits: half h = e/128 owns bytes 32h..32h+31; within the
+    /// half, r = e%128 sits in byte 32h + r%32 at bit pair r/32. Its sub-block of 16 is e/16.
+    /// </summary>
+    private static (int Byte, int Shift) TwoBitPlace(int e) => (32 * (e / 128) + e % 32, 2 * (e % 128 / 32));
+
+    [Test]
+    public void Q2_K_TwoHandPackedSuperBlocks()
+    {
+        // Super-block: 16 bytes of (scale low nibble, min high nibble), 64 bytes of 2-bit q, f16 d, f16 dmin.
+        // x = d*scale[e/16]*q - dmin*min[e/16].
+        float[] d = [0.5f, 0.0625f], dmin = [0.25f, 1.0f];
+        var sc = new int[2, 16];
+        var mn = new int[2, 16];
+        var q = new int[2, 256];
+        for (int b = 0; b < 2; b++)
+        {
+            for (int k = 0; k < 16; k++)
+            {
+                sc[b, k] = (k * 7 + b) % 16;
+                mn[b, k] = 15 - (k * 3 + b) % 16;
+            }
+            for (int e = 0; e < 256; e++) q[b, e] = (e * 3 + e / 64 + b) % 4;
+        }
+        var bytes = new byte[2 * 84];
+        for (int b = 0; b < 2; b++)
+        {
+            int o = 84 * b;
+            for (int k = 0; k < 16; k++) bytes[o + k] = (byte)(sc[b, k] | (mn[b, k] << 4));
+            for (int e = 0; e < 256; e++)
+            {
+                var (at, shift) = TwoBitPlace(e);
+                bytes[o + 16 + at] |= (byte)(q[b, e] << shift);
+            }
+            Bits.PutU16(bytes, o + 80, Bits.Half(d[b]));
+            Bits.PutU16(bytes, o + 82, Bits.Half(dmin[b]));
+        }
+        var dst = new float[512];
+        Dequantize.ToF32(TensorType.Q2_K, bytes, dst);
+        for (int b = 0; b < 2; b++)
+            for (int e = 0; e < 256; e++)
+                Assert.That(dst[256 * b + e], Is.EqualTo((double)d[b] * sc[b, e / 16] * q[b, e] - (double)dmin[b] * mn[b, e / 16]),
+                    $"super-block {b} value {e}");
+        // Value 200 of block 0: sub-block 12 (scale 84%16 = 4, min 15 - 36%16 = 11), q = (600 + 3) % 4 = 3.
+        Assert.That(dst[200], Is.EqualTo(0.5 * 4 * 3 - 0.25 * 11));
+    }
+
+    /// <summary>
+    /// Packs 16 six-bit Q3_K scales into 12 bytes: the low 4 bits of scale i go to the low nibble of byte i (i &lt; 8) or
+    /// the high nibble of byte i-8; the top 2 bits go to byte 8 + i%4 at bits 2*(i/4).
+    /// </summary>
+    private static byte[] PackQ3KScales(int[] scales)
+    {
+        var s = new byte[12];
+        for (int i = 0; i < 16; i++)
+        {
+            int low = scales[i] & 15, high = scales[i] >> 4;
+            if (i < 8) s[i] |= (byte)low;
+            else s[i - 8] |= (byte)(low << 4);
+            s[8 + i % 4] |= (byte)(high << (2 * (i / 4)));
+        }
+        return s;
+    }
+
+    [Test]
+    public void Q3_K_TwoHandPackedSuperBlocks()
+    {
+        // Super-block: hmask[32], qs[64] (2 low bits, as Q2_K), 12 bytes of 6-bit scales, f16 d. The high bit of value
+        // e is bit (e/32) of hmask[e%32]; a clear high bit subtracts 4. x = d*(scale[e/16] - 32)*(low - (high ? 0 : 4)).
+        float[] d = [0.25f, -2.0f];
+        int[][] scales = [Enumerable.Range(0, 16).Select(k => k * 4 + 1).ToArray(), Enumerable.Range(0, 16).Select(k => 63 - k * 3).ToArray()];
+        var q = new int[2, 256]; // 3-bit value: low 2 bits and the high bit
+        for (int b = 0; b < 2; b++)
+            for (int e = 0; e < 256; e++) q[b, e] = (e * 5 + e / 32 + b) % 8;
+        var bytes = new byte[2 * 110];
+        for (int b = 0; b < 2; b++)
+        {
+            int o = 110 * b;
+            for (int e = 0; e < 256; e++)
+            {
+                if ((q[b, e] & 4) != 0) bytes[o + e % 32] |= (byte)(1 << (e / 32));
+                var (at, shift) = TwoBitPlace(e);
+                bytes[o + 32 + at] |= (byte)((q[b, e] & 3) << shift);
+            }
+            PackQ3KScales(scales[b]).CopyTo(bytes, o + 96);
+            Bits.PutU16(bytes, o + 108, Bits.Half(d[b]));
+        }
+        var dst = new float[512];
+        Dequantize.ToF32(TensorType.Q3_K, bytes, dst);
+        for (int b = 0; b < 2; b++)
+            for (int e = 0; e < 256; e++)
+            {
+                int v = (q[b, e] & 3) - ((q[b, e] & 4) != 0 ? 0 : 4);
+                Assert.That(dst[256 * b + e], Is.EqualTo((double)d[b] * (scales[b][e / 16] - 32) * v), $"super-block {b} value {e}");
+            }
+        // Value 0 of block 0: scale 1 (1 - 32 = -31), q = 0 (high bit clear: 0 - 4). 0.25 * -31 * -4 = 31.
+        Assert.That(dst[0], Is.EqualTo(31.0f));
+    }
+
+    [Test]
+    public void Q5_K_TwoHandPackedSuperBlocks()
+    {
+        // Super-block: f16 d, f16 dmin, 12 bytes of Q4_K's (scale, min) pairs, qh[32], qs[128]. Value e of sub-block
+        // k = e/32 (l = e%32): nibble in byte 32*(k/2) + l, low for even k; fifth bit is bit k of qh[l].
+        // x = d*scale[k]*q - dmin*min[k].
+        float[] d = [1.0f, 0.125f], dmin = [0.5f, 2.0f];
+        int[][] sc = [[3, 63, 0, 17, 32, 45, 8, 60], [1, 2, 4, 8, 16, 32, 62, 63]];
+        int[][] mn = [[63, 1, 5, 0, 40, 22, 9, 30], [0, 7, 14, 28, 56, 3, 6, 12]];
+        var q = new int[2, 256];
+        for (int b = 0; b < 2; b++)
+            for (int e = 0; e < 256; e++) q[b, e] = (e * 11 + e / 32 + 7 * b) % 32;
+        var bytes = new byte[2 * 176];
+        for (int b = 0; b < 2; b++)
+        {
+            int o = 176 * b;
+            Bits.PutU16(bytes, o, Bits.Half(d[b]));
+            Bits.PutU16(bytes, o + 2, Bits.Half(dmin[b]));
+            PackQ4KScales(sc[b], mn[b]).CopyTo(bytes, o + 4);
+            for (int e = 0; e < 256; e++)
+            {
+                int k = e / 32, l = e % 32;
+                if ((q[b, e] & 16) != 0) bytes[o + 16 + l] |= (byte)(1 << k);
+                bytes[o + 48 + 32 * (k / 2) + l] |= (byte)(k % 2 == 0 ? q[b, e] & 15 : (q[b, e] & 15) << 4);
+            }
+        }
+        var dst = new float[512];
+        Dequantize.ToF32(TensorType.Q5_K, bytes, dst);
+        for (int b = 0; b < 2; b++)
+            for (int e = 0; e < 256; e++)
+            {
+                int k = e / 32;
+                Assert.That(dst[256 * b + e], Is.EqualTo((double)d[b] * sc[b][k] * q[b, e] - (double)dmin[b] * mn[b][k]), $"super-block {b} value {e}");
+            }
+        // Value 100 of block 0: sub-block 3 (scale 17, min 0), q = (1100 + 3) % 32 = 15.
+        Assert.That(dst[100], Is.EqualTo(17.0f * 15));
+    }
+
+    [Test]
+    public void IQ4_XS_TwoHandPackedSuperBlocks()
+    {
+        // Super-block: f16 d, u16 scales_h, scales_l[4], qs[128]. Sub-block k (32 values, 16 bytes laid out as IQ4_NL)
+        // has a 6-bit scale: low 4 bits in nibble k%2 of scales_l[k/2], top 2 bits at bits 2k of scales_h.
+        // x = d*(scale - 32)*level[q].
+        float[] d = [0.5f, 0.03125f];
+        int[][] ls = [[0, 63, 32, 31, 33, 16, 48, 5], [40, 41, 20, 21, 60, 1, 32, 47]];
+        var q = new int[2, 256];
+        for (int b = 0; b < 2; b++)
+            for (int e = 0; e < 256; e++) q[b, e] = (e * 7 + e / 32 + b) % 16;
+        var bytes = new byte[2 * 136];
+        for (int b = 0; b < 2; b++)
+        {
+            int o = 136 * b;
+            Bits.PutU16(bytes, o, Bits.Half(d[b]));
+            ushort high = 0;
+            for (int k = 0; k < 8; k++)
+            {
+                high |= (ushort)((ls[b][k] >> 4) << (2 * k));
+                bytes[o + 4 + k / 2] |= (byte)((ls[b][k] & 15) << (4 * (k % 2)));
+            }
+            Bits.PutU16(bytes, o + 2, high);
+            for (int e = 0; e < 256; e++)
+            {
+                int k = e / 32, j = e % 32;
+                bytes[o + 8 + 16 * k + j % 16] |= (byte)(j < 16 ? q[b, e] : q[b, e] << 4);
+            }
+        }
+        var dst = new float[512];
+        Dequantize.ToF32(TensorType.IQ4_XS, bytes, dst);
+        for (int b = 0; b < 2; b++)
+            for (int e = 0; e < 256; e++)
+                Assert.That(dst[256 * b + e], Is.EqualTo((double)d[b] * (ls[b][e / 32] - 32) * IQ4Levels[q[b, e]]), $"super-block {b} value {e}");
+        // Value 40 of block 0: sub-block 1 (scale 63: 63 - 32 = 31), q = (280 + 1) % 16 = 9 (level 13).
+        Assert.That(dst[40], Is.EqualTo(0.5f * 31 * 13));
+    }
+
     // ------------------------------------------------------------ sizes and argument checks
 
     [TestCase(TensorType.F32, 3, 12)]
@@ -335,6 +632,14 @@ public class DequantizeTests
     [TestCase(TensorType.Q4_K, 512, 288)]
     [TestCase(TensorType.Q6_K, 256, 210)]
     [TestCase(TensorType.Q6_K, 0, 0)]
+    [TestCase(TensorType.Q4_1, 64, 40)]
+    [TestCase(TensorType.Q5_0, 64, 44)]
+    [TestCase(TensorType.Q5_1, 32, 24)]
+    [TestCase(TensorType.IQ4_NL, 64, 36)]
+    [TestCase(TensorType.Q2_K, 256, 84)]
+    [TestCase(TensorType.Q3_K, 512, 220)]
+    [TestCase(TensorType.Q5_K, 256, 176)]
+    [TestCase(TensorType.IQ4_XS, 256, 136)]
     public void ByteSize_OfWholeBlocks(TensorType type, long elements, long expected) =>
         Assert.That(Dequantize.ByteSize(type, elements), Is.EqualTo(expected));
 
@@ -361,6 +666,9 @@ public class DequantizeTests
     [TestCase(TensorType.Q4_K)]
     [TestCase(TensorType.Q6_K)]
     [TestCase(TensorType.BF16)]
+    [TestCase(TensorType.Q5_1)]
+    [TestCase(TensorType.Q3_K)]
+    [TestCase(TensorType.IQ4_XS)]
     public void ToF32Parallel_MatchesSingleThreaded(TensorType type)
     {
         const int n = 3 * (1 << 18) + 256; // several chunks and a short last one

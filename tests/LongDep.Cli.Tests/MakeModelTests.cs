@@ -1,0 +1,43 @@
+using LongDep.Models;
+using LongDep.Models.Gguf;
+using LongDep.Models.Quant;
+using LongDep.Models.Synthetic;
+
+namespace LongDep.Cli.Tests;
+
+/// <summary><c>longdep make-model --dtype</c> with GGUF block types.</summary>
+public class MakeModelTests
+{
+    [TestCase("q8_0", TensorType.Q8_0)]
+    [TestCase("q4_k", TensorType.Q5_0)] // the tiny shape's 64-value rows are not whole 256-value blocks: llama-quantize's fallback
+    [TestCase("iq4_xs", TensorType.IQ4_NL)]
+    public void BlockType_WritesQuantizedMatrices(string dtype, TensorType expected)
+    {
+        using var dir = new TempDir();
+        string path = dir.File("m.gguf");
+        var (code, err) = CliHarness.Run("make-model", "--shape", "tiny", "--dtype", dtype, "--seed", "5", "-o", path);
+        Assert.That(code, Is.EqualTo(0), err);
+        using var file = GgufFile.Open(path);
+        Assert.That(file.TensorList.Where(t => t.Shape.Length == 2).Select(t => t.Type), Is.All.EqualTo(expected));
+        Assert.That(file.TensorList.Where(t => t.Shape.Length == 1).Select(t => t.Type), Is.All.EqualTo(TensorType.F32));
+
+        // The embedding is the seeded random weights, quantized and read back.
+        var weights = RandomModel.Create(RandomModel.Shape("tiny"), 5);
+        var blocks = new byte[Dequantize.ByteSize(expected, weights.TokenEmbedding.Length)];
+        Quantize.FromF32(expected, weights.TokenEmbedding, blocks);
+        var want = new float[weights.TokenEmbedding.Length];
+        Dequantize.ToF32(expected, blocks, want);
+        Assert.That(file.ReadF32("token_embd.weight"), Is.EqualTo(want));
+        Assert.DoesNotThrow(() => ModelLoader.Load(path));
+    }
+
+    [Test]
+    public void BlockType_ForAHuggingFaceFolder_IsAUsageError()
+    {
+        using var dir = new TempDir();
+        var (code, err) = CliHarness.Run("make-model", "--shape", "tiny", "--dtype", "q4_k", "--format", "hf", "-o", dir.File("hf"));
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err, Does.Contain("--dtype q4_k is a GGUF block type; a Hugging Face folder is written as f16 or f32"));
+        Assert.That(Directory.Exists(dir.File("hf")), Is.False, "nothing is written");
+    }
+}
