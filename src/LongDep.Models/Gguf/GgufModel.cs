@@ -134,7 +134,7 @@ public static class GgufModel
             {
                 Type = RopeScalingType.LongRope,
                 OriginalContext = (int)Math.Clamp(original > 0 ? original : 4096, 1, int.MaxValue),
-                AttentionFactor = attn,
+                AttentionFactor = attn ?? 1.0, // llama.cpp: no attn_factor key, no factor (the converter writes transformers' default)
                 LongFactors = Factors("rope_factors_long.weight"),
                 ShortFactors = Factors("rope_factors_short.weight"),
             };
@@ -239,7 +239,7 @@ public static class GgufModel
                 break;
             case RopeScalingType.LongRope:
                 w.Add($"{a}.rope.scaling.original_context_length", (uint)s.OriginalContext);
-                if (s.AttentionFactor is double lf) w.Add($"{a}.rope.scaling.attn_factor", (float)lf);
+                w.Add($"{a}.rope.scaling.attn_factor", (float)RopeFrequencies.For(c, 0, 1).AttentionFactor);
                 extra.Add(("rope_factors_long.weight", s.LongFactors!));
                 extra.Add(("rope_factors_short.weight", s.ShortFactors!));
                 break;

@@ -34,7 +34,7 @@ public class LlamaCppPresetTests
             HeadDim = 64,
             VocabSize = 512,
             ContextLength = 4096,
-            RmsEps = 1e-5f,
+            NormEps = 1e-5f,
             RopeTheta = 10000f,
             Rope = RopeStyle.AdjacentPairs,
             QkvBias = false,
