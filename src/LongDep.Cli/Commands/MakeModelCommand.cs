@@ -18,8 +18,12 @@ public static class MakeModelCommand
     public static Command Create()
     {
         var shape = new Option<string>("--shape") { Description = $"model shape: {string.Join(", ", RandomModel.ShapeNames)}", DefaultValueFactory = _ => "tinyllama" };
-        var format = new Option<string>("--format") { Description = "gguf or hf", DefaultValueFactory = _ => "gguf" };
-        format.AcceptOnlyFromAmong("gguf", "hf");
+        var format = new Option<string>("--format")
+        {
+            Description = "gguf, hf (config.json + model.safetensors) or hf-bin (config.json + pytorch_model.bin, as torch.save writes it)",
+            DefaultValueFactory = _ => "gguf",
+        };
+        format.AcceptOnlyFromAmong("gguf", "hf", "hf-bin");
         var output = new Option<string>("--output", "-o") { Description = "the .gguf file or the checkpoint folder to write", Required = true };
         var seed = new Option<long>("--seed") { Description = "weights seed", DefaultValueFactory = _ => 1234 };
         var dtype = new Option<string>("--dtype") { Description = "f16 or f32 (matrices; norms stay f32 in GGUF)", DefaultValueFactory = _ => "f16" };
@@ -43,20 +47,22 @@ public static class MakeModelCommand
             string path = r.GetValue(output)!;
             Console.Error.WriteLine($"generating {r.GetValue(shape)} ({cfg.ParameterCount:N0} parameters, seed {r.GetValue(seed)})");
             var weights = RandomModel.Create(cfg, r.GetValue(seed));
-            Write(path, r.GetValue(format) == "hf", weights, type);
+            string f = r.GetValue(format)!;
+            Write(path, f != "gguf", weights, type, f == "hf-bin" ? HfWeightsFormat.PyTorch : HfWeightsFormat.Safetensors);
             Console.Out.WriteLine($"wrote {path}");
             return ExitCodes.Ok;
         });
         return cmd;
     }
 
-    /// <summary>Writes <paramref name="weights"/> with a synthetic vocabulary of the model's size.</summary>
-    public static void Write(string path, bool huggingFace, ModelWeights weights, TensorType type)
+    /// <summary>Writes <paramref name="weights"/> with a synthetic vocabulary of the model's size (Hugging Face weights as <paramref name="weightsFormat"/> says).</summary>
+    public static void Write(string path, bool huggingFace, ModelWeights weights, TensorType type,
+        HfWeightsFormat weightsFormat = HfWeightsFormat.Safetensors)
     {
         if (huggingFace)
         {
             var vocab = Vocabulary(weights.Config);
-            HuggingFaceModel.Save(path, weights, type, 0, vocab.BosId, vocab.EosId);
+            HuggingFaceModel.Save(path, weights, type, 0, vocab.BosId, vocab.EosId, weightsFormat);
         }
         else
         {
