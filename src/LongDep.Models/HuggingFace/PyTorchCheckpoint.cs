@@ -167,8 +167,6 @@ internal sealed class TorchArchive : IDisposable
     private const int MaxEntries = 1 << 20;
     private const int ChunkElements = 1 << 16;
 
-    private static readonly byte[] LegacyMagic = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
-
     private readonly object _gate = new();
     private readonly FileStream _stream;
     private readonly ZipArchive _zip;
@@ -240,7 +238,8 @@ internal sealed class TorchArchive : IDisposable
         var h = head[..n];
         if (h.Length >= 4 && h[0] == (byte)'P' && h[1] == (byte)'K' && ((h[2] == 3 && h[3] == 4) || (h[2] == 5 && h[3] == 6))) return;
         const string convert = "load it with torch and save it again with a torch of version 1.6 or later (torch.save(torch.load(path), path)), or convert it to safetensors";
-        if (h.StartsWith(LegacyMagic.AsSpan(0, 4)) || h.StartsWith(LegacyMagic))
+        // torch.save before 1.6 (or with _use_new_zipfile_serialization=False) writes bare pickles: the magic number first.
+        if (h.Length > 0 && h[0] == 0x80)
             throw new ModelFormatException(path, $"a PyTorch file in the legacy (pre-1.6) format, which this reader does not read; {convert}");
         if (h.Length >= 262 && h.Slice(257, 5).SequenceEqual("ustar"u8))
             throw new ModelFormatException(path, $"a PyTorch file in the old tar format, which this reader does not read; {convert}");
