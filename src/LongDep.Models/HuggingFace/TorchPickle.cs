@@ -79,6 +79,7 @@ internal static class TorchPickle
     private const int MaxDepth = 64;
     private const int MaxDims = 32;
     private const int MaxGlobalNameBytes = 256;
+    private const long MaxRepeatedView = 1 << 24;
 
     private const string OrderedDictGlobal = "collections.OrderedDict";
     private const string RebuildTensorGlobal = "torch._utils._rebuild_tensor_v2";
@@ -611,6 +612,11 @@ internal static class TorchPickle
                 if (last >= storage.Numel)
                     throw Fail($"tensor view (offset {offset}, shape {Architectures.FormatShape(shape)}, stride {Architectures.FormatShape(stride)}) " +
                         $"reaches element {last} of storage '{storage.Key}', which holds {storage.Numel}");
+                // A view may repeat elements (stride 0: expand); reading it allocates all of them, so the repetition
+                // is bounded: a tiny file cannot ask for gigabytes.
+                if (count > storage.Numel && count > MaxRepeatedView)
+                    throw Fail($"tensor view of {count} elements repeats the {storage.Numel} elements of storage '{storage.Key}'; " +
+                        $"at most {MaxRepeatedView} are accepted for such a view (save the tensor with .contiguous())");
             }
             return new TorchTensor(storage, offset, shape, stride);
         }
@@ -689,9 +695,12 @@ internal static class TorchPickle
 
         private string Line(ReadOnlySpan<byte> p)
         {
-            int end = p[_pos..].IndexOf((byte)'\n');
-            if (end < 0) throw Fail("a GLOBAL name runs to the end of data.pkl without a newline");
-            if (end > MaxGlobalNameBytes) throw Fail($"a GLOBAL name is longer than {MaxGlobalNameBytes} bytes");
+            var window = p[_pos..];
+            int end = window[..Math.Min(window.Length, MaxGlobalNameBytes + 1)].IndexOf((byte)'\n');
+            if (end < 0)
+                throw Fail(window.Length > MaxGlobalNameBytes
+                    ? $"a GLOBAL name is longer than {MaxGlobalNameBytes} bytes"
+                    : "a GLOBAL name runs to the end of data.pkl without a newline");
             string s = Utf8(p.Slice(_pos, end));
             _pos += end + 1;
             return s;

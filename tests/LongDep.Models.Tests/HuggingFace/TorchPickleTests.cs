@@ -208,6 +208,7 @@ public class TorchPickleTests
         yield return new TestCaseData(new P().Proto().Op('t'), "MARK").SetName("Malformed_TupleWithoutMark");
         yield return new TestCaseData(new P().Proto().Op(0x95).Raw(BitConverter.GetBytes(1L << 40)), "FRAME").SetName("Malformed_FramePastEnd");
         yield return new TestCaseData(new P().Proto().Op('c').Raw("collections"u8.ToArray()), "newline").SetName("Malformed_GlobalWithoutNewline");
+        yield return new TestCaseData(new P().Proto().Op('c').Raw(Encoding.ASCII.GetBytes(new string('a', 300) + "\nb\n")), "longer than 256 bytes").SetName("Malformed_GlobalNameTooLong");
         yield return new TestCaseData(new P().Proto().Op('X', 2, 0, 0, 0, 0xC3, 0x28).Op('.'), "UTF-8").SetName("Malformed_BadUtf8");
         yield return new TestCaseData(new P().Proto().Op(']').Op('N', 'N').Op('s'), "expected a dict").SetName("Malformed_SetItemOnList");
         yield return new TestCaseData(new P().Proto().Op('}').Mark().Op('N').Op('u'), "odd number").SetName("Malformed_OddSetItems");
@@ -267,6 +268,7 @@ public class TorchPickleTests
         yield return new TestCaseData(One(p => p.Tensor("0", 6, 0, [3, 1], [1L << 62, 1])), "past 2^63").SetName("Tensor_ReachOverflow");
         yield return new TestCaseData(One(p => p.Tensor("0", -1, 0, [1], [1])), "non-negative element count").SetName("Tensor_NegativeStorageSize");
         yield return new TestCaseData(One(p => p.Tensor("0", 1L << 62, 0, [1], [1])), "non-negative element count").SetName("Tensor_StorageBytesOverflow");
+        yield return new TestCaseData(One(p => p.Tensor("0", 6, 0, [1L << 20, 1L << 20], [0, 0])), "repeats the 6 elements").SetName("Tensor_HugeExpandedView");
         yield return new TestCaseData(One(p => p.Tensor("../../etc/passwd", 6, 0, [1], [1])), "storage key").SetName("Tensor_PathInStorageKey");
         yield return new TestCaseData(One(p => p.Tensor("0", 6, 0, Enumerable.Repeat(1L, 40).ToArray(), Enumerable.Repeat(1L, 40).ToArray())), "40 dimensions").SetName("Tensor_TooManyDims");
         yield return new TestCaseData(One(p => p.Global("torch._utils", "_rebuild_tensor_v2").Mark().Storage("0", 6).Int(0).Ints(2).Ints(1).Op(0x89)
