@@ -43,7 +43,7 @@ public static class ModelLoader
             };
         }
         var config = HfConfig.Load(path);
-        using var ckpt = SafetensorsCheckpoint.Open(path);
+        using var ckpt = HuggingFaceModel.OpenWeights(path);
         var (t, p) = TryTokenizer(() => TokenizerFactory.FromHuggingFaceFolder(path), "no tokenizer file");
         return new ModelDescription(path, ModelFormat.HuggingFace, config, ckpt.Tensors.Values.OrderBy(x => x.Name, StringComparer.Ordinal).ToList(),
             t, p, System.IO.Path.GetFileName(System.IO.Path.TrimEndingDirectorySeparator(path)))
@@ -93,7 +93,7 @@ public static class ModelLoader
         if (Directory.Exists(path))
         {
             if (HuggingFaceModel.IsCheckpointFolder(path)) return ModelFormat.HuggingFace;
-            throw new ModelFormatException(path, $"the folder is not a Hugging Face checkpoint: expected {HfConfig.FileName} and model.safetensors (or model.safetensors.index.json)");
+            throw new ModelFormatException(path, $"the folder is not a Hugging Face checkpoint: expected {HfConfig.FileName} and model.safetensors or pytorch_model.bin (or their sharded index)");
         }
         throw new ModelFormatException(path, "no such file or folder; --model takes a .gguf file or a Hugging Face checkpoint folder");
     }

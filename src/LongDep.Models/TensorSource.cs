@@ -12,7 +12,7 @@ public sealed record TensorInfo(string Name, TensorType Type, string TypeName, l
     public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
 }
 
-/// <summary>Named tensors from a GGUF file or a safetensors checkpoint, dequantized to float32 on read.</summary>
+/// <summary>Named tensors from a GGUF file or a safetensors or PyTorch (.bin) checkpoint, dequantized to float32 on read.</summary>
 public interface ITensorSource : IDisposable
 {
     /// <summary>The file or folder the tensors come from, for error messages.</summary>

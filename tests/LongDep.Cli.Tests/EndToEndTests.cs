@@ -12,6 +12,35 @@ namespace LongDep.Cli.Tests;
 public class EndToEndTests
 {
     [Test]
+    public void MakeModelHfBinScoresExactlyAsTheSafetensorsFolder()
+    {
+        // The same shape and seed as pytorch_model.bin and as model.safetensors: every score must be identical.
+        using var dir = new TempDir();
+        string bin = dir.File("bin"), st = dir.File("st"), input = dir.File("ids.jsonl");
+        foreach (var (folder, format) in new[] { (bin, "hf-bin"), (st, "hf") })
+        {
+            var (c, e) = CliHarness.Run("make-model", "--shape", "tiny", "--format", format, "--dtype", "f16", "-o", folder);
+            Assert.That(c, Is.EqualTo(0), e);
+        }
+        Assert.That(File.Exists(Path.Combine(bin, "pytorch_model.bin")));
+        Assert.That(Directory.GetFiles(bin, "*.safetensors"), Is.Empty);
+        var rng = new Random(4);
+        File.WriteAllLines(input, Enumerable.Range(0, 3).Select(k =>
+            "{\"input_ids\": [" + string.Join(",", Enumerable.Range(0, 96 + 32 * k).Select(_ => rng.Next(512))) + "]}"));
+        foreach (var folder in new[] { bin, st })
+        {
+            var (c, e) = CliHarness.Run("score", "--method", "prolong", "--model", folder, "--input", input, "--output", folder + ".jsonl",
+                "--device", "cpu", "--chunk", "32", "--window", "256", "--pairs", "all");
+            Assert.That(c, Is.EqualTo(0), e);
+        }
+        var a = ScoreReader.Read(bin + ".jsonl").ToList();
+        var b = ScoreReader.Read(st + ".jsonl").ToList();
+        Assert.That(a.Select(r => r.Status), Is.All.EqualTo(ScoreStatus.Ok));
+        Assert.That(a.Select(r => r.Score), Is.EqualTo(b.Select(r => r.Score)));
+        Assert.That(a.Select(r => r.Score).Distinct().Count(), Is.EqualTo(3), "three different records, three different scores");
+    }
+
+    [Test]
     public void ScoreLadmAndProLong_ThenSelect_OnAGgufModel()
     {
         using var dir = new TempDir();

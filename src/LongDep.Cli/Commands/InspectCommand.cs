@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using LongDep.Cli.Runtime;
 using LongDep.Models;
+using LongDep.Models.HuggingFace;
 using Spectre.Console;
 
 namespace LongDep.Cli.Commands;
@@ -33,7 +34,8 @@ public static class InspectCommand
             table.AddColumn("value");
             void Row(string k, string v) => table.AddRow(k, Markup.Escape(v));
             Row("file", d.Path);
-            Row("format", d.Format == ModelFormat.Gguf ? "GGUF" : "Hugging Face (safetensors)");
+            Row("format", d.Format == ModelFormat.Gguf ? "GGUF"
+                : HuggingFaceModel.WeightsFormatOf(d.Path) == HfWeightsFormat.PyTorch ? "Hugging Face (PyTorch .bin)" : "Hugging Face (safetensors)");
             Row("architecture", c.Architecture);
             Row("layers", c.Layers.ToString(CultureInfo.InvariantCulture));
             Row("embedding dim", c.Dim.ToString(CultureInfo.InvariantCulture));

@@ -19,8 +19,12 @@ public static class MakeModelCommand
     public static Command Create()
     {
         var shape = new Option<string>("--shape") { Description = $"model shape: {string.Join(", ", RandomModel.ShapeNames)}", DefaultValueFactory = _ => "tinyllama" };
-        var format = new Option<string>("--format") { Description = "gguf or hf", DefaultValueFactory = _ => "gguf" };
-        format.AcceptOnlyFromAmong("gguf", "hf");
+        var format = new Option<string>("--format")
+        {
+            Description = "gguf, hf (config.json + model.safetensors) or hf-bin (config.json + pytorch_model.bin, as torch.save writes it)",
+            DefaultValueFactory = _ => "gguf",
+        };
+        format.AcceptOnlyFromAmong("gguf", "hf", "hf-bin");
         var output = new Option<string>("--output", "-o") { Description = "the .gguf file or the checkpoint folder to write", Required = true };
         var seed = new Option<long>("--seed") { Description = "weights seed", DefaultValueFactory = _ => 1234 };
         var dtype = new Option<string>("--dtype")
@@ -46,12 +50,15 @@ public static class MakeModelCommand
                 throw new CliException(e.Message.Split(" (Parameter")[0], ExitCodes.Usage);
             }
             var type = Enum.Parse<TensorType>(r.GetValue(dtype)!, ignoreCase: true);
-            if (r.GetValue(format) == "hf" && type is not (TensorType.F16 or TensorType.F32))
+            if (r.GetValue(format) != "gguf" && type is not (TensorType.F16 or TensorType.F32))
                 throw new CliException($"--dtype {r.GetValue(dtype)} is a GGUF block type; a Hugging Face folder is written as f16 or f32", ExitCodes.Usage);
             string path = r.GetValue(output)!;
             Console.Error.WriteLine($"generating {r.GetValue(shape)} ({cfg.ParameterCount:N0} parameters, seed {r.GetValue(seed)})");
+            string f = r.GetValue(format)!;
+            if (f == "gguf" && !Architectures.Has(cfg.Architecture, ModelFormat.Gguf))
+                throw new CliException($"--shape {r.GetValue(shape)}: llama.cpp has no {cfg.Architecture} architecture, so there is no GGUF form; use --format hf or hf-bin", ExitCodes.Usage);
             var weights = RandomModel.Create(cfg, r.GetValue(seed));
-            Write(path, r.GetValue(format) == "hf", weights, type);
+            Write(path, f != "gguf", weights, type, f == "hf-bin" ? HfWeightsFormat.PyTorch : HfWeightsFormat.Safetensors);
             Console.Out.WriteLine($"wrote {path}");
             return ExitCodes.Ok;
         });
@@ -61,13 +68,14 @@ public static class MakeModelCommand
     /// <summary>The GGUF block types <c>--dtype</c> accepts, lower-case.</summary>
     private static readonly string[] BlockTypeNames = GgmlTypes.Readable.Where(Quantize.IsBlockType).Select(t => t.ToString().ToLowerInvariant()).ToArray();
 
-    /// <summary>Writes <paramref name="weights"/> with a synthetic vocabulary of the model's size.</summary>
-    public static void Write(string path, bool huggingFace, ModelWeights weights, TensorType type)
+    /// <summary>Writes <paramref name="weights"/> with a synthetic vocabulary of the model's size (Hugging Face weights as <paramref name="weightsFormat"/> says).</summary>
+    public static void Write(string path, bool huggingFace, ModelWeights weights, TensorType type,
+        HfWeightsFormat weightsFormat = HfWeightsFormat.Safetensors)
     {
         if (huggingFace)
         {
             var vocab = Vocabulary(weights.Config);
-            HuggingFaceModel.Save(path, weights, type, 0, vocab.BosId, vocab.EosId);
+            HuggingFaceModel.Save(path, weights, type, 0, vocab.BosId, vocab.EosId, weightsFormat);
         }
         else
         {

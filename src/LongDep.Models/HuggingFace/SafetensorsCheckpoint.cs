@@ -59,8 +59,7 @@ public sealed class SafetensorsCheckpoint : ITensorSource
         if (File.Exists(single)) return OpenSingle(folder, single);
         if (File.Exists(index)) return OpenSharded(folder, index);
         throw new ModelFormatException(folder,
-            $"no safetensors weights: looked for {SafetensorsFormat.SingleFile} and {SafetensorsFormat.IndexFile} " +
-            "(PyTorch .bin checkpoints are not supported; convert them with save_pretrained(safe_serialization=True))");
+            $"no safetensors weights: looked for {SafetensorsFormat.SingleFile} and {SafetensorsFormat.IndexFile}");
     }
 
     private static SafetensorsCheckpoint OpenSingle(string folder, string path)
@@ -81,7 +80,7 @@ public sealed class SafetensorsCheckpoint : ITensorSource
 
     private static SafetensorsCheckpoint OpenSharded(string folder, string indexPath)
     {
-        var weightMap = ReadWeightMap(indexPath);
+        var weightMap = SafetensorsFormat.ReadWeightMap(indexPath, "safetensors index");
         var files = new List<MappedFile>();
         try
         {
@@ -122,31 +121,6 @@ public sealed class SafetensorsCheckpoint : ITensorSource
             foreach (var f in files) f.Dispose();
             throw;
         }
-    }
-
-    /// <summary>Reads index.json's weight_map (tensor name → shard file name), checking that shard names are plain file names.</summary>
-    private static Dictionary<string, string> ReadWeightMap(string indexPath)
-    {
-        var bytes = SafetensorsFormat.ReadSmallFile(indexPath, SafetensorsFormat.MaxIndexBytes, "safetensors index");
-        using var doc = SafetensorsFormat.ParseJson(bytes, indexPath, "safetensors index");
-        if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            throw new ModelFormatException(indexPath, $"expected a JSON object with a weight_map, found {doc.RootElement.ValueKind}");
-        if (!doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
-            throw new ModelFormatException(indexPath, "missing \"weight_map\" object (tensor name → shard file)");
-
-        var result = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var p in SafetensorsFormat.UniqueProperties(map, indexPath, "weight_map"))
-        {
-            if (p.Value.ValueKind != JsonValueKind.String)
-                throw new ModelFormatException(indexPath, $"weight_map entry '{p.Name}' is {p.Value.ValueKind}, expected a shard file name");
-            string shard = p.Value.GetString()!;
-            if (shard.Length == 0 || shard != Path.GetFileName(shard) || shard is "." or ".." || shard.Contains('\\') || shard.Contains('\0'))
-                throw new ModelFormatException(indexPath, $"weight_map entry '{p.Name}' names '{shard}', expected a file name inside the checkpoint folder");
-            result.Add(p.Name, shard);
-        }
-        if (result.Count == 0)
-            throw new ModelFormatException(indexPath, "weight_map is empty");
-        return result;
     }
 
     /// <inheritdoc/>

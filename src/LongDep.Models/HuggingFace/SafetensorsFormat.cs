@@ -136,5 +136,30 @@ internal static class SafetensorsFormat
         return list;
     }
 
+    /// <summary>Reads a sharded checkpoint's index.json weight_map (tensor name → shard file name), checking that shard names are plain file names.</summary>
+    public static Dictionary<string, string> ReadWeightMap(string indexPath, string what)
+    {
+        var bytes = SafetensorsFormat.ReadSmallFile(indexPath, SafetensorsFormat.MaxIndexBytes, what);
+        using var doc = SafetensorsFormat.ParseJson(bytes, indexPath, what);
+        if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            throw new ModelFormatException(indexPath, $"expected a JSON object with a weight_map, found {doc.RootElement.ValueKind}");
+        if (!doc.RootElement.TryGetProperty("weight_map", out var map) || map.ValueKind != JsonValueKind.Object)
+            throw new ModelFormatException(indexPath, "missing \"weight_map\" object (tensor name → shard file)");
+
+        var result = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var p in SafetensorsFormat.UniqueProperties(map, indexPath, "weight_map"))
+        {
+            if (p.Value.ValueKind != JsonValueKind.String)
+                throw new ModelFormatException(indexPath, $"weight_map entry '{p.Name}' is {p.Value.ValueKind}, expected a shard file name");
+            string shard = p.Value.GetString()!;
+            if (shard.Length == 0 || shard != Path.GetFileName(shard) || shard is "." or ".." || shard.Contains('\\') || shard.Contains('\0'))
+                throw new ModelFormatException(indexPath, $"weight_map entry '{p.Name}' names '{shard}', expected a file name inside the checkpoint folder");
+            result.Add(p.Name, shard);
+        }
+        if (result.Count == 0)
+            throw new ModelFormatException(indexPath, "weight_map is empty");
+        return result;
+    }
+
     public static void WriteHeaderLength(Span<byte> dst, long n) => BinaryPrimitives.WriteUInt64LittleEndian(dst, (ulong)n);
 }

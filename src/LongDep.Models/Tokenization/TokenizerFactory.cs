@@ -115,14 +115,16 @@ public static class TokenizerFactory
 
     /// <summary>
     /// From a checkpoint folder: <c>tokenizer.json</c> (a BPE model, byte-level or SentencePiece-style with byte
-    /// fallback) when present, else <c>tokenizer.model</c> (a SentencePiece BPE proto). BOS/EOS are taken from
-    /// tokenizer_config.json, special_tokens_map.json or config.json, then from the SentencePiece model.
+    /// fallback) when present, else GPT-2's <c>vocab.json</c> + <c>merges.txt</c> (byte-level BPE, as OPT ships it),
+    /// else <c>tokenizer.model</c> (a SentencePiece BPE proto). BOS/EOS are taken from tokenizer_config.json,
+    /// special_tokens_map.json or config.json, then from the SentencePiece model. No BOS is added unless the caller asks
+    /// (OPT's own tokenizer would prepend <c>&lt;/s&gt;</c>; ProLong's scorer turns that off).
     /// </summary>
     public static ITextTokenizer FromHuggingFaceFolder(string folder)
     {
         ArgumentNullException.ThrowIfNull(folder);
         if (!Directory.Exists(folder))
-            throw new ModelFormatException(folder, "folder not found; expected a Hugging Face checkpoint folder with tokenizer.json or tokenizer.model");
+            throw new ModelFormatException(folder, "folder not found; expected a Hugging Face checkpoint folder with tokenizer.json, vocab.json + merges.txt or tokenizer.model");
 
         string json = Path.Combine(folder, "tokenizer.json");
         string model = Path.Combine(folder, "tokenizer.model");
@@ -135,7 +137,15 @@ public static class TokenizerFactory
                 var (bos, eos) = HuggingFaceSpecialTokens.Resolve(folder, settings.Pieces, settings.Kinds);
                 return BpeTextTokenizer.Create(settings with { BosId = bos, EosId = eos });
             }
-            if (!File.Exists(model)) throw new ModelFormatException(json, jsonProblem!);
+            if (!File.Exists(model) && !Gpt2VocabFiles.Exist(folder)) throw new ModelFormatException(json, jsonProblem!);
+        }
+
+        if (Gpt2VocabFiles.Exist(folder))
+        {
+            var settings = Gpt2VocabFiles.Load(folder);
+            var (bos, eos) = HuggingFaceSpecialTokens.Resolve(folder, settings.Pieces, settings.Kinds);
+            if (jsonProblem is not null) settings = settings with { Kind = settings.Kind[..^1] + $"; tokenizer.json skipped: {jsonProblem})" };
+            return BpeTextTokenizer.Create(settings with { BosId = bos, EosId = eos });
         }
 
         if (File.Exists(model))
@@ -153,7 +163,7 @@ public static class TokenizerFactory
             return FromSentencePieceModel(proto, folder, model, jsonProblem);
         }
 
-        throw new ModelFormatException(folder, "no tokenizer found: looked for tokenizer.json and tokenizer.model");
+        throw new ModelFormatException(folder, "no tokenizer found: looked for tokenizer.json, vocab.json + merges.txt and tokenizer.model");
     }
 
     private static ITextTokenizer FromSentencePieceModel(SentencePieceModelProto p, string folder, string path, string? jsonProblem)
