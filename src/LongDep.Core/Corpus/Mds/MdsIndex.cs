@@ -73,6 +73,8 @@ public static class MdsIndex
         if (length > MaxIndexBytes)
             throw new CorpusFormatException($"{path} is {length} bytes, over the {MaxIndexBytes}-byte limit for an MDS index; is it an index.json?");
         byte[] bytes = File.ReadAllBytes(path);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+            throw new CorpusFormatException($"{path} is not valid UTF-8 text; the dataset's index is damaged: rewrite or re-download it.");
         JsonDocument doc;
         try
         {
