@@ -123,7 +123,7 @@ public class MdsFuzzTests
         {
             string pristine = dir.File($"pristine-{hashes}-{compression}");
             MakeDataset(pristine, hashes, compression, hashes ? 1 : 2);
-            for (int round = 0; round < 60; round++)
+            for (int round = 0; round < 40; round++)
             {
                 int seed = round * 7 + (hashes ? 1 : 0) + (compression is null ? 0 : 2);
                 var rng = new Random(seed);
