@@ -78,6 +78,7 @@ public static class PackRun
                     writer.WriteIntArray(seq.Tokens);
                     writer.WriteInteger(options.SeqLen);
                     writer.EndSample();
+                    s.Packer.Recycle(seq);
                     s.Sequences++;
                     total++;
                     progress?.Report(new PackProgress(total, total * options.SeqLen, budget, clock.Elapsed, Fraction(sources, budget, total)));

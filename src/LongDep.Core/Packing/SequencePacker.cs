@@ -32,6 +32,7 @@ public sealed class SequencePacker
     private readonly int? _bos, _eos;
     private readonly Bin[] _bins;
     private readonly Queue<PackedSequence> _done = new();
+    private readonly Stack<int[]> _free = new();
 
     public SequencePacker(int seqLen, int bins = 1, int minLength = 1, int? bos = null, int? eos = null)
     {
@@ -68,6 +69,12 @@ public sealed class SequencePacker
 
     /// <summary>The next finished sequence, or null when none is ready.</summary>
     public PackedSequence? Take() => _done.TryDequeue(out PackedSequence? s) ? s : null;
+
+    /// <summary>Gives a taken sequence's token array back for reuse (after it is written).</summary>
+    public void Recycle(PackedSequence sequence)
+    {
+        if (_free.Count < 4) _free.Push(sequence.Tokens);
+    }
 
     /// <summary>Adds a document (without BOS/EOS: they are added here).</summary>
     public void Add(ReadOnlySpan<int> document)
@@ -122,7 +129,7 @@ public sealed class SequencePacker
 
             _done.Enqueue(new PackedSequence(bin.Tokens, bin.Indices.ToArray(), bin.Indices.Count / 2));
             TokensOut += _seqLen;
-            bin.Tokens = new int[_seqLen];
+            bin.Tokens = _free.Count > 0 ? _free.Pop() : new int[_seqLen];
             bin.Indices.Clear();
             bin.Fill = 0;
             if (pos == n) return;

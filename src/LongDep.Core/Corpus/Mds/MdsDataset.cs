@@ -32,13 +32,15 @@ public sealed class MdsDataset
 
     /// <summary>
     /// The shards in index order (or in <paramref name="order"/>, a list of shard positions), each read and checked;
-    /// the next one is read on a background thread while the caller works on the current one.
+    /// the next one is read on a background thread while the caller works on the current one. A shard's bytes stay
+    /// valid only until the one after it is asked for (its array is reused).
     /// </summary>
     public IEnumerable<MdsShard> ReadShards(IReadOnlyList<int>? order = null)
     {
         order ??= Enumerable.Range(0, Shards.Count).ToArray();
         if (order.Count == 0) yield break;
         Task<MdsShard> next = Task.Run(() => LoadShard(order[0]));
+        MdsShard? previous = null;
         try
         {
             for (int k = 0; k < order.Count; k++)
@@ -46,9 +48,12 @@ public sealed class MdsDataset
                 MdsShard current = next.GetAwaiter().GetResult();
                 if (k + 1 < order.Count)
                 {
+                    // The caller has moved past the shard before this one: its array takes the shard after this one.
+                    byte[]? reuse = previous?.Buffer;
                     int position = order[k + 1];
-                    next = Task.Run(() => LoadShard(position));
+                    next = Task.Run(() => MdsShard.Load(Directory, Shards[position], reuse));
                 }
+                previous = current;
                 yield return current;
             }
         }

@@ -15,13 +15,14 @@ namespace LongDep.Core.Corpus.Mds;
 public sealed class MdsShard
 {
     private readonly byte[] _data;
-    private readonly int _headerEnd;
+    private readonly int _length, _headerEnd;
 
-    private MdsShard(MdsShardInfo info, string path, byte[] data)
+    private MdsShard(MdsShardInfo info, string path, byte[] data, int length)
     {
         Info = info;
         Path = path;
         _data = data;
+        _length = length;
         Count = (int)info.Samples;
         _headerEnd = 4 + 4 * (Count + 1);
     }
@@ -32,7 +33,10 @@ public sealed class MdsShard
     /// <summary>Samples in the shard.</summary>
     public int Count { get; }
     /// <summary>The uncompressed shard.</summary>
-    public ReadOnlySpan<byte> Bytes => _data;
+    public ReadOnlySpan<byte> Bytes => _data.AsSpan(0, _length);
+
+    /// <summary>The array holding the shard (it may be longer), for reuse once the shard is no longer needed.</summary>
+    internal byte[] Buffer => _data;
 
     /// <summary>The encoded bytes of sample <paramref name="i"/> (its size header and column values).</summary>
     public ReadOnlySpan<byte> SampleBytes(int i)
@@ -94,9 +98,12 @@ public sealed class MdsShard
         return null;
     }
 
-    /// <summary>Reads and checks shard <paramref name="info"/> of the dataset in <paramref name="directory"/>.</summary>
+    /// <summary>
+    /// Reads and checks shard <paramref name="info"/> of the dataset in <paramref name="directory"/>, into
+    /// <paramref name="reuse"/> when it is large enough.
+    /// </summary>
     /// <exception cref="CorpusFormatException">Missing, truncated, corrupt or inconsistent shard.</exception>
-    public static MdsShard Load(string directory, MdsShardInfo info)
+    public static MdsShard Load(string directory, MdsShardInfo info, byte[]? reuse = null)
     {
         MdsFileInfo file = info.ZipData ?? info.RawData;
         string path = System.IO.Path.Combine(directory, file.Basename);
@@ -109,46 +116,47 @@ public sealed class MdsShard
         if (length > MdsIndex.MaxShardBytes)
             throw Damaged(directory, name, $"is {length} bytes; longdep reads shard files up to {MdsIndex.MaxShardBytes} bytes", "rewrite the dataset with a smaller size_limit");
 
-        byte[] bytes = GC.AllocateUninitializedArray<byte>((int)length);
+        bool compressed = info.ZipData is not null;
+        byte[] bytes = !compressed && reuse is not null && reuse.Length >= length ? reuse : GC.AllocateUninitializedArray<byte>((int)length);
         using (var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan))
         {
             int read = 0;
-            while (read < bytes.Length)
+            while (read < length)
             {
-                int n = RandomAccess.Read(handle, bytes.AsSpan(read), read);
+                int n = RandomAccess.Read(handle, bytes.AsSpan(read, (int)length - read), read);
                 if (n == 0) throw Damaged(directory, name, $"ended after {read} of {length} bytes while being read", "re-download it");
                 read += n;
             }
         }
-        if (MdsHashes.Verify(file, bytes) is { } mismatch)
+        if (MdsHashes.Verify(file, bytes.AsSpan(0, (int)length)) is { } mismatch)
             throw Damaged(directory, name, $"does not match its hash: {mismatch}", "the file is corrupt: re-download it");
 
         byte[] data = bytes;
-        if (info.ZipData is not null)
+        if (compressed)
         {
-            data = Decompress(directory, name, bytes, info.RawData.Bytes);
-            if (MdsHashes.Verify(info.RawData, data) is { } rawMismatch)
+            data = reuse is not null && reuse.Length >= info.RawData.Bytes ? reuse : GC.AllocateUninitializedArray<byte>((int)info.RawData.Bytes);
+            Decompress(directory, name, bytes, (int)length, data, (int)info.RawData.Bytes);
+            if (MdsHashes.Verify(info.RawData, data.AsSpan(0, (int)info.RawData.Bytes)) is { } rawMismatch)
                 throw Damaged(directory, name, $"decompresses to data that does not match its hash: {rawMismatch}", "the file is corrupt: re-download it");
         }
-        var shard = new MdsShard(info, path, data);
+        var shard = new MdsShard(info, path, data, (int)info.RawData.Bytes);
         if (shard.CheckLayout() is { } problem)
             throw Damaged(directory, name, problem, "the shard is damaged: re-download it or rewrite the dataset");
         return shard;
     }
 
-    private static byte[] Decompress(string directory, string name, byte[] compressed, long rawBytes)
+    private static void Decompress(string directory, string name, byte[] compressed, int compressedLength, byte[] output, int rawBytes)
     {
-        byte[] data = GC.AllocateUninitializedArray<byte>((int)rawBytes);
         try
         {
             // One byte of room past the stated size tells "more data than the index says" from "exactly right".
             byte[] probe = new byte[1];
-            using var input = new MemoryStream(compressed, writable: false);
+            using var input = new MemoryStream(compressed, 0, compressedLength, writable: false);
             using var stream = new ZstdSharp.DecompressionStream(input);
             int read = 0;
-            while (read < data.Length)
+            while (read < rawBytes)
             {
-                int n = stream.Read(data, read, data.Length - read);
+                int n = stream.Read(output, read, rawBytes - read);
                 if (n == 0)
                     throw Damaged(directory, name, $"decompresses to {read} bytes but index.json says {rawBytes}", "the file is truncated or corrupt: re-download it");
                 read += n;
@@ -160,13 +168,12 @@ public sealed class MdsShard
         {
             throw Damaged(directory, name, $"is not valid zstd data ({e.Message})", "the file is corrupt: re-download it");
         }
-        return data;
     }
 
     /// <summary>Header, offset table and every sample; null when all is consistent.</summary>
     private string? CheckLayout()
     {
-        ReadOnlySpan<byte> d = _data;
+        ReadOnlySpan<byte> d = Bytes;
         uint n = BinaryPrimitives.ReadUInt32LittleEndian(d);
         if (n != Info.Samples)
             return $"says it holds {n} samples but index.json says {Info.Samples}";

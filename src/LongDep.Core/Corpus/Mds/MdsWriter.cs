@@ -64,7 +64,10 @@ public sealed partial class MdsWriter : IDisposable
     private int _used;
     private readonly List<int> _sampleEnds = [];
     private int _sampleStart = -1, _column;
-    private long _samples, _rawBytes, _fileBytes;
+    private long _samplesClosed, _rawBytes, _fileBytes;
+    private int _shardCount;
+    private Task? _shardWrite;
+    private volatile byte[]? _spare;
     private bool _finished;
 
     /// <summary>
@@ -96,7 +99,7 @@ public sealed partial class MdsWriter : IDisposable
     /// <summary>The columns, sorted by name: the order values are written in.</summary>
     public IReadOnlyList<MdsColumn> Columns { get; }
     /// <summary>Samples written so far (including those not yet in a closed shard).</summary>
-    public long Samples => _samples + _sampleEnds.Count;
+    public long Samples => _samplesClosed + _sampleEnds.Count;
 
     /// <summary>
     /// Makes <paramref name="directory"/> ready for a new dataset: creates it, or, when it exists, removes the files an
@@ -255,12 +258,7 @@ public sealed partial class MdsWriter : IDisposable
         long sampleBytes = _used - start;
         long shardSize = 4 + 4 + _config.Length + _sampleEnds.Count * 4L + _sampleEnds.LastOrDefault();
         if (_sampleEnds.Count > 0 && _options.SizeLimit < shardSize + sampleBytes + 4)
-        {
-            FlushShard(start);
-            _buffer.AsSpan(start, (int)sampleBytes).CopyTo(_buffer);
-            _used = (int)sampleBytes;
-            start = 0;
-        }
+            FlushShard(start); // moves this sample to the start of a fresh buffer
         long total = 4 + 4 * (_sampleEnds.Count + 2L) + _config.Length + _used;
         if (total > uint.MaxValue)
             throw new InvalidOperationException($"a shard would pass 4 GiB (the format's uint32 offsets): lower the shard size limit");
@@ -297,65 +295,95 @@ public sealed partial class MdsWriter : IDisposable
 
     // ---- shards and index ----
 
-    /// <summary>Writes the samples before <paramref name="end"/> as the next shard.</summary>
+    /// <summary>
+    /// Hands the samples before <paramref name="end"/> to the background writer as the next shard (waiting for the
+    /// previous one first) and continues in the spare buffer with the bytes after <paramref name="end"/> (the sample
+    /// being committed).
+    /// </summary>
     private void FlushShard(int end)
     {
-        int count = _sampleEnds.Count;
+        WaitForShard();
+        var job = new ShardJob(_shardCount++, _buffer, end, _sampleEnds.ToArray());
+        _samplesClosed += job.SampleEnds.Length;
+        byte[] next = _spare is { } spare && spare.Length >= _used - end ? spare : new byte[Math.Max(_buffer.Length, _used - end)];
+        _spare = null;
+        _buffer.AsSpan(end, _used - end).CopyTo(next);
+        _buffer = next;
+        _used -= end;
+        _sampleEnds.Clear();
+        _shardWrite = Task.Run(() => WriteShard(job));
+    }
+
+    private sealed record ShardJob(int Number, byte[] Buffer, int End, int[] SampleEnds);
+
+    /// <summary>Waits for the shard being written; rethrows its failure.</summary>
+    private void WaitForShard()
+    {
+        Task? pending = _shardWrite;
+        _shardWrite = null;
+        pending?.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Hashes, compresses and writes one shard (on the background thread; one at a time).</summary>
+    private void WriteShard(ShardJob job)
+    {
+        int count = job.SampleEnds.Length;
         int headerEnd = 4 + 4 * (count + 1) + _config.Length;
         var header = new byte[headerEnd];
         BinaryPrimitives.WriteUInt32LittleEndian(header, (uint)count);
         BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(4), (uint)headerEnd);
         for (int i = 0; i < count; i++)
-            BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(8 + 4 * i), (uint)(headerEnd + _sampleEnds[i]));
+            BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(8 + 4 * i), (uint)(headerEnd + job.SampleEnds[i]));
         _config.CopyTo(header, 4 + 4 * (count + 1));
-        ReadOnlySpan<byte> body = _buffer.AsSpan(0, end);
-        long rawBytes = header.Length + (long)end;
+        ReadOnlyMemory<byte> body = job.Buffer.AsMemory(0, job.End);
+        long rawBytes = header.Length + (long)job.End;
 
-        string rawName = $"shard.{_shardObjects.Count:D5}.mds";
+        string rawName = $"shard.{job.Number:D5}.mds";
         var rawHashes = new Hasher(_options.Hashes);
         rawHashes.Append(header);
-        rawHashes.Append(body);
+        rawHashes.Append(body.Span);
         string rawInfo = FileInfoJson(rawName, rawBytes, rawHashes.Finish());
         string? zipInfo = null;
-        string fileName = rawName;
         long fileBytes = rawBytes;
         if (_zstdLevel is { } level)
         {
             var raw = GC.AllocateUninitializedArray<byte>((int)rawBytes);
             header.CopyTo(raw, 0);
-            body.CopyTo(raw.AsSpan(header.Length));
+            body.Span.CopyTo(raw.AsSpan(header.Length));
             using var compressor = new ZstdSharp.Compressor(level);
             byte[] zipped = compressor.Wrap(raw).ToArray();
-            fileName = rawName + ".zstd";
+            string zipName = rawName + ".zstd";
             fileBytes = zipped.Length;
             var zipHashes = new Hasher(_options.Hashes);
             zipHashes.Append(zipped);
-            zipInfo = FileInfoJson(fileName, zipped.Length, zipHashes.Finish());
-            WriteAtomically(fileName, [zipped]);
+            zipInfo = FileInfoJson(zipName, zipped.Length, zipHashes.Finish());
+            WriteAtomically(zipName, [zipped]);
         }
         else
         {
-            WriteAtomically(fileName, [header, _buffer.AsMemory(0, end)]);
+            WriteAtomically(rawName, [header, body]);
         }
-        _shardObjects.Add(ShardJson(count, rawInfo, zipInfo));
-        _samples += count;
-        _rawBytes += rawBytes;
-        _fileBytes += fileBytes;
-        _sampleEnds.Clear();
+        lock (_shardObjects)
+        {
+            _shardObjects.Add(ShardJson(count, rawInfo, zipInfo));
+            _rawBytes += rawBytes;
+            _fileBytes += fileBytes;
+        }
+        _spare = job.Buffer;
     }
 
     private void WriteAtomically(string name, ReadOnlyMemory<byte>[] parts)
     {
         string path = Path.Combine(Directory, name);
         string temp = path + TempSuffix;
-        _written.Add(temp);
+        lock (_written) _written.Add(temp);
         using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
         {
             foreach (ReadOnlyMemory<byte> part in parts) file.Write(part.Span);
             file.Flush(flushToDisk: true);
         }
         File.Move(temp, path, overwrite: true);
-        _written[^1] = path;
+        lock (_written) _written[_written.IndexOf(temp)] = path;
     }
 
     /// <summary>Closes the last shard and writes <c>index.json</c>; the dataset is complete once this returns.</summary>
@@ -364,13 +392,13 @@ public sealed partial class MdsWriter : IDisposable
         ThrowIfFinished();
         if (_sampleStart >= 0) throw new InvalidOperationException("a sample was begun but not ended");
         if (_sampleEnds.Count > 0) FlushShard(_used);
-        _used = 0;
+        WaitForShard();
         var index = new StringBuilder("{\"shards\": [");
         index.AppendJoin(", ", _shardObjects);
         index.Append("], \"version\": 2}");
         WriteAtomically(MdsIndex.FileName, [Encoding.UTF8.GetBytes(index.ToString())]);
         _finished = true;
-        return new MdsWriteSummary(Directory, _shardObjects.Count, _samples, _rawBytes, _fileBytes);
+        return new MdsWriteSummary(Directory, _shardObjects.Count, _samplesClosed, _rawBytes, _fileBytes);
     }
 
     /// <summary>Without <see cref="Finish"/>: removes every file this writer wrote (the folder then holds no dataset).</summary>
@@ -378,6 +406,14 @@ public sealed partial class MdsWriter : IDisposable
     {
         if (_finished) return;
         _finished = true;
+        try
+        {
+            WaitForShard();
+        }
+        catch (Exception)
+        {
+            // Abandoning the dataset anyway: what was written is removed below.
+        }
         foreach (string path in _written)
         {
             try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
