@@ -98,6 +98,17 @@ public sealed record PackOptions
         if ((long)SeqLen * Bins * Sources.Count > 1L << 31)
             return $"{Sources.Count} sources × {Bins} bins × {SeqLen} tokens of open sequences is over 2^31 tokens of memory; use fewer --bins";
         if (ShuffleWindowTokens < 1) return "the shuffle window must hold at least one token";
+        foreach (PackSource s in Sources)
+            if (Overlap(s.Path, OutputPath))
+                return $"--output '{OutputPath}' overlaps source '{s.Name}' ({s.Path}): writing there would replace the source's files; choose another output folder";
         return Writer.Validate();
+    }
+
+    /// <summary>True when one path is the other or inside it.</summary>
+    internal static bool Overlap(string a, string b)
+    {
+        static string Full(string p) => System.IO.Path.TrimEndingDirectorySeparator(System.IO.Path.GetFullPath(p)) + System.IO.Path.DirectorySeparatorChar;
+        string fa = Full(a), fb = Full(b);
+        return fa.StartsWith(fb, StringComparison.Ordinal) || fb.StartsWith(fa, StringComparison.Ordinal);
     }
 }

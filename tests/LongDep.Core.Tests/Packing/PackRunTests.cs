@@ -262,6 +262,9 @@ public class PackRunTests
         Assert.That(o.Validate(), Does.Contain("sum to 0.6 (a 0.3 + b 0.3)"));
         Assert.That((o with { Sources = [new("a", "x", 0.5), new("a", "y", 0.5)] }).Validate(), Does.Contain("two sources are named 'a'"));
         Assert.That((o with { Sources = [new("a", "x", 0.5), new("b", "y", 0.5)] }).Validate(), Is.Null);
+        Assert.That((o with { Sources = [new("a", "x", 0.5), new("b", "o/", 0.5)] }).Validate(), Does.Contain("overlaps source 'b'"));
+        Assert.That((o with { Sources = [new("a", "x", 0.5), new("b", "o/sub", 0.5)] }).Validate(), Does.Contain("overlaps source 'b'"));
+        Assert.That((o with { Sources = [new("a", "x", 0.5), new("b", "ox", 0.5)] }).Validate(), Is.Null);
     }
 
     private sealed class SyncProgress(Action<PackProgress> report) : IProgress<PackProgress>
