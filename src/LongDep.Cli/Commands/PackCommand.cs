@@ -122,7 +122,7 @@ public static class PackCommand
     {
         var table = new Table().Border(TableBorder.Rounded)
             .Title($"[bold]longdep pack[/]: {s.Sequences:N0} sequences × {s.SeqLen:N0} tokens = {s.Tokens:N0} tokens");
-        foreach (var c in new[] { "source", "share", "achieved", "sequences", "tokens", "documents", "split", "bad records", "dropped tokens" })
+        foreach (var c in new[] { "source", "share", "got", "seqs", "tokens", "docs", "split", "bad", "dropped" })
             table.AddColumn(c == "source" ? new TableColumn(c) : new TableColumn(c).RightAligned());
         foreach (PackSourceSummary src in s.Sources)
             table.AddRow(Markup.Escape(src.Name), Pct(src.Share), Pct(src.AchievedShare), src.Sequences.ToString("N0"), src.Tokens.ToString("N0"),
@@ -133,7 +133,7 @@ public static class PackCommand
             AnsiConsole.MarkupLine($"[yellow]{Markup.Escape(src.Name)}[/]: {src.BadRecords:N0} records skipped; the first: {Markup.Escape(src.FirstBad!)}");
         AnsiConsole.MarkupLine($"stopped: {Markup.Escape(s.Stopped)}; dropped {s.TokensDropped:N0} tokens (short continuations, unfinished sequences); " +
                                $"{s.TokensPerMinute / 1e6:F1} M tokens/minute");
-        AnsiConsole.MarkupLine($"wrote {s.Output.Samples:N0} sequences in {s.Output.Shards:N0} shards ({s.Output.FileBytes / 1048576.0:F1} MiB) to " +
+        AnsiConsole.MarkupLine($"wrote {s.Output.Samples:N0} sequences in {s.Output.Shards:N0} shard{(s.Output.Shards == 1 ? "" : "s")} ({s.Output.FileBytes / 1048576.0:F1} MiB) to " +
                                $"{Markup.Escape(s.Output.Directory)}; summary: {Markup.Escape(Path.Combine(s.Output.Directory, PackRun.SummaryFileName))}");
     }
 

@@ -231,6 +231,21 @@ public class MdsReaderTests
     }
 
     [Test]
+    public void ZstdShard_WhoseIndexOverstatesItsSize_FailsWithoutAllocatingTheClaim()
+    {
+        using var dir = new TempDir();
+        string ds = Write(dir, ProLong, [ProLongSample("a", 1, 2), ProLongSample("b", 3)], zstd: true);
+        string index = File.ReadAllText(Path.Combine(ds, "index.json"));
+        string lying = System.Text.RegularExpressions.Regex.Replace(index, "(\"shard.00000.mds\",\n \"bytes\": )[0-9]+", "${1}2000000000");
+        Assert.That(lying, Is.Not.EqualTo(index));
+        File.WriteAllText(Path.Combine(ds, "index.json"), lying.Replace("\"sha1\"", "\"unchecked\""));
+        long before = GC.GetTotalAllocatedBytes(precise: true);
+        var e = Assert.Throws<CorpusFormatException>(() => CorpusReader.Open(ds).ToList())!;
+        Assert.That(e.Message, Does.Contain("but index.json says 2000000000"));
+        Assert.That(GC.GetTotalAllocatedBytes(precise: true) - before, Is.LessThan(64L << 20));
+    }
+
+    [Test]
     public void LyingOffsetsAndSizes_WithoutHashes_AreCaughtByTheLayoutChecks()
     {
         using var dir = new TempDir();

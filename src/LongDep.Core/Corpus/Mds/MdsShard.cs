@@ -134,8 +134,7 @@ public sealed class MdsShard
         byte[] data = bytes;
         if (compressed)
         {
-            data = reuse is not null && reuse.Length >= info.RawData.Bytes ? reuse : GC.AllocateUninitializedArray<byte>((int)info.RawData.Bytes);
-            Decompress(directory, name, bytes, (int)length, data, (int)info.RawData.Bytes);
+            data = Decompress(directory, name, bytes, (int)length, reuse, (int)info.RawData.Bytes);
             if (MdsHashes.Verify(info.RawData, data.AsSpan(0, (int)info.RawData.Bytes)) is { } rawMismatch)
                 throw Damaged(directory, name, $"decompresses to data that does not match its hash: {rawMismatch}", "the file is corrupt: re-download it");
         }
@@ -145,8 +144,16 @@ public sealed class MdsShard
         return shard;
     }
 
-    private static void Decompress(string directory, string name, byte[] compressed, int compressedLength, byte[] output, int rawBytes)
+    /// <summary>
+    /// Decompresses exactly <paramref name="rawBytes"/> bytes (into <paramref name="reuse"/> when it is large enough).
+    /// Without one, the output grows with what the data really holds, so an index that lies about the size costs no
+    /// more memory than the data decompresses to.
+    /// </summary>
+    private static byte[] Decompress(string directory, string name, byte[] compressed, int compressedLength, byte[]? reuse, int rawBytes)
     {
+        byte[] output = reuse is not null && reuse.Length >= rawBytes
+            ? reuse
+            : GC.AllocateUninitializedArray<byte>((int)Math.Min(rawBytes, Math.Max(8L * compressedLength, 1 << 20)));
         try
         {
             // One byte of room past the stated size tells "more data than the index says" from "exactly right".
@@ -156,7 +163,13 @@ public sealed class MdsShard
             int read = 0;
             while (read < rawBytes)
             {
-                int n = stream.Read(output, read, rawBytes - read);
+                if (read == output.Length)
+                {
+                    var bigger = GC.AllocateUninitializedArray<byte>((int)Math.Min(rawBytes, 2L * output.Length));
+                    output.AsSpan(0, read).CopyTo(bigger);
+                    output = bigger;
+                }
+                int n = stream.Read(output, read, Math.Min(output.Length, rawBytes) - read);
                 if (n == 0)
                     throw Damaged(directory, name, $"decompresses to {read} bytes but index.json says {rawBytes}", "the file is truncated or corrupt: re-download it");
                 read += n;
@@ -168,6 +181,7 @@ public sealed class MdsShard
         {
             throw Damaged(directory, name, $"is not valid zstd data ({e.Message})", "the file is corrupt: re-download it");
         }
+        return output;
     }
 
     /// <summary>Header, offset table and every sample; null when all is consistent.</summary>
