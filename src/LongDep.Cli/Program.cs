@@ -35,6 +35,7 @@ public static class Program
     [
         ScoreCommand.Create(),
         SelectCommand.Create(),
+        PackCommand.Create(),
         MergeCommand.Create(),
         InspectCommand.Create(),
         DemoCommand.Create(),

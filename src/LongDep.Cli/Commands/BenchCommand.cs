@@ -59,6 +59,7 @@ public static class BenchCommand
             shape, model, modelSeed, input, samples, proLongSamples, tokens, window, chunk, pairs, threshold, seed, methods, settings, device, threads,
             pairBatch, bf16, kernels, warmup, noPhases, peak, json, writeSamples, noRun, compare, results, compareJson, strict, kernelTiming,
         };
+        cmd.Add(PackBench.Create());
         cmd.SetAction(r =>
         {
             TextWriter output = r.InvocationConfiguration.Output;

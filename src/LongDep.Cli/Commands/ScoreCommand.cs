@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LongDep.Cli.Runtime;
+using LongDep.Core.Corpus;
 using LongDep.Core.Diagnostics;
 using LongDep.Core.Pipeline;
 using LongDep.Core.Records;
@@ -17,7 +18,7 @@ public static class ScoreCommand
         var method = new Option<string>("--method") { Description = "ladm (CDS) or prolong (LDS)", Required = true };
         method.AcceptOnlyFromAmong("ladm", "prolong");
         var model = new Option<string>("--model") { Description = "a GGUF file or a Hugging Face checkpoint folder", Required = true };
-        var input = new Option<string>("--input") { Description = "corpus: .jsonl, .jsonl.zst, .jsonl.gz or .parquet", Required = true };
+        var input = new Option<string>("--input") { Description = "corpus: .jsonl, .jsonl.zst, .jsonl.gz, .parquet or an MDS dataset folder", Required = true };
         var output = new Option<string>("--output") { Description = "scores, one JSON line per input record (resumed when it exists)", Required = true };
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda, cuda:N, cuda:0,1 or cuda:all", DefaultValueFactory = _ => "auto" };
         var window = new Option<int>("--window") { Description = "W: tokens per sample (LADM) / N = W/l chunks at most (ProLong)", DefaultValueFactory = _ => 32768 };
@@ -30,7 +31,7 @@ public static class ScoreCommand
         var threshold = new Option<double>("--threshold") { Description = "ProLong: δ, DST threshold", DefaultValueFactory = _ => 0.1 };
         var seed = new Option<long>("--seed") { Description = "seed of the draws (per record: seed and record index)", DefaultValueFactory = _ => 11 };
         var addBos = new Option<bool?>("--add-bos") { Description = "prepend the model's BOS token to text records (true/false; default: as the model's tokenizer config says, no BOS for OPT as ProLong)" };
-        var domainField = new Option<string>("--domain-field") { Description = "dotted path of the domain", DefaultValueFactory = _ => "meta.pile_set_name" };
+        var domainField = new Option<string>("--domain-field") { Description = "dotted path of the domain (MDS input: the domain column)", DefaultValueFactory = _ => "meta.pile_set_name" };
         var textField = new Option<string>("--text-field") { Description = "dotted path of the text", DefaultValueFactory = _ => "text" };
         var idsField = new Option<string>("--ids-field") { Description = "dotted path of pre-tokenized ids", DefaultValueFactory = _ => "input_ids" };
         var idField = new Option<string>("--id-field") { Description = "dotted path of the record id", DefaultValueFactory = _ => "id" };
@@ -77,7 +78,9 @@ public static class ScoreCommand
                     TextField = r.GetValue(textField)!,
                     IdsField = r.GetValue(idsField)!,
                     IdField = r.GetValue(idField)!,
-                    DomainField = r.GetValue(domainField)!,
+                    DomainField = r.GetResult(domainField) is { Implicit: false }
+                        ? r.GetValue(domainField)!
+                        : CorpusReader.DefaultDomainField(r.GetValue(input)!, r.GetValue(domainField)!),
                 },
                 ShardIndex = shardIndex,
                 ShardCount = shardCount,
@@ -85,7 +88,7 @@ public static class ScoreCommand
                 FlushEvery = Math.Max(1, r.GetValue(flushEvery)),
             };
             var deviceSpec = DeviceSpec.Parse(r.GetValue(device)!);
-            if (!File.Exists(options.InputPath)) throw new CliException($"input '{options.InputPath}' does not exist");
+            if (!CorpusReader.InputExists(options.InputPath)) throw new CliException($"input '{options.InputPath}' does not exist");
             Phases.Timing = r.GetValue(profile);
 
             var stderr = Console.Error;

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using LongDep.Cli.Runtime;
 using LongDep.Core.Corpus;
+using LongDep.Core.Corpus.Mds;
 using LongDep.Core.Selection;
 using Spectre.Console;
 using SelectionMode = LongDep.Core.Selection.SelectionMode;
@@ -15,8 +16,11 @@ public static class SelectCommand
     public static Command Create()
     {
         var scores = new Option<string>("--scores") { Description = "the output of longdep score", Required = true };
-        var input = new Option<string>("--input") { Description = "the corpus that was scored", Required = true };
-        var output = new Option<string>("--output") { Description = "the chosen input records, unchanged, in input order (JSON lines)", Required = true };
+        var input = new Option<string>("--input") { Description = "the corpus that was scored (a file or an MDS dataset folder)", Required = true };
+        var output = new Option<string>("--output") { Description = "the chosen input records, unchanged, in input order (JSON lines, or an MDS folder)", Required = true };
+        var format = new Option<string>("--format") { Description = "output format: auto (MDS for an MDS input, else JSON lines), jsonl or mds", DefaultValueFactory = _ => "auto" };
+        format.AcceptOnlyFromAmong("auto", "jsonl", "mds");
+        var compression = new Option<string>("--compression") { Description = "MDS output: none, zstd or zstd:LEVEL", DefaultValueFactory = _ => "none" };
         var topPercent = new Option<double?>("--top-percent") { Description = "keep the top X percent (floor of count × X / 100)" };
         var topK = new Option<long?>("--top-k") { Description = "keep the top N records" };
         var budget = new Option<long?>("--token-budget") { Description = "keep the best records up to N tokens" };
@@ -24,7 +28,7 @@ public static class SelectCommand
         var summaryJson = new Option<string?>("--summary") { Description = "also write the summary as JSON to this file" };
         var cmd = new Command("select", "Select the best-scored records: --top-percent X | --top-k N | --token-budget N, optionally --per-domain.")
         {
-            scores, input, output, topPercent, topK, budget, perDomain, summaryJson,
+            scores, input, output, topPercent, topK, budget, perDomain, summaryJson, format, compression,
         };
         cmd.SetAction(r =>
         {
@@ -43,12 +47,27 @@ public static class SelectCommand
                 throw new CliException(e.Message.Split(" (Parameter")[0], ExitCodes.Usage);
             }
             string inputPath = r.GetValue(input)!, outputPath = r.GetValue(output)!;
-            if (!File.Exists(inputPath)) throw new CliException($"input '{inputPath}' does not exist");
+            if (!CorpusReader.InputExists(inputPath)) throw new CliException($"input '{inputPath}' does not exist");
+            bool mds = r.GetValue(format) == "mds" || (r.GetValue(format) == "auto" && MdsIndex.IsDataset(inputPath));
+            string comp = r.GetValue(compression)!;
+            var writerOptions = new MdsWriterOptions { Compression = comp == "none" ? null : comp };
+            if (mds && writerOptions.Validate() is { } badWriter) throw new CliException($"--compression: {badWriter}", ExitCodes.Usage);
             var items = ScoreReader.Read(r.GetValue(scores)!).Select(ScoredItem.From).ToList();
             var result = Selector.Select(items, options);
             string tmp = outputPath + ".tmp";
             long written;
-            try
+            if (mds)
+            {
+                try
+                {
+                    (_, written) = MdsSelectionCopier.Copy(inputPath, result.SelectedIndices, outputPath, writerOptions, items.Count);
+                }
+                catch (InvalidOperationException e)
+                {
+                    throw new CliException(e.Message);
+                }
+            }
+            else try
             {
                 using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
                     (_, written) = SelectionCopier.Copy(inputPath, result.SelectedIndices, stream, items.Count);

@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using LongDep.Core.Corpus.Mds;
 using LongDep.Core.Records;
 
 namespace LongDep.Core.Corpus;
@@ -14,10 +15,12 @@ public enum CorpusFormat
     JsonlGzip,
     /// <summary>.parquet: one record per row (columns text / input_ids / id / meta, ...).</summary>
     Parquet,
+    /// <summary>A MosaicML Streaming (MDS) dataset folder: index.json + shards; one record per sample.</summary>
+    Mds,
 }
 
 /// <summary>
-/// Streams corpus records: memory stays bounded by one line (capped) or one Parquet row group, whatever the corpus size.
+/// Streams corpus records: memory stays bounded by one line (capped), one Parquet row group or one MDS shard, whatever the corpus size.
 /// Each record keeps the bytes of its JSON line (for Parquet: a JSON line built from the row) so that selection can
 /// copy chosen records unchanged and <see cref="InputRecord.Hash"/> is stable.
 /// </summary>
@@ -29,6 +32,9 @@ public static class CorpusReader
     /// <summary>The extensions <see cref="DetectFormat"/> accepts.</summary>
     public const string SupportedExtensions = ".jsonl, .jsonl.zst, .jsonl.gz, .parquet";
 
+    /// <summary>The domain path used for MDS datasets when none is given: their <c>domain</c> column.</summary>
+    public const string MdsDomainField = "domain";
+
     /// <summary>The format of <paramref name="path"/> from its extension (case-insensitive).</summary>
     /// <exception cref="CorpusFormatException">For '-' (standard input) or an unknown extension.</exception>
     public static CorpusFormat DetectFormat(string path)
@@ -36,13 +42,28 @@ public static class CorpusReader
         ArgumentNullException.ThrowIfNull(path);
         if (path == "-")
             throw new CorpusFormatException($"reading the corpus from standard input ('-') is not supported; give a file ending in {SupportedExtensions}.");
+        if (Directory.Exists(path))
+        {
+            if (MdsIndex.IsDataset(path)) return CorpusFormat.Mds;
+            throw new CorpusFormatException($"'{path}' is a folder without {MdsIndex.FileName}; give a corpus file ({SupportedExtensions}) or an MDS dataset folder.");
+        }
         string name = Path.GetFileName(path).ToLowerInvariant();
         if (name.EndsWith(".jsonl.zst", StringComparison.Ordinal)) return CorpusFormat.JsonlZstd;
         if (name.EndsWith(".jsonl.gz", StringComparison.Ordinal)) return CorpusFormat.JsonlGzip;
         if (name.EndsWith(".jsonl", StringComparison.Ordinal)) return CorpusFormat.Jsonl;
         if (name.EndsWith(".parquet", StringComparison.Ordinal)) return CorpusFormat.Parquet;
-        throw new CorpusFormatException($"cannot tell the format of '{path}' from its name; supported: {SupportedExtensions} (rename the file to one of these).");
+        throw new CorpusFormatException($"cannot tell the format of '{path}' from its name; supported: {SupportedExtensions} (rename the file to one of these), or an MDS dataset folder.");
     }
+
+    /// <summary>True when <paramref name="path"/> is an existing corpus file or folder (an MDS dataset is a folder).</summary>
+    public static bool InputExists(string path) => File.Exists(path) || Directory.Exists(path);
+
+    /// <summary>
+    /// The domain path to use for <paramref name="path"/> when the user names none: <c>domain</c> for an MDS dataset
+    /// (the column its writers use), else <paramref name="fallback"/>.
+    /// </summary>
+    public static string DefaultDomainField(string path, string fallback) =>
+        Directory.Exists(path) && MdsIndex.IsDataset(path) ? MdsDomainField : fallback;
 
     /// <summary>
     /// Opens <paramref name="path"/> and streams its raw records in input order. The format and the file's existence
@@ -55,6 +76,13 @@ public static class CorpusReader
     {
         CorpusFormat format = DetectFormat(path);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxLineBytes, 1);
+        if (format == CorpusFormat.Mds)
+        {
+            MdsDataset dataset = MdsDataset.Open(path);
+            var progress = new MdsProgress();
+            position?.Attach(progress);
+            return MdsRecords.Read(dataset, progress);
+        }
         if (!File.Exists(path))
             throw new FileNotFoundException($"input file '{path}' does not exist.", path);
         fields ??= RecordFieldOptions.Default;
@@ -135,14 +163,18 @@ public static class CorpusReader
 public sealed class CorpusPosition
 {
     private FileStream? _file;
+    private MdsProgress? _samples;
 
     internal void Attach(FileStream file) => Volatile.Write(ref _file, file);
 
-    /// <summary>Fraction of the file read, 0..1; null before reading starts or for Parquet input.</summary>
+    internal void Attach(MdsProgress samples) => Volatile.Write(ref _samples, samples);
+
+    /// <summary>Fraction of the file (for MDS: of the samples) read, 0..1; null before reading starts or for Parquet input.</summary>
     public double? Fraction
     {
         get
         {
+            if (Volatile.Read(ref _samples) is { } samples) return samples.Fraction;
             FileStream? f = Volatile.Read(ref _file);
             try
             {
