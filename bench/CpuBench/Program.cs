@@ -201,6 +201,7 @@ public static class Program
             "Q4_K_M" => LLamaFtype.MOSTLY_Q4_K_M,
             _ => throw new ArgumentException($"no quantization type '{type}' (F16, BF16, Q8_0, Q4_K_M)"),
         };
+        NativeApi.llama_empty_call(); // loads LLamaSharp's native library (its resolver picks the CPU backend)
         if (!LLamaQuantizer.Quantize(src, dst, ftype, Environment.ProcessorCount, allowRequantize: true, quantizeOutputTensor: false))
             throw new InvalidOperationException($"LLamaSharp could not quantize {src} to {type}");
         Console.WriteLine($"wrote {dst} ({type})");
