@@ -226,7 +226,7 @@ public static class Architectures
             return null;
         }
 
-        float[] Read(string name, long[] shape)
+        string Check(string name, long[] shape)
         {
             string actual = Find(name) ?? throw new ModelFormatException(source,
                 $"tensor '{name}' is missing (expected shape {FormatShape(shape)} for a {cfg.Architecture} model)");
@@ -235,10 +235,16 @@ public static class Architectures
                 throw new ModelFormatException(source,
                     $"tensor '{actual}' has shape {FormatShape(t.Shape)}, expected {FormatShape(shape)} from the model config");
             used.Add(actual);
-            return src.ReadF32(actual);
+            return actual;
         }
 
+        float[] Read(string name, long[] shape) => src.ReadF32(Check(name, shape));
+
+        // Matrices stay in their stored type (mapped where the source can); only vectors become float32.
+        WeightMatrix ReadMatrix(string name, long[] shape) => src.ReadMatrix(Check(name, shape));
+
         float[] Global(ModelRole role) => Read(info.Names[role], ModelShape(cfg, role));
+        WeightMatrix GlobalMatrix(ModelRole role) => ReadMatrix(info.Names[role], ModelShape(cfg, role));
 
         float[] NormWeight(float[] w)
         {
@@ -253,6 +259,9 @@ public static class Architectures
                 ? PermuteRowsHalvesToAdjacent(w, heads, cfg.HeadDim, cols)
                 : PermuteRowsAdjacentToHalves(w, heads, cfg.HeadDim, cols);
 
+        WeightMatrix QkMatrix(WeightMatrix w) =>
+            !permute ? w : w.PermuteRows(cfg.Dim, r => RopeSourceRow(r, cfg.HeadDim, toAdjacent: info.Rope == RopeStyle.Halves));
+
         void Refuse(int i, LayerRole role, string why)
         {
             if (!info.Has(role)) return;
@@ -262,12 +271,13 @@ public static class Architectures
                     $"tensor '{present}' is present but the config says the model has {why}; fix the config (or the architecture it names)");
         }
 
-        var embedding = Global(ModelRole.TokenEmbedding);
+        var embedding = GlobalMatrix(ModelRole.TokenEmbedding);
         var layers = new LayerWeights[cfg.Layers];
         bool sandwich = cfg.NormPlacement == NormPlacement.Sandwich;
         for (int i = 0; i < cfg.Layers; i++)
         {
             float[] L(LayerRole role) => Read(info.LayerTensor(i, role), LayerShape(cfg, role));
+            WeightMatrix M(LayerRole role) => ReadMatrix(info.LayerTensor(i, role), LayerShape(cfg, role));
             float[]? Maybe(bool wanted, LayerRole role, string why)
             {
                 if (wanted) return L(role);
@@ -275,36 +285,34 @@ public static class Architectures
                 return null;
             }
 
-            float[] wq, wk, wv;
+            WeightMatrix wq, wk, wv;
             if (info.Has(LayerRole.Qkv) && (!info.Has(LayerRole.Q) || Find(info.LayerTensor(i, LayerRole.Qkv)) is not null))
             {
-                var qkv = L(LayerRole.Qkv);
-                long q = (long)cfg.QDim * cfg.Dim, kv = (long)cfg.KvDim * cfg.Dim;
-                wq = qkv.AsSpan(0, (int)q).ToArray();
-                wk = qkv.AsSpan((int)q, (int)kv).ToArray();
-                wv = qkv.AsSpan((int)(q + kv), (int)kv).ToArray();
+                var qkv = M(LayerRole.Qkv);
+                wq = qkv.SliceRows(cfg.Dim, 0, cfg.QDim);
+                wk = qkv.SliceRows(cfg.Dim, cfg.QDim, cfg.KvDim);
+                wv = qkv.SliceRows(cfg.Dim, cfg.QDim + cfg.KvDim, cfg.KvDim);
             }
             else
             {
-                wq = L(LayerRole.Q);
-                wk = L(LayerRole.K);
-                wv = L(LayerRole.V);
+                wq = M(LayerRole.Q);
+                wk = M(LayerRole.K);
+                wv = M(LayerRole.V);
             }
 
-            float[]? gate;
-            float[] up;
+            WeightMatrix? gate;
+            WeightMatrix up;
             if (info.Has(LayerRole.GateUp))
             {
-                var gu = L(LayerRole.GateUp);
-                long half = (long)cfg.FfDim * cfg.Dim;
-                gate = gu.AsSpan(0, (int)half).ToArray();
-                up = gu.AsSpan((int)half, (int)half).ToArray();
+                var gu = M(LayerRole.GateUp);
+                gate = gu.SliceRows(cfg.Dim, 0, cfg.FfDim);
+                up = gu.SliceRows(cfg.Dim, cfg.FfDim, cfg.FfDim);
             }
             else
             {
-                gate = cfg.HasGate ? L(LayerRole.Gate) : null;
+                gate = cfg.HasGate ? M(LayerRole.Gate) : null;
                 if (!cfg.HasGate) Refuse(i, LayerRole.Gate, "no gated feed-forward");
-                up = L(LayerRole.Up);
+                up = M(LayerRole.Up);
             }
 
             string noBias = "no Q/K/V bias";
@@ -312,10 +320,10 @@ public static class Architectures
             {
                 AttnNorm = NormWeight(L(LayerRole.AttnNorm)),
                 AttnNormBias = Maybe(cfg.NormHasBias, LayerRole.AttnNormBias, "no norm bias"),
-                Wq = Qk(wq, cfg.Heads, cfg.Dim),
-                Wk = Qk(wk, cfg.KvHeads, cfg.Dim),
+                Wq = QkMatrix(wq),
+                Wk = QkMatrix(wk),
                 Wv = wv,
-                Wo = L(LayerRole.O),
+                Wo = M(LayerRole.O),
                 Bq = Maybe(cfg.QkvBias, LayerRole.QBias, noBias) is { } bq ? Qk(bq, cfg.Heads, 1) : null,
                 Bk = Maybe(cfg.QkvBias, LayerRole.KBias, noBias) is { } bk ? Qk(bk, cfg.KvHeads, 1) : null,
                 Bv = Maybe(cfg.QkvBias, LayerRole.VBias, noBias),
@@ -327,7 +335,7 @@ public static class Architectures
                 FfnNormBias = Maybe(cfg.NormHasBias, LayerRole.FfnNormBias, "no norm bias"),
                 WGate = gate,
                 WUp = up,
-                WDown = L(LayerRole.Down),
+                WDown = M(LayerRole.Down),
                 BUp = Maybe(cfg.FeedForwardBias, LayerRole.UpBias, "no feed-forward bias"),
                 BDown = Maybe(cfg.FeedForwardBias, LayerRole.DownBias, "no feed-forward bias"),
                 PostFfnNorm = Maybe(sandwich, LayerRole.PostFfnNorm, "no post-feed-forward norm") is { } pf ? NormWeight(pf) : null,
@@ -341,11 +349,11 @@ public static class Architectures
             if (cfg.NormHasBias) outputNormBias = Global(ModelRole.OutputNormBias);
         }
         float[]? positions = cfg.Positions == PositionKind.Learned ? Global(ModelRole.PositionEmbedding) : null;
-        float[]? projectIn = cfg.HasProjections ? Global(ModelRole.ProjectIn) : null;
-        float[]? projectOut = cfg.HasProjections ? Global(ModelRole.ProjectOut) : null;
+        WeightMatrix? projectIn = cfg.HasProjections ? GlobalMatrix(ModelRole.ProjectIn) : null;
+        WeightMatrix? projectOut = cfg.HasProjections ? GlobalMatrix(ModelRole.ProjectOut) : null;
 
         bool tied = cfg.TiedEmbedding || Find(info.Output) is null;
-        float[] output;
+        WeightMatrix output;
         if (tied)
         {
             output = embedding;
@@ -353,7 +361,7 @@ public static class Architectures
         }
         else
         {
-            output = Global(ModelRole.Output);
+            output = GlobalMatrix(ModelRole.Output);
         }
 
         // GGUF files carry RoPE scaling as tensors; the config has read them.
@@ -416,11 +424,12 @@ public static class Architectures
         }
 
         (string, float[], long[]) G(ModelRole role, float[] data) => (info.Names[role], data, ModelShape(cfg, role));
+        static float[] F(WeightMatrix m) => m.ToFloat32();
 
-        yield return G(ModelRole.TokenEmbedding, w.TokenEmbedding);
+        yield return G(ModelRole.TokenEmbedding, F(w.TokenEmbedding));
         if (w.PositionEmbedding is not null) yield return G(ModelRole.PositionEmbedding, w.PositionEmbedding);
-        if (w.ProjectIn is not null) yield return G(ModelRole.ProjectIn, w.ProjectIn);
-        if (w.ProjectOut is not null) yield return G(ModelRole.ProjectOut, w.ProjectOut);
+        if (w.ProjectIn is not null) yield return G(ModelRole.ProjectIn, F(w.ProjectIn));
+        if (w.ProjectOut is not null) yield return G(ModelRole.ProjectOut, F(w.ProjectOut));
         for (int i = 0; i < w.Layers.Length; i++)
         {
             var l = w.Layers[i];
@@ -428,14 +437,14 @@ public static class Architectures
             yield return L(LayerRole.AttnNorm, Norm(l.AttnNorm));
             if (l.AttnNormBias is not null) yield return L(LayerRole.AttnNormBias, l.AttnNormBias);
             if (info.Has(LayerRole.Qkv))
-                yield return L(LayerRole.Qkv, [.. Qk(l.Wq, cfg.Heads, cfg.Dim), .. Qk(l.Wk, cfg.KvHeads, cfg.Dim), .. l.Wv]);
+                yield return L(LayerRole.Qkv, [.. Qk(F(l.Wq), cfg.Heads, cfg.Dim), .. Qk(F(l.Wk), cfg.KvHeads, cfg.Dim), .. F(l.Wv)]);
             else
             {
-                yield return L(LayerRole.Q, Qk(l.Wq, cfg.Heads, cfg.Dim));
-                yield return L(LayerRole.K, Qk(l.Wk, cfg.KvHeads, cfg.Dim));
-                yield return L(LayerRole.V, l.Wv);
+                yield return L(LayerRole.Q, Qk(F(l.Wq), cfg.Heads, cfg.Dim));
+                yield return L(LayerRole.K, Qk(F(l.Wk), cfg.KvHeads, cfg.Dim));
+                yield return L(LayerRole.V, F(l.Wv));
             }
-            yield return L(LayerRole.O, l.Wo);
+            yield return L(LayerRole.O, F(l.Wo));
             if (cfg.QkvBias)
             {
                 yield return L(LayerRole.QBias, Qk(Need(l.Bq, i, "q bias"), cfg.Heads, 1));
@@ -449,23 +458,23 @@ public static class Architectures
             yield return L(LayerRole.FfnNorm, Norm(l.FfnNorm));
             if (l.FfnNormBias is not null) yield return L(LayerRole.FfnNormBias, l.FfnNormBias);
             if (info.Has(LayerRole.GateUp))
-                yield return L(LayerRole.GateUp, [.. Need(l.WGate, i, "gate"), .. l.WUp]);
+                yield return L(LayerRole.GateUp, [.. F(Need(l.WGate, i, "gate")), .. F(l.WUp)]);
             else
             {
-                if (l.WGate is not null) yield return L(LayerRole.Gate, l.WGate);
-                yield return L(LayerRole.Up, l.WUp);
+                if (l.WGate is not null) yield return L(LayerRole.Gate, F(l.WGate));
+                yield return L(LayerRole.Up, F(l.WUp));
             }
-            yield return L(LayerRole.Down, l.WDown);
+            yield return L(LayerRole.Down, F(l.WDown));
             if (l.BUp is not null) yield return L(LayerRole.UpBias, l.BUp);
             if (l.BDown is not null) yield return L(LayerRole.DownBias, l.BDown);
             if (l.PostFfnNorm is not null) yield return L(LayerRole.PostFfnNorm, Norm(l.PostFfnNorm));
         }
         if (w.OutputNorm is not null) yield return G(ModelRole.OutputNorm, Norm(w.OutputNorm));
         if (w.OutputNormBias is not null) yield return G(ModelRole.OutputNormBias, w.OutputNormBias);
-        if (!cfg.TiedEmbedding && !ReferenceEquals(w.Output, w.TokenEmbedding))
-            yield return G(ModelRole.Output, w.Output);
+        if (!cfg.TiedEmbedding && !w.Output.IsSameTensor(w.TokenEmbedding))
+            yield return G(ModelRole.Output, F(w.Output));
 
-        static float[] Need(float[]? a, int layer, string what) =>
+        static T Need<T>(T? a, int layer, string what) where T : class =>
             a ?? throw new ArgumentException($"layer {layer} has no {what} but the config says the model has one");
     }
 
@@ -481,6 +490,16 @@ public static class Architectures
     /// <summary>The inverse of <see cref="PermuteRowsHalvesToAdjacent"/>: adjacent row <c>2j + p</c> becomes halves row <c>p·d/2 + j</c>.</summary>
     public static float[] PermuteRowsAdjacentToHalves(float[] w, int heads, int headDim, int cols) =>
         PermuteRows(w, heads, headDim, cols, toAdjacent: false);
+
+    /// <summary>
+    /// The source row of destination row <paramref name="row"/> in <see cref="PermuteRowsHalvesToAdjacent"/>
+    /// (<paramref name="toAdjacent"/>) or <see cref="PermuteRowsAdjacentToHalves"/>.
+    /// </summary>
+    public static int RopeSourceRow(int row, int headDim, bool toAdjacent)
+    {
+        int head = row / headDim * headDim, r = row % headDim, half = headDim / 2;
+        return toAdjacent ? head + r % 2 * half + r / 2 : head + 2 * (r % half) + r / half;
+    }
 
     private static float[] PermuteRows(float[] w, int heads, int headDim, int cols, bool toAdjacent)
     {

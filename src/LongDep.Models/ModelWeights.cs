@@ -1,18 +1,19 @@
 namespace LongDep.Models;
 
 /// <summary>
-/// One decoder layer's weights in float32. Matrices are row-major [out, in] (y = W x), as both GGUF and
-/// safetensors store them. Q and K rows are in the order the file's RoPE style expects (see <see cref="ModelConfig.Rope"/>).
+/// One decoder layer's weights. Matrices are <see cref="WeightMatrix"/>es in their file's element type (F32, F16,
+/// BF16 or quantized blocks), row-major [out, in] (y = W x), as both GGUF and safetensors store them; norm weights and
+/// biases are float32. Q and K rows are in the order the file's RoPE style expects (see <see cref="ModelConfig.Rope"/>).
 /// Which optional tensors are present follows the block description in <see cref="ModelConfig"/>.
 /// </summary>
 public sealed class LayerWeights
 {
     public required float[] AttnNorm { get; init; }   // [Dim]
     public float[]? AttnNormBias { get; init; }        // [Dim] (LayerNorm)
-    public required float[] Wq { get; init; }         // [QDim, Dim]
-    public required float[] Wk { get; init; }         // [KvDim, Dim]
-    public required float[] Wv { get; init; }         // [KvDim, Dim]
-    public required float[] Wo { get; init; }         // [Dim, QDim]
+    public required WeightMatrix Wq { get; init; }         // [QDim, Dim]
+    public required WeightMatrix Wk { get; init; }         // [KvDim, Dim]
+    public required WeightMatrix Wv { get; init; }         // [KvDim, Dim]
+    public required WeightMatrix Wo { get; init; }         // [Dim, QDim]
     public float[]? Bq { get; init; }                  // [QDim]
     public float[]? Bk { get; init; }                  // [KvDim]
     public float[]? Bv { get; init; }                  // [KvDim]
@@ -22,31 +23,34 @@ public sealed class LayerWeights
     public float[]? PostAttnNorm { get; init; }        // [Dim]      (Sandwich)
     public required float[] FfnNorm { get; init; }    // [Dim]
     public float[]? FfnNormBias { get; init; }         // [Dim] (LayerNorm)
-    public float[]? WGate { get; init; }               // [FfDim, Dim] (absent for the ReLU MLP)
-    public required float[] WUp { get; init; }        // [FfDim, Dim] (OPT: fc1)
-    public required float[] WDown { get; init; }      // [Dim, FfDim] (OPT: fc2)
+    public WeightMatrix? WGate { get; init; }               // [FfDim, Dim] (absent for the ReLU MLP)
+    public required WeightMatrix WUp { get; init; }        // [FfDim, Dim] (OPT: fc1)
+    public required WeightMatrix WDown { get; init; }      // [Dim, FfDim] (OPT: fc2)
     public float[]? BUp { get; init; }                 // [FfDim]    (FeedForwardBias)
     public float[]? BDown { get; init; }               // [Dim]      (FeedForwardBias)
     public float[]? PostFfnNorm { get; init; }         // [Dim]      (Sandwich)
 }
 
-/// <summary>All weights of a decoder model in float32, dequantized at load.</summary>
+/// <summary>
+/// All weights of a decoder model: matrices in their file's element type (memory-mapped when loaded from a file),
+/// vectors in float32. <see cref="WeightMatrix.ToFloat32"/> yields any matrix as float32 for a consumer that needs it.
+/// </summary>
 public sealed class ModelWeights
 {
     public required ModelConfig Config { get; init; }
-    public required float[] TokenEmbedding { get; init; }  // [Vocab, EmbeddingWidth]
+    public required WeightMatrix TokenEmbedding { get; init; }  // [Vocab, EmbeddingWidth]
     public required LayerWeights[] Layers { get; init; }
     /// <summary>[Dim]; null when the config has no final norm (post-norm OPT).</summary>
     public required float[]? OutputNorm { get; init; }
     public float[]? OutputNormBias { get; init; }           // [Dim] (LayerNorm)
-    /// <summary>[Vocab, EmbeddingWidth]; the same array as <see cref="TokenEmbedding"/> when the model ties them.</summary>
-    public required float[] Output { get; init; }
+    /// <summary>[Vocab, EmbeddingWidth]; the same tensor as <see cref="TokenEmbedding"/> when the model ties them (<see cref="WeightMatrix.IsSameTensor"/>).</summary>
+    public required WeightMatrix Output { get; init; }
     /// <summary>Learned positions [PositionRows, Dim] (OPT).</summary>
     public float[]? PositionEmbedding { get; init; }
     /// <summary>[Dim, EmbeddingWidth]: embedding → hidden (OPT-350m's project_in).</summary>
-    public float[]? ProjectIn { get; init; }
+    public WeightMatrix? ProjectIn { get; init; }
     /// <summary>[EmbeddingWidth, Dim]: hidden → output head (OPT-350m's project_out).</summary>
-    public float[]? ProjectOut { get; init; }
+    public WeightMatrix? ProjectOut { get; init; }
 
     /// <summary>The same arrays under another config (e.g. another RoPE base).</summary>
     public ModelWeights WithConfig(ModelConfig config) => new()
@@ -62,9 +66,10 @@ public sealed class ModelWeights
         ProjectOut = ProjectOut,
     };
 
-    /// <summary>Every array with its name, for size accounting (the tied head once).</summary>
-    public IEnumerable<(string Name, float[] Data)> Arrays()
+    /// <summary>Every tensor with its name, for size accounting (the tied head once); vectors as float32 matrices.</summary>
+    public IEnumerable<(string Name, WeightMatrix Data)> Tensors()
     {
+        static WeightMatrix? V(float[]? a) => a is null ? null : WeightMatrix.FromFloat32(a);
         yield return ("token embedding", TokenEmbedding);
         if (PositionEmbedding is not null) yield return ("position embedding", PositionEmbedding);
         if (ProjectIn is not null) yield return ("project in", ProjectIn);
@@ -72,31 +77,40 @@ public sealed class ModelWeights
         for (int i = 0; i < Layers.Length; i++)
         {
             var l = Layers[i];
-            foreach (var (n, a) in new (string, float[]?)[]
+            foreach (var (n, a) in new (string, WeightMatrix?)[]
             {
-                ("attention norm", l.AttnNorm), ("attention norm bias", l.AttnNormBias), ("q", l.Wq), ("k", l.Wk), ("v", l.Wv),
-                ("o", l.Wo), ("q bias", l.Bq), ("k bias", l.Bk), ("v bias", l.Bv), ("o bias", l.Bo), ("q norm", l.QNorm),
-                ("k norm", l.KNorm), ("post-attention norm", l.PostAttnNorm), ("ffn norm", l.FfnNorm), ("ffn norm bias", l.FfnNormBias),
-                ("gate", l.WGate), ("up", l.WUp), ("down", l.WDown), ("up bias", l.BUp), ("down bias", l.BDown),
-                ("post-ffn norm", l.PostFfnNorm),
+                ("attention norm", V(l.AttnNorm)), ("attention norm bias", V(l.AttnNormBias)), ("q", l.Wq), ("k", l.Wk), ("v", l.Wv),
+                ("o", l.Wo), ("q bias", V(l.Bq)), ("k bias", V(l.Bk)), ("v bias", V(l.Bv)), ("o bias", V(l.Bo)), ("q norm", V(l.QNorm)),
+                ("k norm", V(l.KNorm)), ("post-attention norm", V(l.PostAttnNorm)), ("ffn norm", V(l.FfnNorm)), ("ffn norm bias", V(l.FfnNormBias)),
+                ("gate", l.WGate), ("up", l.WUp), ("down", l.WDown), ("up bias", V(l.BUp)), ("down bias", V(l.BDown)),
+                ("post-ffn norm", V(l.PostFfnNorm)),
             })
                 if (a is not null) yield return ($"layer {i} {n}", a);
         }
         if (OutputNorm is not null) yield return ("output norm", OutputNorm);
         if (OutputNormBias is not null) yield return ("output norm bias", OutputNormBias);
-        if (!ReferenceEquals(Output, TokenEmbedding)) yield return ("output", Output);
+        if (!Output.IsSameTensor(TokenEmbedding)) yield return ("output", Output);
     }
+
+    /// <summary>Bytes the weights hold in host memory in their stored types (mapped file bytes included, the tied head once).</summary>
+    public long ByteSize => Tensors().Sum(t => t.Data.ByteSize);
 
     /// <summary>Checks every array length against the config; throws <see cref="ModelFormatException"/> on a mismatch.</summary>
     public void Validate(string source)
     {
         var c = Config;
-        void Len(float[]? a, long n, string name)
+        void Len(object? a, long n, string name)
         {
-            if (a is null) throw new ModelFormatException(source, $"tensor {name} is missing");
-            if (a.LongLength != n) throw new ModelFormatException(source, $"tensor {name} has {a.LongLength} elements, expected {n}");
+            long count = a switch
+            {
+                null => throw new ModelFormatException(source, $"tensor {name} is missing"),
+                float[] f => f.LongLength,
+                WeightMatrix m => m.ElementCount,
+                _ => throw new ArgumentException($"tensor {name} has an unknown representation"),
+            };
+            if (count != n) throw new ModelFormatException(source, $"tensor {name} has {count} elements, expected {n}");
         }
-        void Opt(bool wanted, float[]? a, long n, string name)
+        void Opt(bool wanted, object? a, long n, string name)
         {
             if (wanted) Len(a, n, name);
             else if (a is not null) throw new ModelFormatException(source, $"tensor {name} is present but the config has none");

@@ -12,7 +12,7 @@ public sealed record TensorInfo(string Name, TensorType Type, string TypeName, l
     public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
 }
 
-/// <summary>Named tensors from a GGUF file or a safetensors or PyTorch (.bin) checkpoint, dequantized to float32 on read.</summary>
+/// <summary>Named tensors from a GGUF file or a safetensors or PyTorch (.bin) checkpoint, read as float32 or in their stored type.</summary>
 public interface ITensorSource : IDisposable
 {
     /// <summary>The file or folder the tensors come from, for error messages.</summary>
@@ -20,4 +20,10 @@ public interface ITensorSource : IDisposable
     IReadOnlyDictionary<string, TensorInfo> Tensors { get; }
     /// <summary>Reads and dequantizes one tensor to float32, row-major. Throws <see cref="ModelFormatException"/> on bad data.</summary>
     float[] ReadF32(string name);
+
+    /// <summary>
+    /// One tensor in its stored type, without converting it: a memory-mapped view where the source can give one, else
+    /// its float32 values. Throws <see cref="ModelFormatException"/> on a type that cannot be read.
+    /// </summary>
+    WeightMatrix ReadMatrix(string name) => WeightMatrix.FromFloat32(ReadF32(name));
 }

@@ -23,9 +23,10 @@ public class MakeModelTests
 
         // The embedding is the seeded random weights, quantized and read back.
         var weights = RandomModel.Create(RandomModel.Shape("tiny"), 5);
-        var blocks = new byte[Dequantize.ByteSize(expected, weights.TokenEmbedding.Length)];
-        Quantize.FromF32(expected, weights.TokenEmbedding, blocks);
-        var want = new float[weights.TokenEmbedding.Length];
+        var embedding = weights.TokenEmbedding.ToFloat32();
+        var blocks = new byte[Dequantize.ByteSize(expected, embedding.Length)];
+        Quantize.FromF32(expected, embedding, blocks);
+        var want = new float[embedding.Length];
         Dequantize.ToF32(expected, blocks, want);
         Assert.That(file.ReadF32("token_embd.weight"), Is.EqualTo(want));
         Assert.DoesNotThrow(() => ModelLoader.Load(path));

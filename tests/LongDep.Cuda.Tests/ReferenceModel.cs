@@ -21,7 +21,7 @@ internal sealed class ReferenceModel(ModelWeights weights)
         int T = tokens.Length;
         var h = new double[T][];
         for (int t = 0; t < T; t++)
-            h[t] = weights.TokenEmbedding.AsSpan(tokens[t] * c.Dim, c.Dim).ToArray().Select(v => (double)v).ToArray();
+            h[t] = weights.TokenEmbedding.ToFloat32().AsSpan(tokens[t] * c.Dim, c.Dim).ToArray().Select(v => (double)v).ToArray();
         var qk = new List<LayerQk>();
         foreach (var w in weights.Layers)
         {
@@ -31,9 +31,9 @@ internal sealed class ReferenceModel(ModelWeights weights)
             for (int t = 0; t < T; t++)
             {
                 var x = RmsNorm(h[t], w.AttnNorm);
-                q[t] = Heads(Add(MatVec(w.Wq, c.QDim, x), w.Bq), c.Heads);
-                k[t] = Heads(Add(MatVec(w.Wk, c.KvDim, x), w.Bk), c.KvHeads);
-                v[t] = Heads(Add(MatVec(w.Wv, c.KvDim, x), w.Bv), c.KvHeads);
+                q[t] = Heads(Add(MatVec(w.Wq.ToFloat32(), c.QDim, x), w.Bq), c.Heads);
+                k[t] = Heads(Add(MatVec(w.Wk.ToFloat32(), c.KvDim, x), w.Bk), c.KvHeads);
+                v[t] = Heads(Add(MatVec(w.Wv.ToFloat32(), c.KvDim, x), w.Bv), c.KvHeads);
                 foreach (var head in q[t]) Rotate(head, positions[t]);
                 foreach (var head in k[t]) Rotate(head, positions[t]);
             }
@@ -48,17 +48,17 @@ internal sealed class ReferenceModel(ModelWeights weights)
                     for (int s = 0; s <= t; s++)
                         for (int d = 0; d < c.HeadDim; d++) o[hd * c.HeadDim + d] += p[s] * v[s][hd / group][d];
                 }
-                var attn = MatVec(w.Wo, c.Dim, o);
+                var attn = MatVec(w.Wo.ToFloat32(), c.Dim, o);
                 for (int i = 0; i < c.Dim; i++) h[t][i] += attn[i];
             }
             for (int t = 0; t < T; t++)
             {
                 var x = RmsNorm(h[t], w.FfnNorm);
-                var g = MatVec(w.WGate!, c.FfDim, x);
-                var u = MatVec(w.WUp, c.FfDim, x);
+                var g = MatVec(w.WGate!.ToFloat32(), c.FfDim, x);
+                var u = MatVec(w.WUp.ToFloat32(), c.FfDim, x);
                 var a = new double[c.FfDim];
                 for (int i = 0; i < c.FfDim; i++) a[i] = g[i] / (1 + Math.Exp(-g[i])) * u[i];
-                var down = MatVec(w.WDown, c.Dim, a);
+                var down = MatVec(w.WDown.ToFloat32(), c.Dim, a);
                 for (int i = 0; i < c.Dim; i++) h[t][i] += down[i];
             }
         }
@@ -72,7 +72,7 @@ internal sealed class ReferenceModel(ModelWeights weights)
         var result = new double[to - from];
         for (int t = from; t < to; t++)
         {
-            var logits = MatVec(weights.Output, c.VocabSize, final[t]);
+            var logits = MatVec(weights.Output.ToFloat32(), c.VocabSize, final[t]);
             double max = logits.Max();
             double logSum = max + Math.Log(logits.Sum(z => Math.Exp(z - max)));
             result[t - from] = logSum - logits[tokens[t + 1]];

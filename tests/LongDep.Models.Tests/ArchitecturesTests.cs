@@ -149,15 +149,15 @@ public class ArchitecturesTests
         var w = TestModels.Weights(cfg);
         using var src = TestModels.MemorySource.From(Architectures.TensorsFor(w, ModelFormat.Gguf));
         Assert.That(src.Store.Keys, Does.Contain("blk.1.ffn_gate.weight").And.Contain("output.weight"));
-        Assert.That(src.Store["blk.0.attn_q.weight"].Data, Is.EqualTo(w.Layers[0].Wq), "same RoPE convention: no permutation");
+        Assert.That(src.Store["blk.0.attn_q.weight"].Data, Is.EqualTo(w.Layers[0].Wq.ToFloat32()), "same RoPE convention: no permutation");
         Assert.That(src.Store["blk.0.attn_output.weight"].Shape, Is.EqualTo(new long[] { cfg.Dim, cfg.QDim }));
         var back = Architectures.LoadWeights(src, cfg, ModelFormat.Gguf);
         Assert.Multiple(() =>
         {
-            Assert.That(back.Layers[1].Wk, Is.EqualTo(w.Layers[1].Wk));
+            Assert.That(back.Layers[1].Wk.ToFloat32(), Is.EqualTo(w.Layers[1].Wk.ToFloat32()));
             Assert.That(back.Layers[1].Bk, Is.EqualTo(w.Layers[1].Bk));
-            Assert.That(back.Output, Is.EqualTo(w.Output));
-            Assert.That(back.Layers[0].WDown, Is.EqualTo(w.Layers[0].WDown));
+            Assert.That(back.Output.ToFloat32(), Is.EqualTo(w.Output.ToFloat32()));
+            Assert.That(back.Layers[0].WDown.ToFloat32(), Is.EqualTo(w.Layers[0].WDown.ToFloat32()));
         });
     }
 
@@ -168,7 +168,7 @@ public class ArchitecturesTests
         var w = TestModels.Weights(cfg);
         using var src = TestModels.MemorySource.From(Architectures.TensorsFor(w, ModelFormat.Gguf).Where(t => t.Name != "output.weight"));
         var back = Architectures.LoadWeights(src, cfg, ModelFormat.Gguf);
-        Assert.That(ReferenceEquals(back.Output, back.TokenEmbedding));
+        Assert.That(back.Output.IsSameTensor(back.TokenEmbedding));
         Assert.That(back.Config.TiedEmbedding, Is.True);
     }
 
@@ -183,18 +183,18 @@ public class ArchitecturesTests
         var adj = Architectures.LoadWeights(src, cfgHalves with { Rope = RopeStyle.AdjacentPairs }, ModelFormat.HuggingFace);
         Assert.Multiple(() =>
         {
-            Assert.That(adj.Layers[0].Wq, Is.EqualTo(Architectures.PermuteRowsHalvesToAdjacent(w.Layers[0].Wq, cfgHalves.Heads, cfgHalves.HeadDim, cfgHalves.Dim)));
-            Assert.That(adj.Layers[1].Wk, Is.EqualTo(Architectures.PermuteRowsHalvesToAdjacent(w.Layers[1].Wk, cfgHalves.KvHeads, cfgHalves.HeadDim, cfgHalves.Dim)));
-            Assert.That(adj.Layers[0].Wv, Is.EqualTo(w.Layers[0].Wv));
+            Assert.That(adj.Layers[0].Wq.ToFloat32(), Is.EqualTo(Architectures.PermuteRowsHalvesToAdjacent(w.Layers[0].Wq.ToFloat32(), cfgHalves.Heads, cfgHalves.HeadDim, cfgHalves.Dim)));
+            Assert.That(adj.Layers[1].Wk.ToFloat32(), Is.EqualTo(Architectures.PermuteRowsHalvesToAdjacent(w.Layers[1].Wk.ToFloat32(), cfgHalves.KvHeads, cfgHalves.HeadDim, cfgHalves.Dim)));
+            Assert.That(adj.Layers[0].Wv.ToFloat32(), Is.EqualTo(w.Layers[0].Wv.ToFloat32()));
             Assert.That(adj.Config.Rope, Is.EqualTo(RopeStyle.AdjacentPairs));
         });
 
         // And back: writing the adjacent weights as GGUF llama stores them as they are, as HF permutes them back.
         using var gguf = TestModels.MemorySource.From(Architectures.TensorsFor(adj, ModelFormat.Gguf));
-        Assert.That(gguf.Store["blk.0.attn_q.weight"].Data, Is.EqualTo(adj.Layers[0].Wq));
+        Assert.That(gguf.Store["blk.0.attn_q.weight"].Data, Is.EqualTo(adj.Layers[0].Wq.ToFloat32()));
         using var hf = TestModels.MemorySource.From(Architectures.TensorsFor(adj, ModelFormat.HuggingFace));
-        Assert.That(hf.Store["model.layers.0.self_attn.q_proj.weight"].Data, Is.EqualTo(w.Layers[0].Wq));
-        Assert.That(hf.Store["model.layers.1.self_attn.k_proj.weight"].Data, Is.EqualTo(w.Layers[1].Wk));
+        Assert.That(hf.Store["model.layers.0.self_attn.q_proj.weight"].Data, Is.EqualTo(w.Layers[0].Wq.ToFloat32()));
+        Assert.That(hf.Store["model.layers.1.self_attn.k_proj.weight"].Data, Is.EqualTo(w.Layers[1].Wk.ToFloat32()));
     }
 
     [Test]

@@ -76,7 +76,7 @@ public abstract class BenchEngine : IDisposable
 
         public CpuEngine(ModelWeights weights, int threads)
         {
-            forward = new CpuForward(weights, threads);
+            forward = new CpuForward(weights, threads, CpuMath.Fast);
             Description = $"cpu ({forward.MaxThreads} threads, float32)";
         }
 

@@ -81,7 +81,7 @@ public static class PplCommand
             LoadedModel loaded = ModelLoader.Load(modelPath, r.GetValue(ropeTheta));
             string dev = r.GetValue(device)!.Trim().ToLowerInvariant();
             ISequenceNll backend = dev == "cpu"
-                ? new CpuSequenceNll(new CpuForward(loaded.Weights, threadCount))
+                ? new CpuSequenceNll(new CpuForward(loaded.Weights, threadCount, CpuMath.Fast))
                 : devices?.Invoke(dev, loaded) ?? throw new ArgumentException($"--device {dev} is not available for ppl in this build; use --device cpu");
 
             TextWriter err = r.InvocationConfiguration.Error;

@@ -62,7 +62,7 @@ public static class Backends
 
     private static IScoringWorker Cpu(LoadedModel model, ScoreSettings settings, BackendOptions options)
     {
-        var forward = new CpuForward(model.Weights, options.Threads);
+        var forward = new CpuForward(model.Weights, options.Threads, CpuMath.Fast);
         var scorer = settings.Method == ScoreMethod.Ladm
             ? new RecordScorer(settings, new CpuLadmProbe(forward), null)
             : new RecordScorer(settings, null, new CpuProLongProbe(forward));

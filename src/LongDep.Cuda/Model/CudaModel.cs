@@ -99,7 +99,7 @@ public sealed class CudaModel : IDisposable
                     ? null
                     : backend.Allocate<float>(Math.Min(StagingElements, MaxTensorLength(weights)), "weight upload staging", WeightsHint);
                 Embedding = Own(UploadMatrix(weights.TokenEmbedding, staging, "token embedding"));
-                Output = ReferenceEquals(weights.Output, weights.TokenEmbedding)
+                Output = weights.Output.IsSameTensor(weights.TokenEmbedding)
                     ? Embedding
                     : Own(UploadMatrix(weights.Output, staging, "output head"));
                 OutputNorm = Own(UploadF32(weights.OutputNorm!, "output norm"));
@@ -153,9 +153,9 @@ public sealed class CudaModel : IDisposable
 
     private static long MaxTensorLength(ModelWeights w)
     {
-        long max = Math.Max(w.TokenEmbedding.LongLength, w.Output.LongLength);
+        long max = Math.Max(w.TokenEmbedding.ElementCount, w.Output.ElementCount);
         foreach (var l in w.Layers)
-            foreach (var a in new[] { l.Wq, l.Wk, l.Wv, l.Wo, l.WGate!, l.WUp, l.WDown }) max = Math.Max(max, a.LongLength);
+            foreach (var a in new[] { l.Wq, l.Wk, l.Wv, l.Wo, l.WGate!, l.WUp, l.WDown }) max = Math.Max(max, a.ElementCount);
         return Math.Max(1, max);
     }
 
@@ -194,6 +194,10 @@ public sealed class CudaModel : IDisposable
     }
 
     /// <summary>Uploads a float32 matrix in <see cref="Precision"/>, converting on the GPU through the staging buffer.</summary>
+    /// <summary>Uploads a weight held in its file's type: its float32 values, one tensor at a time.</summary>
+    private DeviceBuffer<byte> UploadMatrix(WeightMatrix values, DeviceBuffer<float>? staging, string what) =>
+        UploadMatrix(values.ToFloat32(), staging, what);
+
     private DeviceBuffer<byte> UploadMatrix(float[] values, DeviceBuffer<float>? staging, string what)
     {
         int size = Precision.ElementSize();

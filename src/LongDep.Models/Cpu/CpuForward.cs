@@ -9,8 +9,23 @@ namespace LongDep.Models.Cpu;
 /// </summary>
 public delegate void LayerCallback(int layer, ReadOnlySpan<float> q, ReadOnlySpan<float> k, int n);
 
+/// <summary>How the CPU forward does its arithmetic (docs/numerics.md says what differs).</summary>
+public enum CpuMath
+{
+    /// <summary>
+    /// The exact twin: float32 weights (converted exactly from F16/BF16/quantized blocks), float32 activations, dot
+    /// products on <see cref="System.Numerics.Vector{T}"/> lanes. What the CUDA twins and the reference tests compare with.
+    /// </summary>
+    Exact,
+    /// <summary>
+    /// The same float32 products on 512-bit lanes where the processor has AVX-512 (another summation order: the last
+    /// digits differ), used by <c>score</c>, <c>ppl</c> and <c>bench</c> on the CPU.
+    /// </summary>
+    Fast,
+}
+
 /// <summary>
-/// The exact float32 forward of a decoder-only transformer on the CPU: the twin every CUDA number is checked against.
+/// The float32 forward of a decoder-only transformer on the CPU: the twin every CUDA number is checked against.
 /// It reads the block description of <see cref="ModelConfig"/>:
 /// <list type="bullet">
 /// <item>h = embedding[token] · EmbedScale (→ project_in) (+ learned position rows).</item>
@@ -30,18 +45,23 @@ public sealed class CpuForward
     private const int GemmColBlock = 64;
     private const int AttentionRowBlock = 32;
     private const int ElementwiseRowBlock = 64;
-    private const int NllRowBlock = 64;
+    private const int NllRowBlock = 512;  // logits a block: large enough that converting the head once a block costs little
+    private const int ConvertedRowBlock = 32;   // weight rows converted to float32 at once (a few hundred KB: L2)
+    private const int ConvertedRowChunk = 512;  // activation rows multiplied by one converted block
 
     private readonly ModelWeights _weights;
     private readonly ParallelOptions _parallel;
 
-    /// <summary>Checks the weights against their config and prepares a forward that uses up to <paramref name="maxThreads"/> threads (0: all processors).</summary>
-    public CpuForward(ModelWeights weights, int maxThreads = 0)
-        : this(weights, maxThreads, validate: true)
+    /// <summary>
+    /// Checks the weights against their config and prepares a forward that uses up to <paramref name="maxThreads"/>
+    /// threads (0: all processors) and the arithmetic <paramref name="math"/> names.
+    /// </summary>
+    public CpuForward(ModelWeights weights, int maxThreads = 0, CpuMath math = CpuMath.Exact)
+        : this(weights, maxThreads, math, validate: true)
     {
     }
 
-    private CpuForward(ModelWeights weights, int maxThreads, bool validate)
+    private CpuForward(ModelWeights weights, int maxThreads, CpuMath math, bool validate)
     {
         ArgumentNullException.ThrowIfNull(weights);
         ArgumentOutOfRangeException.ThrowIfNegative(maxThreads);
@@ -51,6 +71,8 @@ public sealed class CpuForward
             weights.Validate("CPU forward weights");
         }
         _weights = weights;
+        Arithmetic = math;
+        Wide = math == CpuMath.Fast && CpuKernels.Wide;
         MaxThreads = maxThreads == 0 ? Environment.ProcessorCount : maxThreads;
         _parallel = new ParallelOptions { MaxDegreeOfParallelism = MaxThreads };
     }
@@ -61,12 +83,18 @@ public sealed class CpuForward
     /// <summary>The weights this forward reads.</summary>
     public ModelWeights Weights => _weights;
 
+    /// <summary>The arithmetic this forward does.</summary>
+    public CpuMath Arithmetic { get; }
+
+    /// <summary>Whether dot products run on 512-bit lanes (<see cref="CpuMath.Fast"/> on an AVX-512 processor).</summary>
+    internal bool Wide { get; }
+
     /// <summary>Most threads one call uses.</summary>
     public int MaxThreads { get; }
 
     /// <summary>The same model with another thread limit (no copy of the weights).</summary>
     public CpuForward WithMaxThreads(int maxThreads) =>
-        maxThreads == MaxThreads ? this : new CpuForward(_weights, maxThreads, validate: false);
+        maxThreads == MaxThreads ? this : new CpuForward(_weights, maxThreads, Arithmetic, validate: false);
 
     /// <summary>
     /// Logits [n, Vocab] of <paramref name="tokens"/> at positions prefix.Length, prefix.Length + 1, ...
@@ -320,7 +348,7 @@ public sealed class CpuForward
         var embedding = _weights.TokenEmbedding;
         float[] rows = c.HasProjections ? scratch : h;
         for (int t = 0; t < n; t++)
-            embedding.AsSpan(tokens[t] * e, e).CopyTo(rows.AsSpan(t * e, e));
+            embedding.ReadF32((long)tokens[t] * e, rows.AsSpan(t * e, e));
         if (c.EmbedScale != 1f) ScaleRows(rows, n * e, c.EmbedScale);
         if (c.HasProjections) Matmul(rows, n, e, _weights.ProjectIn!, dim, null, h, 0);
         if (c.Positions == PositionKind.Learned)
@@ -365,7 +393,7 @@ public sealed class CpuForward
             float[] scores = ArrayPool<float>.Shared.Rent(rows * width);
             try
             {
-                CpuKernels.DotRows(q, t0 * qDim + head * d, qDim, rows, k, g * d, kvDim, width, d, scores, 0, width);
+                CpuKernels.DotRows(q, t0 * qDim + head * d, qDim, rows, k, g * d, kvDim, width, d, scores, 0, width, Wide);
                 for (int r = 0; r < rows; r++)
                 {
                     int seen = p + t0 + r + 1;
@@ -375,7 +403,7 @@ public sealed class CpuForward
                     CpuKernels.ScaledSoftmax(row[first..seen], scale, cap);
                     row[seen..].Clear();
                 }
-                CpuKernels.DotRows(scores, 0, width, rows, vt, g * d * total, total, d, width, att, t0 * qDim + head * d, qDim);
+                CpuKernels.DotRows(scores, 0, width, rows, vt, g * d * total, total, d, width, att, t0 * qDim + head * d, qDim, Wide);
             }
             finally
             {
@@ -384,7 +412,42 @@ public sealed class CpuForward
         });
     }
 
-    /// <summary>y[r, o] = Σ_i x[r, i] · W[o, i] (+ bias[o]) for r &lt; n, with y's rows at yOff + r · outDim.</summary>
+    /// <summary>
+    /// y[r, o] = Σ_i x[r, i] · W[o, i] (+ bias[o]) for r &lt; n, with y's rows at yOff + r · outDim. A float32 array is
+    /// read in place; a matrix stored in another type (mapped F16/BF16/quantized file data) is converted a block of
+    /// <see cref="ConvertedRowBlock"/> rows at a time into float32 scratch that serves up to <see cref="ConvertedRowChunk"/>
+    /// activation rows, so the conversion is exact (as dequantizing at load would be) and its cost is shared by many rows.
+    /// </summary>
+    internal void Matmul(float[] x, int n, int inDim, WeightMatrix w, int outDim, float[]? bias, float[] y, int yOff)
+    {
+        if (n <= 0) return;
+        if (w.Float32Array is { } array)
+        {
+            Matmul(x, n, inDim, array, outDim, bias, y, yOff);
+            return;
+        }
+        int colBlocks = (outDim + ConvertedRowBlock - 1) / ConvertedRowBlock;
+        int rowChunks = (n + ConvertedRowChunk - 1) / ConvertedRowChunk;
+        For(rowChunks * colBlocks, item =>
+        {
+            int r0 = item / colBlocks * ConvertedRowChunk, c0 = item % colBlocks * ConvertedRowBlock;
+            int rows = Math.Min(ConvertedRowChunk, n - r0), cols = Math.Min(ConvertedRowBlock, outDim - c0);
+            float[] block = ArrayPool<float>.Shared.Rent(cols * inDim);
+            try
+            {
+                w.ReadF32((long)c0 * inDim, block.AsSpan(0, cols * inDim));
+                CpuKernels.DotRows(x, r0 * inDim, inDim, rows, block, 0, inDim, cols, inDim, y, yOff + r0 * outDim + c0, outDim, Wide);
+                AddBias(bias, c0, cols, y, yOff + r0 * outDim + c0, rows, outDim);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(block);
+            }
+        });
+        GC.KeepAlive(w);
+    }
+
+    /// <summary>As above with float32 weights read in place.</summary>
     internal void Matmul(float[] x, int n, int inDim, float[] w, int outDim, float[]? bias, float[] y, int yOff)
     {
         int rowBlocks = (n + GemmRowBlock - 1) / GemmRowBlock;
@@ -393,17 +456,20 @@ public sealed class CpuForward
         {
             int r0 = item / colBlocks * GemmRowBlock, c0 = item % colBlocks * GemmColBlock;
             int rows = Math.Min(GemmRowBlock, n - r0), cols = Math.Min(GemmColBlock, outDim - c0);
-            CpuKernels.DotRows(x, r0 * inDim, inDim, rows, w, c0 * inDim, inDim, cols, inDim, y, yOff + r0 * outDim + c0, outDim);
-            if (bias is not null)
-            {
-                var b = bias.AsSpan(c0, cols);
-                for (int r = 0; r < rows; r++)
-                {
-                    var row = y.AsSpan(yOff + (r0 + r) * outDim + c0, cols);
-                    TensorPrimitives.Add(row, b, row);
-                }
-            }
+            CpuKernels.DotRows(x, r0 * inDim, inDim, rows, w, c0 * inDim, inDim, cols, inDim, y, yOff + r0 * outDim + c0, outDim, Wide);
+            AddBias(bias, c0, cols, y, yOff + r0 * outDim + c0, rows, outDim);
         });
+    }
+
+    private static void AddBias(float[]? bias, int c0, int cols, float[] y, int yOff, int rows, int ldy)
+    {
+        if (bias is null) return;
+        var b = bias.AsSpan(c0, cols);
+        for (int r = 0; r < rows; r++)
+        {
+            var row = y.AsSpan(yOff + r * ldy, cols);
+            TensorPrimitives.Add(row, b, row);
+        }
     }
 
     /// <summary>y = Norm(h) row by row (RMSNorm, or LayerNorm with its bias); y may be h.</summary>

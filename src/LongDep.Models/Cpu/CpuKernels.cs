@@ -2,6 +2,7 @@ using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 [assembly: InternalsVisibleTo("LongDep.Models.Tests")]
 
@@ -19,12 +20,15 @@ internal static class CpuKernels
     /// <c>aOff + i·lda</c>, row j of B at <c>bOff + j·ldb</c> and element (i, j) of C sits at <c>cOff + i·ldc + j</c>.
     /// This one kernel serves every matrix product of the model: X·Wᵀ (weights are [out, in]), Q·Kᵀ and P·Vᵀ
     /// (with V transposed to [d, keys]). Register tiles of 4 × 4 outputs; each output is one vector accumulator
-    /// (lane-wise fused multiply-add), then a horizontal sum, then a scalar tail in order.
+    /// (lane-wise fused multiply-add), then a horizontal sum, then a scalar tail in order. The vector is
+    /// <see cref="Vector{T}"/>'s width (the exact path), or 512 bits with <paramref name="wide"/> where the processor has
+    /// AVX-512 (<see cref="Wide"/>; the fast path: another summation order, so other last digits). Either way every output
+    /// is the same whatever the tiling or thread count.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void DotRows(float[] a, int aOff, int lda, int m,
                                float[] b, int bOff, int ldb, int nCols, int len,
-                               float[] c, int cOff, int ldc)
+                               float[] c, int cOff, int ldc, bool wide = false)
     {
         if (m <= 0 || nCols <= 0) return;
         CheckRange(a.Length, aOff, lda, m, len, "A");
@@ -36,6 +40,11 @@ internal static class CpuKernels
         ref float aBase = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(a), aOff);
         ref float bBase = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(b), bOff);
         ref float cBase = ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(c), cOff);
+        if (wide && Wide)
+        {
+            DotRows512(ref aBase, lda, m, ref bBase, ldb, nCols, len, ref cBase, ldc);
+            return;
+        }
 
         int i = 0;
         for (; i + 4 <= m; i += 4)
@@ -62,6 +71,104 @@ internal static class CpuKernels
             for (; j < nCols; j++)
                 Unsafe.Add(ref cRow, j) = Dot1(ref aRow, ref Unsafe.Add(ref bBase, (nint)j * ldb), len);
         }
+    }
+
+    /// <summary>Whether the dot products run on 512-bit vectors (AVX-512).</summary>
+    public static bool Wide { get; } = Vector512.IsHardwareAccelerated;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DotRows512(ref float aBase, int lda, int m, ref float bBase, int ldb, int nCols, int len, ref float cBase, int ldc)
+    {
+        int i = 0;
+        for (; i + 4 <= m; i += 4)
+        {
+            ref float aRow = ref Unsafe.Add(ref aBase, (nint)i * lda);
+            ref float cRow = ref Unsafe.Add(ref cBase, (nint)i * ldc);
+            int j = 0;
+            for (; j + 4 <= nCols; j += 4)
+                Tile4x4W(ref aRow, lda, ref Unsafe.Add(ref bBase, (nint)j * ldb), ldb, len, ref Unsafe.Add(ref cRow, j), ldc);
+            for (; j < nCols; j++)
+            {
+                ref float bRow = ref Unsafe.Add(ref bBase, (nint)j * ldb);
+                for (int r = 0; r < 4; r++)
+                    Unsafe.Add(ref cRow, (nint)r * ldc + j) = Dot1W(ref Unsafe.Add(ref aRow, (nint)r * lda), ref bRow, len);
+            }
+        }
+        for (; i < m; i++)
+        {
+            ref float aRow = ref Unsafe.Add(ref aBase, (nint)i * lda);
+            ref float cRow = ref Unsafe.Add(ref cBase, (nint)i * ldc);
+            for (int j = 0; j < nCols; j++)
+                Unsafe.Add(ref cRow, j) = Dot1W(ref aRow, ref Unsafe.Add(ref bBase, (nint)j * ldb), len);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
+    private static float Dot1W(ref float a, ref float b, int len)
+    {
+        var acc = Vector512<float>.Zero;
+        int k = 0;
+        for (; k <= len - 16; k += 16)
+            acc = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref a, (nuint)k), Vector512.LoadUnsafe(ref b, (nuint)k), acc);
+        float s = Vector512.Sum(acc);
+        for (; k < len; k++) s = MathF.FusedMultiplyAdd(Unsafe.Add(ref a, k), Unsafe.Add(ref b, k), s);
+        return s;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile4x4W(ref float a0, int lda, ref float b0, int ldb, int len, ref float c, int ldc)
+    {
+        ref float a1 = ref Unsafe.Add(ref a0, lda);
+        ref float a2 = ref Unsafe.Add(ref a1, lda);
+        ref float a3 = ref Unsafe.Add(ref a2, lda);
+        ref float b1 = ref Unsafe.Add(ref b0, ldb);
+        ref float b2 = ref Unsafe.Add(ref b1, ldb);
+        ref float b3 = ref Unsafe.Add(ref b2, ldb);
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        int k = 0;
+        for (; k <= len - 16; k += 16)
+        {
+            var vb0 = Vector512.LoadUnsafe(ref b0, (nuint)k);
+            var vb1 = Vector512.LoadUnsafe(ref b1, (nuint)k);
+            var vb2 = Vector512.LoadUnsafe(ref b2, (nuint)k);
+            var vb3 = Vector512.LoadUnsafe(ref b3, (nuint)k);
+            var va = Vector512.LoadUnsafe(ref a0, (nuint)k);
+            c00 = Vector512.FusedMultiplyAdd(va, vb0, c00); c01 = Vector512.FusedMultiplyAdd(va, vb1, c01);
+            c02 = Vector512.FusedMultiplyAdd(va, vb2, c02); c03 = Vector512.FusedMultiplyAdd(va, vb3, c03);
+            va = Vector512.LoadUnsafe(ref a1, (nuint)k);
+            c10 = Vector512.FusedMultiplyAdd(va, vb0, c10); c11 = Vector512.FusedMultiplyAdd(va, vb1, c11);
+            c12 = Vector512.FusedMultiplyAdd(va, vb2, c12); c13 = Vector512.FusedMultiplyAdd(va, vb3, c13);
+            va = Vector512.LoadUnsafe(ref a2, (nuint)k);
+            c20 = Vector512.FusedMultiplyAdd(va, vb0, c20); c21 = Vector512.FusedMultiplyAdd(va, vb1, c21);
+            c22 = Vector512.FusedMultiplyAdd(va, vb2, c22); c23 = Vector512.FusedMultiplyAdd(va, vb3, c23);
+            va = Vector512.LoadUnsafe(ref a3, (nuint)k);
+            c30 = Vector512.FusedMultiplyAdd(va, vb0, c30); c31 = Vector512.FusedMultiplyAdd(va, vb1, c31);
+            c32 = Vector512.FusedMultiplyAdd(va, vb2, c32); c33 = Vector512.FusedMultiplyAdd(va, vb3, c33);
+        }
+        Finish4W(ref a0, ref b0, ref b1, ref b2, ref b3, k, len, c00, c01, c02, c03, ref c);
+        Finish4W(ref a1, ref b0, ref b1, ref b2, ref b3, k, len, c10, c11, c12, c13, ref Unsafe.Add(ref c, ldc));
+        Finish4W(ref a2, ref b0, ref b1, ref b2, ref b3, k, len, c20, c21, c22, c23, ref Unsafe.Add(ref c, 2 * (nint)ldc));
+        Finish4W(ref a3, ref b0, ref b1, ref b2, ref b3, k, len, c30, c31, c32, c33, ref Unsafe.Add(ref c, 3 * (nint)ldc));
+    }
+
+    /// <summary>As <see cref="Finish4"/> for 512-bit accumulators, in the same order as <see cref="Dot1W"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Finish4W(ref float a, ref float b0, ref float b1, ref float b2, ref float b3, int k, int len,
+                                 Vector512<float> v0, Vector512<float> v1, Vector512<float> v2, Vector512<float> v3, ref float c)
+    {
+        float s0 = Vector512.Sum(v0), s1 = Vector512.Sum(v1), s2 = Vector512.Sum(v2), s3 = Vector512.Sum(v3);
+        for (; k < len; k++)
+        {
+            float x = Unsafe.Add(ref a, k);
+            s0 = MathF.FusedMultiplyAdd(x, Unsafe.Add(ref b0, k), s0);
+            s1 = MathF.FusedMultiplyAdd(x, Unsafe.Add(ref b1, k), s1);
+            s2 = MathF.FusedMultiplyAdd(x, Unsafe.Add(ref b2, k), s2);
+            s3 = MathF.FusedMultiplyAdd(x, Unsafe.Add(ref b3, k), s3);
+        }
+        c = s0; Unsafe.Add(ref c, 1) = s1; Unsafe.Add(ref c, 2) = s2; Unsafe.Add(ref c, 3) = s3;
     }
 
     private static void CheckRange(int arrayLength, int offset, int stride, int rows, int cols, string name)

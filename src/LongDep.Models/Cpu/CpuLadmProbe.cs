@@ -114,7 +114,7 @@ public sealed class CpuLadmProbe : ILadmProbe
             for (int r0 = 0; r0 < rows; r0 += RowBlock)
             {
                 int count = Math.Min(RowBlock, rows - r0);
-                CpuKernels.DotRows(q, (start + r0) * qDim + head * d, qDim, count, k, g * d, kvDim, start, d, scores, 0, start);
+                CpuKernels.DotRows(q, (start + r0) * qDim + head * d, qDim, count, k, g * d, kvDim, start, d, scores, 0, start, _forward.Wide);
                 for (int r = 0; r < count; r++)
                 {
                     int first = window is int w ? Math.Max(0, start + r0 + r + 1 - w) : 0;

@@ -33,6 +33,7 @@ public sealed class GgufFile : ITensorSource
     private readonly Dictionary<string, object> _metadata;
     private readonly Dictionary<string, TensorEntry> _entries;
     private readonly Dictionary<string, TensorInfo> _tensors;
+    private MappedModelFile? _mapping;
     private bool _disposed;
 
     private sealed record TensorEntry(TensorInfo Info, GgmlTypeInfo Ggml, long FileOffset);
@@ -513,6 +514,24 @@ public sealed class GgufFile : ITensorSource
         if (destination.Length != e.Info.ElementCount)
             throw new ArgumentException($"tensor '{name}' has {e.Info.ElementCount} values, the destination holds {destination.Length}", nameof(destination));
         ReadF32Core(e, destination);
+    }
+
+    /// <summary>
+    /// One tensor in its stored type as a read-only view of the file's memory mapping (made on first use, shared by
+    /// every tensor, and kept alive by the weights after this file is disposed): nothing is converted or copied.
+    /// </summary>
+    /// <exception cref="ModelFormatException">No such tensor, an unreadable type, or the file cannot be mapped.</exception>
+    public WeightMatrix ReadMatrix(string name)
+    {
+        var e = Entry(name);
+        RequireReadable(e);
+        if (e.Info.ElementCount == 0) return WeightMatrix.FromFloat32([]);
+        MappedModelFile mapping;
+        lock (_entries)
+        {
+            mapping = _mapping ??= MappedModelFile.Open(SourcePath);
+        }
+        return WeightMatrix.FromMapping(e.Ggml.Type, e.Info.ElementCount, mapping, e.FileOffset);
     }
 
     /// <summary>A copy of a tensor's stored bytes (any type, quantized blocks as they are in the file).</summary>

@@ -19,6 +19,7 @@ public sealed class SafetensorsCheckpoint : ITensorSource
     private readonly List<MappedFile> _files;
     private readonly Dictionary<string, (MappedFile File, Entry Entry)> _entries;
     private readonly Dictionary<string, TensorInfo> _infos;
+    private readonly Dictionary<string, MappedModelFile> _mappings = new(StringComparer.Ordinal);
 
     private SafetensorsCheckpoint(string sourcePath, List<MappedFile> files,
         Dictionary<string, (MappedFile, Entry)> entries, IReadOnlyDictionary<string, string> metadata)
@@ -141,6 +142,30 @@ public sealed class SafetensorsCheckpoint : ITensorSource
         var result = new float[count];
         file.Read(e.DataOffset, info.Type, result);
         return result;
+    }
+
+    /// <summary>
+    /// One tensor in its stored type (F32, F16 or BF16) as a read-only view of its file's memory mapping (one per file,
+    /// made on first use and kept alive by the weights after this checkpoint is disposed): nothing is converted.
+    /// </summary>
+    public WeightMatrix ReadMatrix(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (!_entries.TryGetValue(name, out var found))
+            throw new ModelFormatException(SourcePath, $"no tensor named '{name}' in the checkpoint");
+        var (file, e) = found;
+        var info = e.Info;
+        if (info.Type == TensorType.Other)
+            throw new ModelFormatException(file.Path,
+                $"tensor '{name}' has dtype {info.TypeName}; only F32, F16 and BF16 can be read (re-save the checkpoint in one of those)");
+        if (info.ElementCount == 0) return WeightMatrix.FromFloat32([]);
+        MappedModelFile mapping;
+        lock (_mappings)
+        {
+            if (!_mappings.TryGetValue(file.Path, out mapping!))
+                _mappings[file.Path] = mapping = MappedModelFile.Open(file.Path);
+        }
+        return WeightMatrix.FromMapping(info.Type, info.ElementCount, mapping, e.DataOffset);
     }
 
     /// <summary>Unmaps every file.</summary>

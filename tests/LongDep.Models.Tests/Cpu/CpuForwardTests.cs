@@ -75,8 +75,8 @@ public class CpuForwardTests
             Layers = halves.Layers.Select(l => new LayerWeights
             {
                 AttnNorm = l.AttnNorm,
-                Wq = PermuteRows(l.Wq, c.Heads, dim),
-                Wk = PermuteRows(l.Wk, c.KvHeads, dim),
+                Wq = PermuteRows(l.Wq.ToFloat32(), c.Heads, dim),
+                Wk = PermuteRows(l.Wk.ToFloat32(), c.KvHeads, dim),
                 Wv = l.Wv,
                 Wo = l.Wo,
                 Bq = PermuteRows(l.Bq!, c.Heads, 1),
@@ -88,7 +88,7 @@ public class CpuForwardTests
                 WDown = l.WDown,
             }).ToArray(),
         };
-        Assert.That(adjacent.Layers[0].Wq, Is.Not.EqualTo(halves.Layers[0].Wq), "the permutation must change the weights");
+        Assert.That(adjacent.Layers[0].Wq.ToFloat32(), Is.Not.EqualTo(halves.Layers[0].Wq.ToFloat32()), "the permutation must change the weights");
 
         var tokens = TinyModels.RandomTokens(3, 90, c.VocabSize);
         var a = new CpuForward(halves).Logits(tokens);

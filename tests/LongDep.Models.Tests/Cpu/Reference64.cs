@@ -28,9 +28,10 @@ internal sealed class Reference64
     {
         int n = tokens.Length, dim = _c.Dim, hd = _c.HeadDim, heads = _c.Heads, kvHeads = _c.KvHeads, e = _c.EmbeddingWidth;
         var emb = new double[n, e];
+        var embedding = _w.TokenEmbedding.ToFloat32();
         for (int t = 0; t < n; t++)
-            for (int i = 0; i < e; i++) emb[t, i] = _w.TokenEmbedding[(long)tokens[t] * e + i] * (double)_c.EmbedScale;
-        var h = _c.HasProjections ? Linear(emb, _w.ProjectIn!, dim, null) : emb;
+            for (int i = 0; i < e; i++) emb[t, i] = embedding[(long)tokens[t] * e + i] * (double)_c.EmbedScale;
+        var h = _c.HasProjections ? Linear(emb, _w.ProjectIn!.ToFloat32(), dim, null) : emb;
         if (_c.Positions == PositionKind.Learned)
             for (int t = 0; t < n; t++)
                 for (int i = 0; i < dim; i++) h[t, i] += _w.PositionEmbedding![(long)(t + _c.PositionOffset) * dim + i];
@@ -40,9 +41,9 @@ internal sealed class Reference64
         {
             var w = _w.Layers[layer];
             var x = post ? h : Norm(h, w.AttnNorm, w.AttnNormBias);
-            var q = Linear(x, w.Wq, _c.QDim, w.Bq);
-            var k = Linear(x, w.Wk, _c.KvDim, w.Bk);
-            var v = Linear(x, w.Wv, _c.KvDim, w.Bv);
+            var q = Linear(x, w.Wq.ToFloat32(), _c.QDim, w.Bq);
+            var k = Linear(x, w.Wk.ToFloat32(), _c.KvDim, w.Bk);
+            var v = Linear(x, w.Wv.ToFloat32(), _c.KvDim, w.Bv);
             double scale = _c.AttentionScale ?? 1.0 / Math.Sqrt(hd);
             if (_c.ScaleQueries)
             {
@@ -93,13 +94,13 @@ internal sealed class Reference64
                     }
                 }
             }
-            var attnOut = Linear(o, w.Wo, dim, w.Bo);
+            var attnOut = Linear(o, w.Wo.ToFloat32(), dim, w.Bo);
             if (w.PostAttnNorm is not null) attnOut = Norm(attnOut, w.PostAttnNorm, null);
             Add(h, attnOut);
             if (post) h = Norm(h, w.AttnNorm, w.AttnNormBias);
 
             x = post ? h : Norm(h, w.FfnNorm, w.FfnNormBias);
-            var up = Linear(x, w.WUp, _c.FfDim, w.BUp);
+            var up = Linear(x, w.WUp.ToFloat32(), _c.FfDim, w.BUp);
             if (_c.FeedForward == FeedForwardKind.Relu)
             {
                 for (int t = 0; t < n; t++)
@@ -107,7 +108,7 @@ internal sealed class Reference64
             }
             else
             {
-                var gate = Linear(x, w.WGate!, _c.FfDim, null);
+                var gate = Linear(x, w.WGate!.ToFloat32(), _c.FfDim, null);
                 for (int t = 0; t < n; t++)
                     for (int i = 0; i < _c.FfDim; i++)
                     {
@@ -118,15 +119,15 @@ internal sealed class Reference64
                         up[t, i] = act * up[t, i];
                     }
             }
-            var ffOut = Linear(up, w.WDown, dim, w.BDown);
+            var ffOut = Linear(up, w.WDown.ToFloat32(), dim, w.BDown);
             if (w.PostFfnNorm is not null) ffOut = Norm(ffOut, w.PostFfnNorm, null);
             Add(h, ffOut);
             if (post) h = Norm(h, w.FfnNorm, w.FfnNormBias);
         }
         if (!withLogits) return null;
         var final = _c.FinalNorm ? Norm(h, _w.OutputNorm!, _w.OutputNormBias) : h;
-        if (_c.HasProjections) final = Linear(final, _w.ProjectOut!, e, null);
-        var logits = Linear(final, _w.Output, _c.VocabSize, null);
+        if (_c.HasProjections) final = Linear(final, _w.ProjectOut!.ToFloat32(), e, null);
+        var logits = Linear(final, _w.Output.ToFloat32(), _c.VocabSize, null);
         if (_c.FinalSoftCap is float fc)
             for (int t = 0; t < n; t++)
                 for (int i = 0; i < _c.VocabSize; i++) logits[t, i] = fc * Math.Tanh(logits[t, i] / fc);
