@@ -139,7 +139,7 @@ public static class BenchCommand
             log.WriteLine($"bench on {engine.Description}");
             if (engine.Kind == "cpu" && cfg.ParameterCount > 50_000_000 && list.Max(s => s.Tokens.Length) > 4096)
                 log.WriteLine("warning: a model this large at this length takes very long on the CPU; use --shape tiny or fewer --tokens");
-            var result = new BenchRunner(engine, cfg, options, log).Run(list, CliApp.CancelOnCtrlC());
+            var result = new BenchRunner(engine, cfg, options, log).Run(list, CliApp.CancelOnSignals());
             var context = new BenchContext
             {
                 ModelSource = modelSource,

@@ -14,8 +14,11 @@ internal sealed class GzipEndGuardStream : ReadOnlyStream
     /// <summary>Decoded bytes kept back until the end is verified (more than a 40-byte member can decode to as garbage).</summary>
     internal const int HoldBack = 1 << 17;
 
-    private static readonly byte[] Sentinel = "\nLONGDEP-GZIP-END-5c2e91d7a4\n"u8.ToArray();
-    private static readonly byte[] SentinelMember = CompressSentinel();
+    /// <summary>The decoded text of the appended member.</summary>
+    internal static readonly byte[] Sentinel = "\nLONGDEP-GZIP-END-5c2e91d7a4\n"u8.ToArray();
+
+    /// <summary>The member appended to the compressed input.</summary>
+    internal static readonly byte[] SentinelMember = CompressSentinel();
 
     private readonly GZipStream _inner;
     private readonly byte[] _buffer = new byte[HoldBack + (1 << 16)];
@@ -81,31 +84,31 @@ internal sealed class GzipEndGuardStream : ReadOnlyStream
         if (disposing) _inner.Dispose();
         base.Dispose(disposing);
     }
+}
 
+/// <summary>Reads one stream to its end, then another; <paramref name="onSecond"/> runs when the first is exhausted.</summary>
+internal sealed class ConcatStream(Stream first, Stream second, Action? onSecond = null) : ReadOnlyStream
+{
+    private bool _firstDone;
 
-    /// <summary>Reads one stream to its end, then another.</summary>
-    private sealed class ConcatStream(Stream first, Stream second) : ReadOnlyStream
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> destination)
     {
-        private bool _firstDone;
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> destination)
+        if (!_firstDone)
         {
-            if (!_firstDone)
-            {
-                int n = first.Read(destination);
-                if (n > 0) return n;
-                _firstDone = true;
-            }
-            return second.Read(destination);
+            int n = first.Read(destination);
+            if (n > 0) return n;
+            _firstDone = true;
+            onSecond?.Invoke();
         }
+        return second.Read(destination);
+    }
 
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing) { first.Dispose(); second.Dispose(); }
-            base.Dispose(disposing);
-        }
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) { first.Dispose(); second.Dispose(); }
+        base.Dispose(disposing);
     }
 }
 
