@@ -21,7 +21,7 @@ public static class MakeModelCommand
         var format = new Option<string>("--format") { Description = "gguf or hf", DefaultValueFactory = _ => "gguf" };
         format.AcceptOnlyFromAmong("gguf", "hf");
         var output = new Option<string>("--output", "-o") { Description = "the .gguf file or the checkpoint folder to write", Required = true };
-        var seed = new Option<long>("--seed") { Description = "weights seed", DefaultValueFactory = _ => 1234 };
+        var seed = NumericOption.Whole("--seed", "weights seed", 1234L, long.MinValue, long.MaxValue);
         var dtype = new Option<string>("--dtype") { Description = "f16 or f32 (matrices; norms stay f32 in GGUF)", DefaultValueFactory = _ => "f16" };
         dtype.AcceptOnlyFromAmong("f16", "f32");
         var cmd = new Command("make-model", "Write a random model of a named shape (GGUF or Hugging Face folder) with a synthetic tokenizer.")

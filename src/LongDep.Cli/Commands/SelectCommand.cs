@@ -17,9 +17,9 @@ public static class SelectCommand
         var scores = new Option<string>("--scores") { Description = "the output of longdep score", Required = true };
         var input = new Option<string>("--input") { Description = "the corpus that was scored", Required = true };
         var output = new Option<string>("--output") { Description = "the chosen input records, unchanged, in input order (JSON lines)", Required = true };
-        var topPercent = new Option<double?>("--top-percent") { Description = "keep the top X percent (floor of count × X / 100)" };
-        var topK = new Option<long?>("--top-k") { Description = "keep the top N records" };
-        var budget = new Option<long?>("--token-budget") { Description = "keep the best records up to N tokens" };
+        var topPercent = NumericOption.RealOrNone("--top-percent", "keep the top X percent (floor of count × X / 100)", 0, 100, minExclusive: true);
+        var topK = NumericOption.WholeOrNone("--top-k", "keep the top N records", 0L, long.MaxValue);
+        var budget = NumericOption.WholeOrNone("--token-budget", "keep the best records up to N tokens", 0L, long.MaxValue);
         var perDomain = new Option<bool>("--per-domain") { Description = "every domain keeps its share (LADM's filter)" };
         var summaryJson = new Option<string?>("--summary") { Description = "also write the summary as JSON to this file" };
         var cmd = new Command("select", "Select the best-scored records: --top-percent X | --top-k N | --token-budget N, optionally --per-domain.")
@@ -42,16 +42,23 @@ public static class SelectCommand
             {
                 throw new CliException(e.Message.Split(" (Parameter")[0], ExitCodes.Usage);
             }
-            string inputPath = r.GetValue(input)!, outputPath = r.GetValue(output)!;
+            string inputPath = r.GetValue(input)!, outputPath = r.GetValue(output)!, scoresPath = r.GetValue(scores)!;
             if (!File.Exists(inputPath)) throw new CliException($"input '{inputPath}' does not exist");
-            var items = ScoreReader.Read(r.GetValue(scores)!).Select(ScoredItem.From).ToList();
+            OutputGuard.RefuseSameFiles([new("--scores", scoresPath), new("--input", inputPath)], [new("--output", outputPath), new("--summary", r.GetValue(summaryJson))]);
+            var hashes = new Dictionary<long, ulong>();
+            var items = ScoreReader.Read(scoresPath).Select(rec =>
+            {
+                if (rec.InputHash is { } h) hashes[rec.Index] = h;
+                return ScoredItem.From(rec);
+            }).ToList();
             var result = Selector.Select(items, options);
             string tmp = outputPath + ".tmp";
             long written;
             try
             {
                 using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
-                    (_, written) = SelectionCopier.Copy(inputPath, result.SelectedIndices, stream, items.Count);
+                    (_, written) = SelectionCopier.Copy(inputPath, result.SelectedIndices, stream, items.Count,
+                        expectedHash: index => hashes.TryGetValue(index, out ulong h) ? h : null);
                 File.Move(tmp, outputPath, overwrite: true);
             }
             catch (InvalidOperationException e)
