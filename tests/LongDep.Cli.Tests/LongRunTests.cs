@@ -12,7 +12,17 @@ public class LongRunTests
 {
     private static string[] Score(string model, string input, string output, params string[] extra) =>
         ["score", "--method", "prolong", "--pairs", "all", "--model", model, "--input", input, "--output", output, "--device", "cpu",
-         "--chunk", "16", "--window", "256", "--threads", "1", "--flush-every", "1", .. extra];
+         "--chunk", "16", "--threads", "1", "--flush-every", "1", .. extra, .. extra.Contains("--window") ? Array.Empty<string>() : ["--window", "256"]];
+
+    /// <summary>The file's text, read by another program (this process's own readers would take a shared lock, which a running writer refuses).</summary>
+    private static string Peek(string path)
+    {
+        if (!File.Exists(path)) return "";
+        using var p = Process.Start(new ProcessStartInfo("cat", [path]) { RedirectStandardOutput = true })!;
+        string text = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return text;
+    }
 
     private sealed class Setup : IDisposable
     {
@@ -87,7 +97,7 @@ public class LongRunTests
         _ = first.StandardOutput.ReadToEndAsync();
         _ = first.StandardError.ReadToEndAsync();
         var clock = Stopwatch.StartNew();
-        while (!(File.Exists(output) && File.ReadAllText(output).Contains("\"index\":0,")) && clock.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(50);
+        while (!Peek(output).Contains("\"index\":0,") && clock.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(50);
         Assume.That(first.HasExited, Is.False, "the first run ended before the second could start");
 
         var timer = Stopwatch.StartNew();
@@ -96,6 +106,12 @@ public class LongRunTests
         OneLine(err, "second writer");
         Assert.That(err, Does.Contain("is being written by process " + first.Id).And.Contain("longdep.dll score"));
         Assert.That(timer.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)), "refused before the model is loaded");
+
+        // A reader of the file while it is being written is told who writes it, in one line.
+        var (rc, _, rerr) = CliHarness.RunChild("plot", "domains", "--scores", output, "-o", s.Dir.File("d.png"));
+        Assert.That(rc, Is.EqualTo(1), rerr);
+        OneLine(rerr, "reader");
+        Assert.That(rerr, Does.Contain("is being written by process " + first.Id));
 
         first.Kill(entireProcessTree: true); // SIGKILL: the kernel drops its lock
         first.WaitForExit();
@@ -115,7 +131,7 @@ public class LongRunTests
         var stderr = p.StandardError.ReadToEndAsync();
         _ = p.StandardOutput.ReadToEndAsync();
         var clock = Stopwatch.StartNew();
-        while (!(File.Exists(output) && File.ReadAllText(output).Contains("\"index\":1,")) && clock.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(50);
+        while (!Peek(output).Contains("\"index\":1,") && clock.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(50);
         Assume.That(p.HasExited, Is.False, "the run ended before the signal");
         Process.Start("kill", [$"-{signal}", p.Id.ToString()])!.WaitForExit();
         Assert.That(p.WaitForExit(60_000), "the run stops after the record in flight");

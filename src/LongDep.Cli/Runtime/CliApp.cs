@@ -64,6 +64,8 @@ public static class CliApp
             CliException c => (c.Message, c.ExitCode),
             OperationCanceledException => ($"{(StopSignal is { } sig ? $"stopped by {sig}" : "interrupted")}; what was written is kept: rerun the same command to resume", StopCode),
             OutputBusyException busy => ($"{busy.What} '{busy.Path}' is being written by {FileIdentity.LockHolder(busy.Path) ?? "another process"}, which holds its lock; wait for it to end, or give another {busy.What}", ExitCodes.Failed),
+            IOException io when OutputFiles.IsLockConflict(io) && LockedPath(io.Message) is { } locked =>
+                ($"'{locked}' is being written by {FileIdentity.LockHolder(locked) ?? "another process"}, which holds its lock; wait for it to end", ExitCodes.Failed),
             ModelFormatException or CorpusFormatException or ScoreRunException => (e.Message, ExitCodes.Failed),
             FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or IOException => (e.Message, ExitCodes.Failed),
             ArgumentException a when a is not ArgumentNullException => (a.Message.Split(" (Parameter '")[0], ExitCodes.Failed),
@@ -74,6 +76,13 @@ public static class CliApp
         stderr.WriteLine($"longdep: {OneLine(message)}");
         if (Environment.GetEnvironmentVariable("LONGDEP_DEBUG") == "1") stderr.WriteLine(e);
         return code;
+    }
+
+    /// <summary>The path quoted in .NET's "The process cannot access the file '…'" message.</summary>
+    private static string? LockedPath(string message)
+    {
+        int a = message.IndexOf('\''), b = message.LastIndexOf('\'');
+        return a >= 0 && b > a ? message[(a + 1)..b] : null;
     }
 
     private static string OneLine(string s) => string.Join(' ', s.Split(['\r', '\n', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
