@@ -26,8 +26,8 @@ public static class BenchCommand
         var modelSeed = NumericOption.Whole("--model-seed", "weights seed of the random model (make-model's --seed)", 1234L, long.MinValue, long.MaxValue);
         var input = new Option<string?>("--input") { Description = "take the samples from this corpus (first N good records) instead of making them" };
         var samples = NumericOption.Whole("--samples", "N: samples timed per method", 8, 1, 100000);
-        var proLongSamples = NumericOption.WholeOrNone("--prolong-samples", "ProLong on the first M samples only (default: all N)", 0, 100000);
-        var tokens = NumericOption.Whole("--tokens", "tokens per synthetic sample", 32768, 16, ScoreSettings.MaxWindow);
+        var proLongSamples = NumericOption.WholeOrNone("--prolong-samples", "ProLong on the first M samples only (default: all N)", 1, 100000);
+        var tokens = NumericOption.Whole("--tokens", "tokens per synthetic sample; at least 2 × --chunk", 32768, 4, 1 << 22);
         var window = NumericOption.WholeOrNone("--window", "W (default: --tokens, or 32768 with --input)", 4, ScoreSettings.MaxWindow);
         var chunk = NumericOption.Whole("--chunk", "l: span / chunk length", 128, 2, ScoreSettings.MaxWindow / 2);
         var pairs = new Option<string>("--pairs") { Description = "ProLong pairs per sample (a number or 'all')", DefaultValueFactory = _ => "5000" };
@@ -40,7 +40,7 @@ public static class BenchCommand
         var pairBatch = NumericOption.Whole("--pair-batch", "GPU: ProLong pairs per batch", 128, 1, 1 << 16);
         var bf16 = new Option<bool>("--bf16") { Description = "GPU: weights in bf16 instead of f16" };
         var kernels = KernelsOption.Create();
-        var warmup = NumericOption.Whole("--warmup", "untimed runs of the first sample before each method", 1, 0, 1000);
+        var warmup = NumericOption.Whole("--warmup", "untimed runs of the first sample before each method", 1, 0, 100);
         var noPhases = new Option<bool>("--no-phases") { Description = "skip the profiled run behind the per-phase table" };
         var peak = NumericOption.RealOrNone("--peak-tflops", "the device's peak TFLOP/s (default: known GPUs; H100/H200 790)", 0, 1e6, minExclusive: true);
         var json = new Option<string?>("--json") { Description = "write the figures as JSON to this file" };
@@ -140,7 +140,15 @@ public static class BenchCommand
             log.WriteLine($"bench on {engine.Description}");
             if (engine.Kind == "cpu" && cfg.ParameterCount > 50_000_000 && list.Max(s => s.Tokens.Length) > 4096)
                 log.WriteLine("warning: a model this large at this length takes very long on the CPU; use --shape tiny or fewer --tokens");
-            var result = new BenchRunner(engine, cfg, options, log).Run(list, CliApp.CancelOnSignals());
+            BenchResult result;
+            try
+            {
+                result = new BenchRunner(engine, cfg, options, log).Run(list, CliApp.CancelOnSignals());
+            }
+            finally
+            {
+                CliApp.StopHandlingSignals();
+            }
             var context = new BenchContext
             {
                 ModelSource = modelSource,

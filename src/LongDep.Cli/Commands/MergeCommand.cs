@@ -20,6 +20,7 @@ public static class MergeCommand
         {
             string outPath = r.GetValue(output)!;
             string[] inputs = r.GetValue(files)!;
+            OutputGuard.RequireFile("--output", outPath);
             OutputGuard.RefuseSameFiles(inputs.Select(f => new OutputGuard.Named("a merged file", f)).ToArray(), [new("--output", outPath)]);
             string tmp = outPath + ".tmp";
             MergeReport report;

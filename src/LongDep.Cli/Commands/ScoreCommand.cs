@@ -154,6 +154,7 @@ public static class ScoreCommand
             }
             finally
             {
+                CliApp.StopHandlingSignals();
                 foreach (var w in workers) w.Dispose();
                 stream?.Dispose();
             }

@@ -44,6 +44,7 @@ public static class SelectCommand
             }
             string inputPath = r.GetValue(input)!, outputPath = r.GetValue(output)!, scoresPath = r.GetValue(scores)!;
             if (!File.Exists(inputPath)) throw new CliException($"input '{inputPath}' does not exist");
+            OutputGuard.RequireFile("--output", outputPath);
             OutputGuard.RefuseSameFiles([new("--scores", scoresPath), new("--input", inputPath)], [new("--output", outputPath), new("--summary", r.GetValue(summaryJson))]);
             var hashes = new Dictionary<long, ulong>();
             var items = ScoreReader.Read(scoresPath).Select(rec =>

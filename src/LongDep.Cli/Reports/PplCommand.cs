@@ -70,7 +70,15 @@ public static class PplCommand
         };
         command.SetAction(r =>
         {
-            int[] ws = ParseWindows(r.GetValue(windows)!);
+            int[] ws;
+            try
+            {
+                ws = ParseWindows(r.GetValue(windows)!);
+            }
+            catch (ArgumentException e)
+            {
+                throw new Runtime.CliException(e.Message, Runtime.ExitCodes.Usage);
+            }
             int? max = r.GetValue(maxSamples);
             if (max is < 1) throw new ArgumentException($"--max-samples must be at least 1 (got {max})");
             int threadCount = r.GetValue(threads);
@@ -146,8 +154,8 @@ public static class PplCommand
             string p = part.ToUpperInvariant();
             int scale = p.EndsWith('K') ? 1024 : 1;
             if (scale > 1) p = p[..^1];
-            if (!int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v < 1 || (long)v * scale < 2 || (long)v * scale > int.MaxValue)
-                throw new ArgumentException($"--windows: '{part}' is not a window size; expected comma-separated token counts such as 2048,4096 or 2K,4K");
+            if (!int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v < 1 || (long)v * scale < 2 || (long)v * scale > Core.Pipeline.ScoreSettings.MaxWindow)
+                throw new ArgumentException($"--windows: '{part}' is not a window size; expected comma-separated token counts such as 2048,4096 or 2K,4K (valid: 2..{Core.Pipeline.ScoreSettings.MaxWindow} each)");
             int w = v * scale;
             if (list.Contains(w)) throw new ArgumentException($"--windows: {w} is given twice");
             list.Add(w);

@@ -87,6 +87,16 @@ public static class CliApp
 
     private static string OneLine(string s) => string.Join(' ', s.Split(['\r', '\n', '\t'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
+    /// <summary>Gives SIGINT, SIGTERM and SIGHUP back their default action (after a run that handled them).</summary>
+    public static void StopHandlingSignals()
+    {
+        lock (Registrations)
+        {
+            foreach (var r in Registrations) r.Dispose();
+            Registrations.Clear();
+        }
+    }
+
     /// <summary>The signal that stopped the run (SIGINT, SIGTERM, SIGHUP), or null.</summary>
     public static string? StopSignal { get; private set; }
 

@@ -42,6 +42,13 @@ public static class OutputGuard
         return string.Equals(Path.GetFullPath(a), Path.GetFullPath(b), StringComparison.Ordinal);
     }
 
+    /// <summary>Refuses standard output, a pipe or a FIFO for an output that is written whole and then renamed into place.</summary>
+    public static void RequireFile(string option, string path)
+    {
+        if (IsStream(path))
+            throw new CliException($"{option} '{path}' is not a regular file: this command writes its output whole, then renames it into place; give a file path", ExitCodes.Usage);
+    }
+
     /// <summary>True when <paramref name="path"/> is standard output ("-") or a file that is not a regular file (a pipe, FIFO, terminal, /dev/null).</summary>
     public static bool IsStream(string path) =>
         path == "-" || FileIdentity.Of(path) is { Kind: FileKind.Fifo or FileKind.CharacterDevice or FileKind.Socket };

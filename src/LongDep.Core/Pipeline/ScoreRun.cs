@@ -295,9 +295,10 @@ public static class ScoreRun
                     }
                 }
             }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
-                // interrupted while a record waited for its bytes' check: it is dropped, the rest is kept
+                // stopped (interrupted, or another stage failed) while a record waited for its bytes' check: it is
+                // dropped, what was written is kept, and the cause is reported below
             }
             catch
             {

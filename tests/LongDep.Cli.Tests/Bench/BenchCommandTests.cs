@@ -207,7 +207,7 @@ public class BenchCommandTests
 
     [TestCase("--ladm-settings", "4-4", "d_afs:d_cds")]
     [TestCase("--methods", "ladm,bogus", "'bogus' is not a method")]
-    [TestCase("--samples", "0", "--samples must be between")]
+    [TestCase("--samples", "0", "--samples '0' is not a whole number in range (valid: 1..100000)")]
     [TestCase("--device", "cuda:0,1", "one device")]
     public void BadOptions_AreUsageErrors(string option, string value, string message)
     {
