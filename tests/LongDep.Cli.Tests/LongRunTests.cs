@@ -211,6 +211,13 @@ public class LongRunTests
         Assert.That(code, Is.EqualTo(1), err);
         Assert.That(err, Does.Contain("seed: 11 in a.jsonl, 12 in b.jsonl"));
 
+        // A report never draws the detail of another run.
+        string detail = s.Dir.File("d.lddt");
+        Assert.That(CliHarness.Run(Score(s.Model, s.Corpus, s.Dir.File("w512.jsonl"), "--window", "512", "--detail", detail)).Code, Is.EqualTo(0));
+        (code, err) = CliHarness.Run("report", "--scores", s.Clean, "--detail", detail, "-o", s.Dir.File("r.html"));
+        Assert.That(code, Is.EqualTo(1), err);
+        Assert.That(err, Does.Contain("window: 256 in --scores, 512 in --detail"));
+
         // Scores of another input are refused instead of selecting other records.
         string changed = s.Dir.File("changed.jsonl");
         var lines = File.ReadAllLines(s.Corpus);
