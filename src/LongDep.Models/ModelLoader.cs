@@ -75,6 +75,7 @@ public static class ModelLoader
             (tok, problem) = TryTokenizer(() => TokenizerFactory.FromHuggingFaceFolder(path), "no tokenizer file");
             addBos = BosDefault.FromFolder(path, weights.Config.Architecture);
         }
+        if (tok is not null) CheckTokenizer(path, tok, weights.Config);
         if (ropeTheta is { } theta)
         {
             if (!(theta > 0) || !float.IsFinite(theta))
@@ -82,6 +83,23 @@ public static class ModelLoader
             weights = WithConfig(weights, weights.Config with { RopeTheta = theta });
         }
         return new LoadedModel(path, format, weights, tok, problem) { AddBosDefault = addBos && tok?.BosId is not null };
+    }
+
+    /// <summary>
+    /// Refuses a tokenizer that can produce ids the weights have no embedding row for (a tokenizer and weights from
+    /// different models): every id the tokenizer knows, BOS and EOS included, must be below the embedding's row count.
+    /// </summary>
+    /// <exception cref="ModelFormatException">Names both sizes.</exception>
+    public static void CheckTokenizer(string path, ITextTokenizer tokenizer, ModelConfig config)
+    {
+        int rows = config.VocabSize;
+        if (tokenizer.VocabSize > rows)
+            throw new ModelFormatException(path, $"the tokenizer knows {tokenizer.VocabSize} token ids but the token embedding has {rows} rows, so ids {rows}..{tokenizer.VocabSize - 1} have no embedding: the tokenizer and the weights do not belong together; use the tokenizer of these weights");
+        foreach (var (name, id) in new[] { ("BOS", tokenizer.BosId), ("EOS", tokenizer.EosId) })
+        {
+            if (id is { } v && (v < 0 || v >= rows))
+                throw new ModelFormatException(path, $"the tokenizer's {name} id {v} is outside the token embedding's {rows} rows (ids 0..{rows - 1}): the tokenizer and the weights do not belong together");
+        }
     }
 
     /// <summary>The same arrays under another config (e.g. another RoPE base).</summary>

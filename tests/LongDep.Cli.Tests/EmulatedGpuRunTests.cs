@@ -64,6 +64,8 @@ public class EmulatedGpuRunTests
         // stderr is not a terminal here: plain progress lines for batch logs.
         Assert.That(Regex.IsMatch(err, @"^\[\d\d:\d\d:\d\d\] \d+ records, \d+ tok/s, [\d.]+ rec/s \| ok \d+", RegexOptions.Multiline), err);
         string[] lines = File.ReadAllLines(dir.File("all.jsonl"));
+        Assert.That(lines[0], Does.StartWith("{\"longdep\":\"scores\"").And.Contain("\"compute\":\"cuda f16 weights, tensor kernels\""));
+        lines = lines[1..];
         Assert.That(lines, Has.Length.EqualTo(10));
         Assert.That(lines.Count(l => l.Contains("\"status\":\"ok\"")), Is.EqualTo(10));
         Assert.That(File.ReadAllBytes(dir.File("all.jsonl")), Is.EqualTo(File.ReadAllBytes(dir.File("one.jsonl"))));

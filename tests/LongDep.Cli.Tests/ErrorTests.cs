@@ -39,7 +39,7 @@ public class ErrorTests
             (["score", "--method", "ladm", "--model", model, "--input", dir.File("absent.jsonl"), "--output", dir.File("o.jsonl"), "--device", "cpu"], 1, "absent.jsonl"),
             (["score", "--method", "ladm", "--model", model, "--input", corpus, "--output", dir.File("o.jsonl"), "--device", "tpu"], 2, "--device"),
             (["score", "--method", "prolong", "--model", model, "--input", corpus, "--output", dir.File("o.jsonl"), "--pairs", "-3"], 2, "--pairs"),
-            (["score", "--method", "prolong", "--model", model, "--input", corpus, "--output", dir.File("o.jsonl"), "--shard", "3/3"], 2, "--shard"),
+            (["score", "--method", "prolong", "--model", model, "--input", corpus, "--output", dir.File("o.jsonl"), "--shard", "4/3"], 2, "--shard"),
             (["score", "--method", "ladm", "--model", model, "--input", corpus, "--output", dir.File("no/such/dir/o.jsonl"), "--device", "cpu"], 1, "does not exist"),
         };
         foreach (var (args, expected, says) in cases)

@@ -113,7 +113,10 @@ public class CorpusReaderTests
         });
         Assert.That(e!.Message, Does.Contain(name).And.Contain("truncated"));
         if (cut == 2) Assert.That(read, Is.Not.Empty);
-        Assert.That(read.Count, Is.LessThan(lines.Length));
+        // A gzip file cut inside its 8-byte trailer still decodes whole (only its check is lost): every record comes out
+        // before the error. Otherwise the records after the cut cannot.
+        if (name.EndsWith(".gz") && cut != 2) Assert.That(read.Count, Is.LessThanOrEqualTo(lines.Length));
+        else Assert.That(read.Count, Is.LessThan(lines.Length));
         for (int k = 0; k < read.Count; k++)
         {
             Assert.That(read[k].Index, Is.EqualTo(k));

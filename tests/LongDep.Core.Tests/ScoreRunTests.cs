@@ -163,7 +163,7 @@ public class ScoreRunTests
         var e = Assert.Throws<ScoreRunException>(() => ScoreRun.Execute(new ScoreRunOptions { InputPath = input, OutputPath = output }, Settings, Tok, Workers(1)));
         Assert.That(e!.Message, Does.Contain("different input record").And.Contain("--overwrite"));
 
-        var ladm = Settings with { Method = ScoreMethod.Ladm };
+        var ladm = Settings with { Method = ScoreMethod.Ladm, DAfs = 1, DCds = 1 };
         var e2 = Assert.Throws<ScoreRunException>(() => ScoreRun.Execute(new ScoreRunOptions { InputPath = input, OutputPath = output }, ladm, Tok, Workers(1)));
         Assert.That(e2!.Message, Does.Contain("method 'prolong'"));
 

@@ -19,13 +19,13 @@ public static class PackBench
 {
     public static Command Create()
     {
-        var tokens = new Option<long>("--tokens") { Description = "tokens in the two input datasets together", DefaultValueFactory = _ => 256L << 20 };
-        var seqLen = new Option<int>("--seq-len") { Description = "tokens per packed sequence", DefaultValueFactory = _ => 65536 };
-        var bins = new Option<int>("--bins") { Description = "pack's --bins", DefaultValueFactory = _ => 1 };
+        var tokens = NumericOption.Whole("--tokens", "tokens in the two input datasets together", 256L << 20, 1L << 16, 1L << 40);
+        var seqLen = NumericOption.Whole("--seq-len", "tokens per packed sequence", 65536, 2, 1 << 30);
+        var bins = NumericOption.Whole("--bins", "pack's --bins", 1, 1, 1 << 16);
         var compression = new Option<string>("--compression") { Description = "output compression: none, zstd or zstd:LEVEL (the input stays uncompressed)", DefaultValueFactory = _ => "none" };
         var dir = new Option<string?>("--dir") { Description = "scratch folder (default: a new one under the system temp folder, removed after)" };
         var cold = new Option<bool>("--cold") { Description = "drop the page cache before packing (needs root), so the input is read from disk" };
-        var seed = new Option<long>("--seed") { Description = "seed of the synthetic documents", DefaultValueFactory = _ => 1 };
+        var seed = NumericOption.Whole("--seed", "seed of the synthetic documents", 1L, long.MinValue, long.MaxValue);
         var json = new Option<string?>("--json") { Description = "write the figures as JSON to this file" };
         var cmd = new Command("pack", "Time longdep pack from uncompressed MDS (synthetic long + short sources, 0.6/0.4): tokens per minute.")
         {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LongDep.Core.Pipeline;
 using System.Globalization;
 using System.Text.Json;
 using LongDep.Cli.Bench;
@@ -22,26 +23,26 @@ public static class BenchCommand
     {
         var shape = new Option<string>("--shape") { Description = $"random model of this shape: {string.Join(", ", RandomModel.ShapeNames)}", DefaultValueFactory = _ => "tinyllama" };
         var model = new Option<string?>("--model") { Description = "a GGUF file or Hugging Face folder instead of a random model (e.g. from longdep make-model)" };
-        var modelSeed = new Option<long>("--model-seed") { Description = "weights seed of the random model (make-model's --seed)", DefaultValueFactory = _ => 1234 };
+        var modelSeed = NumericOption.Whole("--model-seed", "weights seed of the random model (make-model's --seed)", 1234L, long.MinValue, long.MaxValue);
         var input = new Option<string?>("--input") { Description = "take the samples from this corpus (first N good records) instead of making them" };
-        var samples = new Option<int>("--samples") { Description = "N: samples timed per method", DefaultValueFactory = _ => 8 };
-        var proLongSamples = new Option<int?>("--prolong-samples") { Description = "ProLong on the first M samples only (default: all N)" };
-        var tokens = new Option<int>("--tokens") { Description = "tokens per synthetic sample", DefaultValueFactory = _ => 32768 };
-        var window = new Option<int?>("--window") { Description = "W (default: --tokens, or 32768 with --input)" };
-        var chunk = new Option<int>("--chunk") { Description = "l: span / chunk length", DefaultValueFactory = _ => 128 };
+        var samples = NumericOption.Whole("--samples", "N: samples timed per method", 8, 1, 100000);
+        var proLongSamples = NumericOption.WholeOrNone("--prolong-samples", "ProLong on the first M samples only (default: all N)", 1, 100000);
+        var tokens = NumericOption.Whole("--tokens", "tokens per synthetic sample; at least 2 × --chunk", 32768, 4, 1 << 22);
+        var window = NumericOption.WholeOrNone("--window", "W (default: --tokens, or 32768 with --input)", 4, ScoreSettings.MaxWindow);
+        var chunk = NumericOption.Whole("--chunk", "l: span / chunk length", 128, 2, ScoreSettings.MaxWindow / 2);
         var pairs = new Option<string>("--pairs") { Description = "ProLong pairs per sample (a number or 'all')", DefaultValueFactory = _ => "5000" };
-        var threshold = new Option<double>("--threshold") { Description = "ProLong δ", DefaultValueFactory = _ => 0.1 };
-        var seed = new Option<long>("--seed") { Description = "seed of the synthetic samples and of the ProLong draws", DefaultValueFactory = _ => 11 };
+        var threshold = NumericOption.Real("--threshold", "ProLong δ", 0.1, -1e6, 1e6);
+        var seed = NumericOption.Whole("--seed", "seed of the synthetic samples and of the ProLong draws", 11L, long.MinValue, long.MaxValue);
         var methods = new Option<string>("--methods") { Description = "ladm, prolong or ladm,prolong", DefaultValueFactory = _ => "ladm,prolong" };
         var settings = new Option<string>("--ladm-settings") { Description = "LADM d_afs:d_cds settings, the first is the correlation's reference", DefaultValueFactory = _ => "4:4,2:4,4:2,2:2" };
         var device = new Option<string>("--device") { Description = "cuda, cuda:N, cpu or auto", DefaultValueFactory = _ => "auto" };
-        var threads = new Option<int>("--threads") { Description = "CPU threads (0: all cores)", DefaultValueFactory = _ => 0 };
-        var pairBatch = new Option<int>("--pair-batch") { Description = "GPU: ProLong pairs per batch", DefaultValueFactory = _ => 128 };
+        var threads = NumericOption.Whole("--threads", "CPU threads (0: all cores)", 0, 0, 4096);
+        var pairBatch = NumericOption.Whole("--pair-batch", "GPU: ProLong pairs per batch", 128, 1, 1 << 16);
         var bf16 = new Option<bool>("--bf16") { Description = "GPU: weights in bf16 instead of f16" };
         var kernels = KernelsOption.Create();
-        var warmup = new Option<int>("--warmup") { Description = "untimed runs of the first sample before each method", DefaultValueFactory = _ => 1 };
+        var warmup = NumericOption.Whole("--warmup", "untimed runs of the first sample before each method", 1, 0, 100);
         var noPhases = new Option<bool>("--no-phases") { Description = "skip the profiled run behind the per-phase table" };
-        var peak = new Option<double?>("--peak-tflops") { Description = "the device's peak TFLOP/s (default: known GPUs; H100/H200 790)" };
+        var peak = NumericOption.RealOrNone("--peak-tflops", "the device's peak TFLOP/s (default: known GPUs; H100/H200 790)", 0, 1e6, minExclusive: true);
         var json = new Option<string?>("--json") { Description = "write the figures as JSON to this file" };
         var writeSamples = new Option<string?>("--write-samples") { Description = "export the samples and their ProLong draws (JSON lines) for bench/baseline" };
         var noRun = new Option<bool>("--no-run") { Description = "with --write-samples: write the samples and stop (e.g. a corpus for longdep score)" };
@@ -140,7 +141,15 @@ public static class BenchCommand
             log.WriteLine($"bench on {engine.Description}");
             if (engine.Kind == "cpu" && cfg.ParameterCount > 50_000_000 && list.Max(s => s.Tokens.Length) > 4096)
                 log.WriteLine("warning: a model this large at this length takes very long on the CPU; use --shape tiny or fewer --tokens");
-            var result = new BenchRunner(engine, cfg, options, log).Run(list, CliApp.CancelOnCtrlC());
+            BenchResult result;
+            try
+            {
+                result = new BenchRunner(engine, cfg, options, log).Run(list, CliApp.CancelOnSignals());
+            }
+            finally
+            {
+                CliApp.StopHandlingSignals();
+            }
             var context = new BenchContext
             {
                 ModelSource = modelSource,

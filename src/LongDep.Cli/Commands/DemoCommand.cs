@@ -21,7 +21,7 @@ public static class DemoCommand
     public static Command Create()
     {
         var dir = new Option<string?>("--dir") { Description = "folder for the model, corpus and outputs (default: a new temporary folder, kept)" };
-        var records = new Option<int>("--records") { Description = "documents in the demo corpus", DefaultValueFactory = _ => 8 };
+        var records = NumericOption.Whole("--records", "documents in the demo corpus", 8, 2, 1000);
         var cmd = new Command("demo", "Score and select a small synthetic corpus with a tiny random model: the main job, end to end, no download.") { dir, records };
         cmd.SetAction(r =>
         {

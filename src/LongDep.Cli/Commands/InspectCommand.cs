@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LongDep.Core.Pipeline;
 using System.Globalization;
 using LongDep.Cli.Runtime;
 using LongDep.Models;
@@ -14,9 +15,9 @@ public static class InspectCommand
     {
         var path = new Argument<string>("path") { Description = "a GGUF file or a Hugging Face checkpoint folder" };
         var tensors = new Option<bool>("--tensors") { Description = "list every tensor with its type and shape" };
-        var window = new Option<int>("--window") { Description = "W (= T for LADM) of the GPU memory figures", DefaultValueFactory = _ => 32768 };
-        var pairs = new Option<int>("--pairs") { Description = "ProLong pairs of the GPU memory figure", DefaultValueFactory = _ => 5000 };
-        var pairBatch = new Option<int>("--pair-batch") { Description = "ProLong pairs per GPU batch of the memory figure", DefaultValueFactory = _ => 128 };
+        var window = NumericOption.Whole("--window", "W (= T for LADM) of the GPU memory figures", 32768, 4, ScoreSettings.MaxWindow);
+        var pairs = NumericOption.Whole("--pairs", "ProLong pairs of the GPU memory figure", 5000, 1, int.MaxValue);
+        var pairBatch = NumericOption.Whole("--pair-batch", "ProLong pairs per GPU batch of the memory figure", 128, 1, 1 << 16);
         var cmd = new Command("inspect", "Model architecture, tensors, tokenizer and the GPU memory of one LADM and one ProLong measurement.")
         {
             path, tensors, window, pairs, pairBatch,

@@ -26,7 +26,7 @@ public static class MakeModelCommand
         };
         format.AcceptOnlyFromAmong("gguf", "hf", "hf-bin");
         var output = new Option<string>("--output", "-o") { Description = "the .gguf file or the checkpoint folder to write", Required = true };
-        var seed = new Option<long>("--seed") { Description = "weights seed", DefaultValueFactory = _ => 1234 };
+        var seed = NumericOption.Whole("--seed", "weights seed", 1234L, long.MinValue, long.MaxValue);
         var dtype = new Option<string>("--dtype")
         {
             Description = "the matrices' type: f16, f32, or (GGUF only) a block type: " + string.Join(", ", BlockTypeNames) +

@@ -24,23 +24,23 @@ public static class PackCommand
             Description = "[NAME=]PATH:SHARE, repeated: a corpus (any input format, or an MDS folder) and its token share; NAME (default: the path's stem) is the sequences' domain",
             Required = true,
         };
-        var seqLen = new Option<int>("--seq-len") { Description = "tokens per sequence (e.g. 65536, 524288)", Required = true };
+        var seqLen = NumericOption.WholeOrNone("--seq-len", "tokens per sequence (e.g. 65536, 524288)", 2, 1 << 30, required: true);
         var model = new Option<string?>("--model") { Description = "GGUF file or Hugging Face folder: its tokenizer (text records; BOS/EOS ids); only the tokenizer is read" };
         var output = new Option<string>("--output") { Description = "the MDS dataset folder to write", Required = true };
-        var tokens = new Option<long?>("--tokens") { Description = "token budget of the mixture (whole sequences); default: until a source runs out" };
-        var seed = new Option<long>("--seed") { Description = "seed of --shuffle", DefaultValueFactory = _ => 42 };
-        var bos = new Option<int?>("--bos") { Description = "BOS id added before each document (default: the model's)" };
-        var eos = new Option<int?>("--eos") { Description = "EOS id added after each document (default: the model's)" };
+        var tokens = NumericOption.WholeOrNone("--tokens", "token budget of the mixture (whole sequences)", 1L, long.MaxValue, absent: "default: until a source runs out");
+        var seed = NumericOption.Whole("--seed", "seed of --shuffle", 42L, long.MinValue, long.MaxValue);
+        var bos = NumericOption.WholeOrNone("--bos", "BOS id added before each document", 0, int.MaxValue, absent: "default: the model's");
+        var eos = NumericOption.WholeOrNone("--eos", "EOS id added after each document", 0, int.MaxValue, absent: "default: the model's");
         var shuffle = new Option<bool>("--shuffle") { Description = "shuffle each source's documents (seeded): MDS shard order and samples in each shard; other formats through a window" };
-        var bins = new Option<int>("--bins") { Description = "open sequences per source: 1 = one buffer in document order; N > 1 = best-fit-decreasing over N", DefaultValueFactory = _ => 1 };
-        var minLength = new Option<int>("--min-length") { Description = "drop the continuation of a split document when shorter than this", DefaultValueFactory = _ => 1 };
+        var bins = NumericOption.Whole("--bins", "open sequences per source: 1 = one buffer in document order; N > 1 = best-fit-decreasing over N", 1, 1, 1 << 16);
+        var minLength = NumericOption.Whole("--min-length", "drop the continuation of a split document when shorter than this", 1, 0, int.MaxValue);
         var compression = new Option<string>("--compression") { Description = "shard compression: none, zstd or zstd:LEVEL", DefaultValueFactory = _ => "none" };
-        var shardSize = new Option<long>("--shard-size") { Description = "shard size limit in bytes (MDSWriter's size_limit)", DefaultValueFactory = _ => MdsWriterOptions.DefaultSizeLimit };
+        var shardSize = NumericOption.Whole("--shard-size", "shard size limit in bytes (MDSWriter's size_limit)", MdsWriterOptions.DefaultSizeLimit, 1024L, int.MaxValue);
         var overwrite = new Option<bool>("--overwrite") { Description = "replace a dataset already in --output" };
         var summaryJson = new Option<string?>("--summary") { Description = $"also write the summary JSON here (it is always written to OUTPUT/{PackRun.SummaryFileName})" };
         var textField = new Option<string>("--text-field") { Description = "dotted path (MDS: column) of the text", DefaultValueFactory = _ => "text" };
         var idsField = new Option<string>("--ids-field") { Description = "dotted path (MDS: column) of pre-tokenized ids", DefaultValueFactory = _ => "input_ids" };
-        var progressEvery = new Option<double>("--progress-interval") { Description = "seconds between progress lines when stderr is not a terminal", DefaultValueFactory = _ => 30 };
+        var progressEvery = NumericOption.Real("--progress-interval", "seconds between progress lines when stderr is not a terminal", 30, 0.1, 86400);
         var cmd = new Command("pack", "Pack sources by token share into fixed-length sequences (BOS/EOS, indices, domain) and write an MDS dataset.")
         {
             source, seqLen, model, output, tokens, seed, bos, eos, shuffle, bins, minLength, compression, shardSize, overwrite, summaryJson,
@@ -61,7 +61,7 @@ public static class PackCommand
             var options = new PackOptions
             {
                 Sources = sources,
-                SeqLen = r.GetValue(seqLen),
+                SeqLen = r.GetValue(seqLen)!.Value,
                 OutputPath = r.GetValue(output)!,
                 TokenBudget = r.GetValue(tokens),
                 Seed = r.GetValue(seed),
@@ -99,7 +99,7 @@ public static class PackCommand
                              $"(BOS {options.Bos?.ToString(CultureInfo.InvariantCulture) ?? "none"}, EOS {options.Eos?.ToString(CultureInfo.InvariantCulture) ?? "none"}, " +
                              $"{(options.Bins == 1 ? "one buffer" : $"best-fit-decreasing over {options.Bins} bins")}{(options.Shuffle ? $", shuffled with seed {options.Seed}" : "")})");
 
-            CancellationToken ct = CliApp.CancelOnCtrlC();
+            CancellationToken ct = CliApp.CancelOnSignals();
             PackSummary summary;
             try
             {

@@ -21,9 +21,9 @@ public static class SelectCommand
         var format = new Option<string>("--format") { Description = "output format: auto (MDS for an MDS input, else JSON lines), jsonl or mds", DefaultValueFactory = _ => "auto" };
         format.AcceptOnlyFromAmong("auto", "jsonl", "mds");
         var compression = new Option<string>("--compression") { Description = "MDS output: none, zstd or zstd:LEVEL", DefaultValueFactory = _ => "none" };
-        var topPercent = new Option<double?>("--top-percent") { Description = "keep the top X percent (floor of count × X / 100)" };
-        var topK = new Option<long?>("--top-k") { Description = "keep the top N records" };
-        var budget = new Option<long?>("--token-budget") { Description = "keep the best records up to N tokens" };
+        var topPercent = NumericOption.RealOrNone("--top-percent", "keep the top X percent (floor of count × X / 100)", 0, 100, minExclusive: true);
+        var topK = NumericOption.WholeOrNone("--top-k", "keep the top N records", 0L, long.MaxValue);
+        var budget = NumericOption.WholeOrNone("--token-budget", "keep the best records up to N tokens", 0L, long.MaxValue);
         var perDomain = new Option<bool>("--per-domain") { Description = "every domain keeps its share (LADM's filter)" };
         var summaryJson = new Option<string?>("--summary") { Description = "also write the summary as JSON to this file" };
         var cmd = new Command("select", "Select the best-scored records: --top-percent X | --top-k N | --token-budget N, optionally --per-domain.")
@@ -46,13 +46,20 @@ public static class SelectCommand
             {
                 throw new CliException(e.Message.Split(" (Parameter")[0], ExitCodes.Usage);
             }
-            string inputPath = r.GetValue(input)!, outputPath = r.GetValue(output)!;
+            string inputPath = r.GetValue(input)!, outputPath = r.GetValue(output)!, scoresPath = r.GetValue(scores)!;
             if (!CorpusReader.InputExists(inputPath)) throw new CliException($"input '{inputPath}' does not exist");
             bool mds = r.GetValue(format) == "mds" || (r.GetValue(format) == "auto" && MdsIndex.IsDataset(inputPath));
             string comp = r.GetValue(compression)!;
             var writerOptions = new MdsWriterOptions { Compression = comp == "none" ? null : comp };
             if (mds && writerOptions.Validate() is { } badWriter) throw new CliException($"--compression: {badWriter}", ExitCodes.Usage);
-            var items = ScoreReader.Read(r.GetValue(scores)!).Select(ScoredItem.From).ToList();
+            if (!mds) OutputGuard.RequireFile("--output", outputPath);
+            OutputGuard.RefuseSameFiles([new("--scores", scoresPath), new("--input", inputPath)], [new("--output", outputPath), new("--summary", r.GetValue(summaryJson))]);
+            var hashes = new Dictionary<long, ulong>();
+            var items = ScoreReader.Read(scoresPath).Select(rec =>
+            {
+                if (rec.InputHash is { } h) hashes[rec.Index] = h;
+                return ScoredItem.From(rec);
+            }).ToList();
             var result = Selector.Select(items, options);
             string tmp = outputPath + ".tmp";
             long written;
@@ -60,7 +67,8 @@ public static class SelectCommand
             {
                 try
                 {
-                    (_, written) = MdsSelectionCopier.Copy(inputPath, result.SelectedIndices, outputPath, writerOptions, items.Count);
+                    (_, written) = MdsSelectionCopier.Copy(inputPath, result.SelectedIndices, outputPath, writerOptions, items.Count,
+                        expectedHash: index => hashes.TryGetValue(index, out ulong h) ? h : null);
                 }
                 catch (InvalidOperationException e)
                 {
@@ -70,7 +78,8 @@ public static class SelectCommand
             else try
             {
                 using (var stream = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
-                    (_, written) = SelectionCopier.Copy(inputPath, result.SelectedIndices, stream, items.Count);
+                    (_, written) = SelectionCopier.Copy(inputPath, result.SelectedIndices, stream, items.Count,
+                        expectedHash: index => hashes.TryGetValue(index, out ulong h) ? h : null);
                 File.Move(tmp, outputPath, overwrite: true);
             }
             catch (InvalidOperationException e)

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LongDep.Core.Pipeline;
 using LongDep.Cli.Runtime;
 using LongDep.Cuda.SelfTest;
 using LongDep.Models.Cpu;
@@ -13,14 +14,14 @@ public static class SelfTestCommand
 {
     public static Command Create()
     {
-        var device = new Option<int>("--gpu") { Description = "CUDA device ordinal", DefaultValueFactory = _ => 0 };
+        var device = NumericOption.Whole("--gpu", "CUDA device ordinal", 0, 0, 1023);
         var quick = new Option<bool>("--quick") { Description = "kernels and the tiny model only (seconds)" };
-        var shapeTokens = new Option<int>("--shape-tokens") { Description = "tokens of the TinyLlama-shape comparison", DefaultValueFactory = _ => 4096 };
-        var longTokens = new Option<int>("--long-tokens") { Description = "tokens of the long PFS comparison", DefaultValueFactory = _ => 32768 };
-        var longLayers = new Option<int>("--long-layers") { Description = "layers of the long PFS comparison", DefaultValueFactory = _ => 2 };
-        var pairs = new Option<int>("--pairs") { Description = "ProLong pairs of the TinyLlama-shape comparison", DefaultValueFactory = _ => 48 };
+        var shapeTokens = NumericOption.Whole("--shape-tokens", "tokens of the TinyLlama-shape comparison", 4096, 16, ScoreSettings.MaxWindow);
+        var longTokens = NumericOption.Whole("--long-tokens", "tokens of the long PFS comparison", 32768, 16, ScoreSettings.MaxWindow);
+        var longLayers = NumericOption.Whole("--long-layers", "layers of the long PFS comparison", 2, 1, 1024);
+        var pairs = NumericOption.Whole("--pairs", "ProLong pairs of the TinyLlama-shape comparison", 48, 1, 1 << 20);
         var kernels = KernelsOption.Create();
-        var tolerance = new Option<double>("--tolerance") { Description = "relative tolerance against the CPU", DefaultValueFactory = _ => 2e-3 };
+        var tolerance = NumericOption.Real("--tolerance", "relative tolerance against the CPU", 2e-3, 0, 1, minExclusive: true);
         var emulate = new Option<bool>("--emulate")
         {
             Description = "no GPU: run the kernels from their CUDA source on the CPU kernel emulator (built by ./build.sh; use with --quick)",

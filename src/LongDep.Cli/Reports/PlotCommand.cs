@@ -20,11 +20,11 @@ public static class PlotCommand
     private static Command CreateHeatmap()
     {
         var detail = new Option<string>("--detail") { Description = "Detail file written by 'longdep score --detail'.", Required = true };
-        var index = new Option<long>("--index") { Description = "0-based input index of the record to draw.", Required = true };
+        var index = Runtime.NumericOption.WholeOrNone("--index", "0-based input index of the record to draw.", 0L, long.MaxValue, required: true);
         var output = new Option<string>("--output", "-o") { Description = "PNG file to write.", Required = true };
-        var layer = new Option<int?>("--layer") { Description = "LADM: draw this layer's PFS (0-based) instead of the mean over layers." };
-        var width = new Option<int>("--width") { Description = "Image width in pixels.", DefaultValueFactory = _ => 900 };
-        var height = new Option<int>("--height") { Description = "Image height in pixels.", DefaultValueFactory = _ => 780 };
+        var layer = Runtime.NumericOption.WholeOrNone("--layer", "LADM: draw this layer's PFS (0-based) instead of the mean over layers.", 0, 4096, absent: "default: the mean");
+        var width = Runtime.NumericOption.Whole("--width", "Image width in pixels.", 900, 100, 10000);
+        var height = Runtime.NumericOption.Whole("--height", "Image height in pixels.", 780, 100, 10000);
         var command = new Command("heatmap",
             "Heatmap of one record's measurements. ProLong: dlt[i][j] = single_ppl[i] - pair_ppl[i][j] for the drawn pairs " +
             "(undrawn cells grey), titled with LDS. LADM: PFS by query span and interval, averaged over layers (or --layer K), titled with CDS.")
@@ -34,7 +34,8 @@ public static class PlotCommand
         command.SetAction(r =>
         {
             string path = r.GetValue(detail)!;
-            long idx = r.GetValue(index);
+            long idx = r.GetValue(index)!.Value;
+            Runtime.OutputGuard.RefuseSameFiles([new("--detail", path)], [new("--output", r.GetValue(output))]);
             using var reader = DetailReader.Open(path);
             DetailEntry entry = reader.Find(idx)
                 ?? throw new ArgumentException($"record {idx} is not in '{path}' ({reader.Latest().Count} records there); give an index the scoring run wrote");
@@ -51,7 +52,7 @@ public static class PlotCommand
     {
         var scores = new Option<string>("--scores") { Description = "Score file written by 'longdep score'.", Required = true };
         var output = new Option<string>("--output", "-o") { Description = "PNG file to write.", Required = true };
-        var width = new Option<int>("--width") { Description = "Image width in pixels.", DefaultValueFactory = _ => 1000 };
+        var width = Runtime.NumericOption.Whole("--width", "Image width in pixels.", 1000, 100, 10000);
         var command = new Command("domains",
             "Per-domain box plots of the ok scores (median in red, ok count in each label, domains by median, highest first) " +
             "above a histogram of all ok scores, in one PNG.")
@@ -60,6 +61,7 @@ public static class PlotCommand
         };
         command.SetAction(r =>
         {
+            Runtime.OutputGuard.RefuseSameFiles([new("--scores", r.GetValue(scores))], [new("--output", r.GetValue(output))]);
             ScoreSummary summary = ScoreSummary.Read(r.GetValue(scores)!, extremes: 0);
             int w = r.GetValue(width);
             RenderedChart boxes = Charts.DomainBoxes(summary.Domains, summary.ScoreName, w);

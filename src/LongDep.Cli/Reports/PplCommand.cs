@@ -1,4 +1,5 @@
 using System.CommandLine;
+using LongDep.Cli.Runtime;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
@@ -58,10 +59,10 @@ public static class PplCommand
             DefaultValueFactory = _ => "2048,4096,8192,16384,32768",
         };
         var device = new Option<string>("--device") { Description = "cpu, or a GPU device when this build provides one.", DefaultValueFactory = _ => "cpu" };
-        var maxSamples = new Option<int?>("--max-samples") { Description = "Use only the first N good records of the input." };
+        var maxSamples = NumericOption.WholeOrNone("--max-samples", "Use only the first N good records of the input.", 1, int.MaxValue);
         var addBos = new Option<bool>("--add-bos") { Description = "Prepend the BOS token to each sample (text and input_ids)." };
-        var threads = new Option<int>("--threads") { Description = "CPU threads (0: all).", DefaultValueFactory = _ => 0 };
-        var ropeTheta = new Option<float?>("--rope-theta") { Description = "Override the RoPE frequency base." };
+        var threads = NumericOption.Whole("--threads", "CPU threads (0: all).", 0, 0, 4096);
+        var ropeTheta = NumericOption.RealOrNone("--rope-theta", "Override the RoPE frequency base.", 0, 1e12, minExclusive: true);
         var json = new Option<string?>("--json") { Description = "Also write the results as JSON to this file." };
         var command = new Command("ppl", "Mean perplexity by context window (LADM Table 2): " + Protocol)
         {
@@ -69,7 +70,15 @@ public static class PplCommand
         };
         command.SetAction(r =>
         {
-            int[] ws = ParseWindows(r.GetValue(windows)!);
+            int[] ws;
+            try
+            {
+                ws = ParseWindows(r.GetValue(windows)!);
+            }
+            catch (ArgumentException e)
+            {
+                throw new Runtime.CliException(e.Message, Runtime.ExitCodes.Usage);
+            }
             int? max = r.GetValue(maxSamples);
             if (max is < 1) throw new ArgumentException($"--max-samples must be at least 1 (got {max})");
             int threadCount = r.GetValue(threads);
@@ -78,7 +87,7 @@ public static class PplCommand
             CorpusReader.DetectFormat(inputPath);
             if (!File.Exists(inputPath)) throw new FileNotFoundException($"input file '{inputPath}' does not exist.", inputPath);
 
-            LoadedModel loaded = ModelLoader.Load(modelPath, r.GetValue(ropeTheta));
+            LoadedModel loaded = ModelLoader.Load(modelPath, r.GetValue(ropeTheta) is { } theta ? (float)theta : null);
             string dev = r.GetValue(device)!.Trim().ToLowerInvariant();
             ISequenceNll backend = dev == "cpu"
                 ? new CpuSequenceNll(new CpuForward(loaded.Weights, threadCount, CpuMath.Fast))
@@ -145,8 +154,8 @@ public static class PplCommand
             string p = part.ToUpperInvariant();
             int scale = p.EndsWith('K') ? 1024 : 1;
             if (scale > 1) p = p[..^1];
-            if (!int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v < 1 || (long)v * scale < 2 || (long)v * scale > int.MaxValue)
-                throw new ArgumentException($"--windows: '{part}' is not a window size; expected comma-separated token counts such as 2048,4096 or 2K,4K");
+            if (!int.TryParse(p, NumberStyles.None, CultureInfo.InvariantCulture, out int v) || v < 1 || (long)v * scale < 2 || (long)v * scale > Core.Pipeline.ScoreSettings.MaxWindow)
+                throw new ArgumentException($"--windows: '{part}' is not a window size; expected comma-separated token counts such as 2048,4096 or 2K,4K (valid: 2..{Core.Pipeline.ScoreSettings.MaxWindow} each)");
             int w = v * scale;
             if (list.Contains(w)) throw new ArgumentException($"--windows: {w} is given twice");
             list.Add(w);

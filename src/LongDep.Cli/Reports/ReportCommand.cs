@@ -25,7 +25,7 @@ public static class ReportCommand
         var detail = new Option<string?>("--detail") { Description = "Detail file of the same run: adds heatmaps of a few records." };
         var input = new Option<string?>("--input") { Description = "The scored input: adds the first 300 characters of the listed records' texts." };
         var output = new Option<string>("--output", "-o") { Description = "HTML file to write.", Required = true };
-        var heatmaps = new Option<int>("--heatmaps") { Description = "Heatmaps to show with --detail (highest, median, lowest scored, ...).", DefaultValueFactory = _ => 4 };
+        var heatmaps = Runtime.NumericOption.Whole("--heatmaps", "Heatmaps to show with --detail (highest, median, lowest scored, ...).", 4, 0, 100);
         var command = new Command("report",
             "Write one self-contained HTML page (no external resources) summarising a score file: records by status, tokens, " +
             "scores by domain (table, box plots, histogram), heatmaps of a few records (--detail), and the 10 highest and " +
@@ -35,9 +35,11 @@ public static class ReportCommand
         };
         command.SetAction(r =>
         {
+            string path = r.GetValue(output)!;
+            Runtime.OutputGuard.RefuseSameFiles([new("--scores", r.GetValue(scores)), new("--detail", r.GetValue(detail)), new("--input", r.GetValue(input))],
+                [new("--output", path)]);
             var content = Collect(r.GetValue(scores)!, r.GetValue(detail), r.GetValue(input), r.GetValue(heatmaps));
             string html = HtmlReport.Build(content);
-            string path = r.GetValue(output)!;
             string full = Path.GetFullPath(path);
             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
             File.WriteAllText(full, html, new UTF8Encoding(false));
@@ -68,6 +70,7 @@ public static class ReportCommand
         if (detailPath is not null)
         {
             using DetailReader reader = DetailReader.Open(detailPath);
+            CheckSameRun(scoresPath, detailPath, reader);
             foreach (var (header, why) in PickHeatmaps(reader.Latest().Values, heatmapCount))
             {
                 DetailEntry entry = reader.Read(header);
@@ -85,6 +88,16 @@ public static class ReportCommand
             texts = ReadTexts(inputPath, wanted, notes);
         }
         return new ReportContent(summary, domainPlot, histogram, heatmaps, texts, detailPath, inputPath, notes);
+    }
+
+    /// <summary>Refuses a detail file written under other settings than the score file (a report never mixes two runs).</summary>
+    internal static void CheckSameRun(string scoresPath, string detailPath, DetailReader reader)
+    {
+        ScoreHeader? scores = ScoreReader.ReadHeader(scoresPath);
+        if (scores is null || reader.Settings is null) return;
+        var diffs = scores.Differences(reader.Settings, "in --scores", "in --detail");
+        if (diffs.Count > 0)
+            throw new ArgumentException($"--detail '{detailPath}' was written by a run with other settings than --scores '{scoresPath}' ({string.Join("; ", diffs)}); give the detail file of the same run");
     }
 
     /// <summary>Ok entries with measurements to draw: highest, lowest, median, second highest, ... (no repeats).</summary>

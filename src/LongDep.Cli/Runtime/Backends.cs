@@ -57,6 +57,12 @@ public static class Backends
         return CudaBackend.Create(device.Text, device.Gpus, model, settings, options);
     }
 
+    /// <summary>
+    /// The CPU's numerics as the settings line records them: the fast dot products run on 512-bit lanes where the
+    /// processor has them, which moves the last digits (docs/numerics.md), so files scored on different processors differ.
+    /// </summary>
+    public static string CpuCompute => $"cpu float32{(CpuForward.FastUsesWideLanes ? ", 512-bit lanes" : "")}";
+
     private static string CpuDescription(BackendOptions o) =>
         $"cpu ({(o.Threads > 0 ? o.Threads : Environment.ProcessorCount)} threads, float32)";
 

@@ -8,4 +8,7 @@ public sealed class CorpusFormatException : Exception
 
     /// <summary>Creates the exception wrapping the decoder's own error.</summary>
     public CorpusFormatException(string message, Exception inner) : base(message, inner) { }
+
+    /// <summary>For damaged input: the records read whole before the damage; null otherwise.</summary>
+    public long? RecordsBefore { get; init; }
 }

@@ -138,11 +138,29 @@ public static class CorpusReader
                 throw Truncated(path, index, e);
             }
 
+            if (!line.Terminated && line.TooLongBytes is null && !IsCompleteJson(line.Bytes))
+                throw Truncated(path, index, new EndOfStreamException($"its last line ({line.LineNumber}) has no line end and is not complete JSON"));
             yield return line.TooLongBytes is { } length
                 ? new RawRecord(index, ReadOnlyMemory<byte>.Empty,
-                    $"line {line.LineNumber} is {length} bytes long, over the {maxLineBytes}-byte limit; split the document or raise the limit")
-                : new RawRecord(index, line.Bytes);
+                    $"line {line.LineNumber} is {length} bytes long, over the {maxLineBytes}-byte limit; split the document or raise the limit") { EndOffset = line.EndOffset }
+                : new RawRecord(index, line.Bytes) { EndOffset = line.EndOffset };
             index++;
+        }
+    }
+
+    /// <summary>True when <paramref name="line"/> is one whole JSON value (a final line cut short is not).</summary>
+    private static bool IsCompleteJson(byte[] line)
+    {
+        try
+        {
+            var reader = new System.Text.Json.Utf8JsonReader(line);
+            reader.Read();
+            reader.Skip();
+            return true;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return false;
         }
     }
 
@@ -155,7 +173,8 @@ public static class CorpusReader
         string where = recordsRead == 0 ? "before its first record" : $"after record {recordsRead - 1} ({recordsRead} records read)";
         return new CorpusFormatException(
             $"{name} is truncated or corrupt {where}: {cause.Message}. The records before this point are intact; re-download or re-compress the file to read the rest.",
-            cause);
+            cause)
+        { RecordsBefore = recordsRead };
     }
 }
 

@@ -14,17 +14,24 @@ internal sealed class GzipEndGuardStream : ReadOnlyStream
     /// <summary>Decoded bytes kept back until the end is verified (more than a 40-byte member can decode to as garbage).</summary>
     internal const int HoldBack = 1 << 17;
 
-    private static readonly byte[] Sentinel = "\nLONGDEP-GZIP-END-5c2e91d7a4\n"u8.ToArray();
-    private static readonly byte[] SentinelMember = CompressSentinel();
+    /// <summary>The decoded text of the appended member.</summary>
+    internal static readonly byte[] Sentinel = "\nLONGDEP-GZIP-END-5c2e91d7a4\n"u8.ToArray();
+
+    /// <summary>The member appended to the compressed input.</summary>
+    internal static readonly byte[] SentinelMember = CompressSentinel();
 
     private readonly GZipStream _inner;
     private readonly byte[] _buffer = new byte[HoldBack + (1 << 16)];
     private int _start, _count; // valid bytes: _buffer[_start .. _start + _count)
     private bool _innerDone;
+    private long _produced, _delivered;   // bytes read from the decoder, bytes handed out
+    private long _producedAtEnd = -1;     // bytes the decoder had given when the file's own bytes ran out
+    private Exception? _failure;          // a truncation found: raised once the bytes before the cut are handed out
 
     public GzipEndGuardStream(Stream compressed)
     {
-        _inner = new GZipStream(new ConcatStream(compressed, new MemoryStream(SentinelMember, writable: false)), CompressionMode.Decompress);
+        _inner = new GZipStream(new ConcatStream(compressed, new MemoryStream(SentinelMember, writable: false), () => _producedAtEnd = _produced),
+            CompressionMode.Decompress);
     }
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
@@ -32,6 +39,19 @@ internal sealed class GzipEndGuardStream : ReadOnlyStream
     public override int Read(Span<byte> destination)
     {
         if (destination.IsEmpty) return 0;
+        if (_failure is not null)
+        {
+            // A file cut short: the bytes the decoder gave before it reached the end of the file came from the file's
+            // own intact bytes; hand those out, then report the cut.
+            long left = Math.Min(_count, _producedAtEnd - _delivered);
+            if (left <= 0) throw _failure;
+            int k = (int)Math.Min(left, destination.Length);
+            _buffer.AsSpan(_start, k).CopyTo(destination);
+            _start += k;
+            _count -= k;
+            _delivered += k;
+            return k;
+        }
         while (!_innerDone && _count <= HoldBack)
         {
             if (_start > 0)
@@ -46,18 +66,27 @@ internal sealed class GzipEndGuardStream : ReadOnlyStream
             }
             catch (InvalidDataException e)
             {
-                throw new GzipTruncatedException($"the gzip data is truncated or corrupt ({e.Message})", e);
+                var failure = new GzipTruncatedException($"the gzip data is truncated or corrupt ({e.Message})", e);
+                if (_producedAtEnd < 0) throw failure; // damage inside the file itself
+                _failure = failure;
+                return Read(destination);
             }
             if (read == 0)
             {
                 _innerDone = true;
-                if (_count < Sentinel.Length || !_buffer.AsSpan(_count - Sentinel.Length, Sentinel.Length).SequenceEqual(Sentinel))
-                    throw new GzipTruncatedException("the gzip data ends before its final block: the file is truncated");
+                if (_count < Sentinel.Length || !_buffer.AsSpan(_count - Sentinel.Length, Sentinel.Length).SequenceEqual(Sentinel) ||
+                    _produced - Sentinel.Length != _producedAtEnd)
+                {
+                    _failure = new GzipTruncatedException("the gzip data ends before its final block: the file is truncated");
+                    if (_producedAtEnd < 0) throw _failure;
+                    return Read(destination);
+                }
                 _count -= Sentinel.Length;
             }
             else
             {
                 _count += read;
+                _produced += read;
             }
         }
 
@@ -66,6 +95,7 @@ internal sealed class GzipEndGuardStream : ReadOnlyStream
         _buffer.AsSpan(_start, n).CopyTo(destination);
         _start += n;
         _count -= n;
+        _delivered += n;
         return n;
     }
 
@@ -81,31 +111,31 @@ internal sealed class GzipEndGuardStream : ReadOnlyStream
         if (disposing) _inner.Dispose();
         base.Dispose(disposing);
     }
+}
 
+/// <summary>Reads one stream to its end, then another; <paramref name="onSecond"/> runs when the first is exhausted.</summary>
+internal sealed class ConcatStream(Stream first, Stream second, Action? onSecond = null) : ReadOnlyStream
+{
+    private bool _firstDone;
 
-    /// <summary>Reads one stream to its end, then another.</summary>
-    private sealed class ConcatStream(Stream first, Stream second) : ReadOnlyStream
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> destination)
     {
-        private bool _firstDone;
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> destination)
+        if (!_firstDone)
         {
-            if (!_firstDone)
-            {
-                int n = first.Read(destination);
-                if (n > 0) return n;
-                _firstDone = true;
-            }
-            return second.Read(destination);
+            int n = first.Read(destination);
+            if (n > 0) return n;
+            _firstDone = true;
+            onSecond?.Invoke();
         }
+        return second.Read(destination);
+    }
 
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing) { first.Dispose(); second.Dispose(); }
-            base.Dispose(disposing);
-        }
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) { first.Dispose(); second.Dispose(); }
+        base.Dispose(disposing);
     }
 }
 

@@ -6,7 +6,9 @@ namespace LongDep.Core.Corpus;
 /// <param name="Bytes">The line without '\n' or a trailing '\r'; empty when <see cref="TooLongBytes"/> is set.</param>
 /// <param name="TooLongBytes">When the line exceeded the cap: its length in bytes (without terminator); else null.</param>
 /// <param name="LineNumber">1-based physical line number in the stream.</param>
-internal readonly record struct ReadLine(byte[] Bytes, long? TooLongBytes, long LineNumber);
+/// <param name="EndOffset">Offset in the stream just past the line's '\n' (or its last byte, for a final line without one).</param>
+/// <param name="Terminated">False for a final line that has no '\n' (possibly cut short).</param>
+internal readonly record struct ReadLine(byte[] Bytes, long? TooLongBytes, long LineNumber, long EndOffset = 0, bool Terminated = true);
 
 /// <summary>
 /// Reads '\n'-terminated lines from a stream with a cap on line length: an over-long line is skipped (counted,
@@ -34,6 +36,7 @@ internal sealed class LineReader
         long lineLength = 0; // bytes of the current line seen so far (stored or not)
         byte lastByte = 0;   // its last byte, to trim a '\r' even when the line was not stored whole
         long lineNumber = 0;
+        long consumed = 0; // stream bytes before the current chunk
         bool first = true;
         try
         {
@@ -41,6 +44,8 @@ internal sealed class LineReader
             {
                 int read = _stream.Read(chunk, 0, ChunkSize);
                 if (read == 0) break;
+                long chunkStart = consumed;
+                consumed += read;
                 int pos = 0;
                 if (first)
                 {
@@ -56,7 +61,7 @@ internal sealed class LineReader
                     if (newline < 0) break;
                     pos = newline + 1;
                     lineNumber++;
-                    if (Complete(line, lineLength, lastByte, lineNumber) is { } done) yield return done;
+                    if (Complete(line, lineLength, lastByte, lineNumber) is { } done) yield return done with { EndOffset = chunkStart + pos };
                     line.ResetWrittenCount();
                     lineLength = 0;
                     lastByte = 0;
@@ -65,7 +70,7 @@ internal sealed class LineReader
             if (lineLength > 0)
             {
                 lineNumber++;
-                if (Complete(line, lineLength, lastByte, lineNumber) is { } done) yield return done;
+                if (Complete(line, lineLength, lastByte, lineNumber) is { } done) yield return done with { EndOffset = consumed, Terminated = false };
             }
         }
         finally

@@ -26,8 +26,30 @@ public static class ScoreReader
         {
             if (line.TooLongBytes is { } length)
                 throw Bad(path, line.LineNumber, $"the line is {length} bytes long, over the {MaxLineBytes}-byte limit");
+            if (ScoreHeader.IsHeader(line.Bytes))
+            {
+                if (line.LineNumber == 1) continue;
+                throw new CorpusFormatException($"{Path.GetFileName(path)} line {line.LineNumber} is a second score header: the file joins several score files; join shards with 'longdep merge'");
+            }
             yield return Parse(line.Bytes, path, line.LineNumber);
         }
+    }
+
+    /// <summary>The settings header of <paramref name="path"/> (its first line), or null when it has none.</summary>
+    public static ScoreHeader? ReadHeader(string path)
+    {
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"score file '{path}' does not exist.", path);
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 16);
+        return ReadHeader(file, path);
+    }
+
+    /// <summary>The settings header at the start of <paramref name="stream"/>, or null when its first line is not one.</summary>
+    internal static ScoreHeader? ReadHeader(Stream stream, string source)
+    {
+        foreach (ReadLine line in new LineReader(stream, MaxLineBytes).ReadLines())
+            return line.TooLongBytes is null && line.Terminated && ScoreHeader.IsHeader(line.Bytes) ? ScoreHeader.Parse(line.Bytes, source) : null;
+        return null;
     }
 
     /// <summary>Parses one score line (without terminator).</summary>

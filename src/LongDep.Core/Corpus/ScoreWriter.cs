@@ -49,6 +49,16 @@ public sealed class ScoreWriter : IDisposable
     /// <summary>Records written so far by this writer.</summary>
     public long Written { get; private set; }
 
+    /// <summary>Writes the settings header line (the first line of a new score file) and pushes it to the file.</summary>
+    public void WriteHeader(ScoreHeader header)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(header);
+        _stream.Write(header.Format());
+        _stream.WriteByte((byte)'\n');
+        Flush();
+    }
+
     /// <summary>Writes one record as one line.</summary>
     /// <exception cref="ArgumentException">An ok record whose score is missing or not finite (report it as numeric_error).</exception>
     public void Write(ScoreRecord record)

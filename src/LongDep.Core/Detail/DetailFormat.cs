@@ -5,7 +5,9 @@ namespace LongDep.Core.Detail;
 /// All integers and floats are little-endian.
 /// <code>
 /// file    = header frame*
-/// header  = "LDDT" (4 bytes) | version u16 (= 1) | reserved u16 (= 0)                       8 bytes
+/// header  = "LDDT" (4 bytes) | version u16 (= 2) | reserved u16 (= 0) | n u32 | settings (n bytes: the
+///           score file's settings header line, UTF-8; empty when unknown) | crc u32 (CRC-32 of the settings)
+///           (version 1, still read: the first 8 bytes only, no settings)
 /// frame   = length u32 (L, the body's byte count) | body (L bytes) | crc u32 (CRC-32/IEEE of the body)
 /// body    = index i64 | method u8 (1 ladm, 2 prolong) | status u8 (0 ok, 1 too_short, 2 bad_record,
 ///           3 numeric_error) | reserved u16 | score f64 (NaN when not ok) | raw u32 (payload size before
@@ -26,10 +28,13 @@ public static class DetailFormat
     public static ReadOnlySpan<byte> Magic => "LDDT"u8;
 
     /// <summary>The format version this code writes and reads.</summary>
-    public const ushort Version = 1;
+    public const ushort Version = 2;
 
-    /// <summary>Bytes of the file header.</summary>
+    /// <summary>Bytes of the fixed start of the file header (magic, version, reserved).</summary>
     public const int HeaderBytes = 8;
+
+    /// <summary>Largest settings block accepted in a header.</summary>
+    public const int MaxSettingsBytes = 1 << 20;
 
     /// <summary>Bytes of the fixed part of a frame body (index … raw).</summary>
     public const int BodyFixedBytes = 24;

@@ -18,29 +18,51 @@ internal enum FrameScan
 /// <summary>Reads the header and frames of a detail file (<see cref="DetailFormat"/>), checking every field before use.</summary>
 internal static class DetailFrames
 {
-    /// <summary>Writes the 8-byte file header.</summary>
-    public static void WriteHeader(Stream s)
+    /// <summary>Writes the file header: version 2, with the run's settings when known (see <see cref="DetailFormat"/>).</summary>
+    public static void WriteHeader(Stream s, ScoreHeader? settings)
     {
-        Span<byte> h = stackalloc byte[DetailFormat.HeaderBytes];
+        byte[] text = settings?.Format() ?? [];
+        var h = new byte[DetailFormat.HeaderBytes + 4 + text.Length + 4];
         DetailFormat.Magic.CopyTo(h);
-        BinaryPrimitives.WriteUInt16LittleEndian(h[4..], DetailFormat.Version);
-        BinaryPrimitives.WriteUInt16LittleEndian(h[6..], 0);
-        s.Write(h);
+        BinaryPrimitives.WriteUInt16LittleEndian(h.AsSpan(4), DetailFormat.Version);
+        BinaryPrimitives.WriteUInt16LittleEndian(h.AsSpan(6), 0);
+        BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(8), (uint)text.Length);
+        text.CopyTo(h, 12);
+        BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(12 + text.Length), Crc32.Compute(text));
+        s.Write(h); // one write: a crash leaves a prefix at worst
     }
 
     /// <summary>
-    /// Checks the header at the start of <paramref name="s"/> (length ≥ 8) and leaves the stream after it.
+    /// Checks the header at the start of <paramref name="s"/> (length ≥ 8), reads the settings a version-2 header
+    /// carries, and leaves the stream at the first frame. <paramref name="torn"/> is set (and null returned) when the
+    /// file ends inside its header: a run stopped while writing it.
     /// </summary>
-    public static void CheckHeader(Stream s, string path)
+    public static ScoreHeader? CheckHeader(Stream s, string path, out bool torn)
     {
+        torn = false;
         Span<byte> h = stackalloc byte[DetailFormat.HeaderBytes];
         s.Position = 0;
         s.ReadExactly(h);
         if (!h[..4].SequenceEqual(DetailFormat.Magic))
             throw new CorpusFormatException($"'{path}' is not a LongDep detail file: it starts with {Hex(h[..4])}, expected \"LDDT\". Give --detail a new path (or the file a previous 'longdep score --detail' wrote).");
         ushort version = BinaryPrimitives.ReadUInt16LittleEndian(h[4..]);
+        if (version == 1) return null;
         if (version != DetailFormat.Version)
-            throw new CorpusFormatException($"'{path}' is a detail file of version {version}; this longdep reads version {DetailFormat.Version}. Use the longdep that wrote it, or rescore with --overwrite.");
+            throw new CorpusFormatException($"'{path}' is a detail file of version {version}; this longdep reads versions 1 and {DetailFormat.Version}. Use the longdep that wrote it, or rescore with --overwrite.");
+        long length = s.Length;
+        Span<byte> n = stackalloc byte[4];
+        if (length < DetailFormat.HeaderBytes + 4) { torn = true; return null; }
+        s.ReadExactly(n);
+        uint textLength = BinaryPrimitives.ReadUInt32LittleEndian(n);
+        if (textLength > DetailFormat.MaxSettingsBytes)
+            throw Corrupt(path, DetailFormat.HeaderBytes, $"the settings take {textLength} bytes, over {DetailFormat.MaxSettingsBytes}");
+        if (length < DetailFormat.HeaderBytes + 8 + textLength) { torn = true; return null; }
+        var text = new byte[textLength];
+        s.ReadExactly(text);
+        s.ReadExactly(n);
+        if (BinaryPrimitives.ReadUInt32LittleEndian(n) != Crc32.Compute(text))
+            throw Corrupt(path, DetailFormat.HeaderBytes, "the settings fail their check");
+        return textLength == 0 ? null : ScoreHeader.Parse(text, path);
     }
 
     /// <summary>True when the first <paramref name="length"/> bytes (length &lt; 8) are the start of a detail header: a header cut by a crash.</summary>
@@ -51,6 +73,7 @@ internal static class DetailFrames
         DetailFormat.Magic.CopyTo(expected);
         BinaryPrimitives.WriteUInt16LittleEndian(expected[4..], DetailFormat.Version);
         BinaryPrimitives.WriteUInt16LittleEndian(expected[6..], 0);
+        // (version 1 files are read, never written)
         s.Position = 0;
         s.ReadExactly(h[..length]);
         return h[..length].SequenceEqual(expected[..length]);

@@ -13,11 +13,18 @@ public sealed class DetailReader : IDisposable
     private readonly FileStream _file;
     private Dictionary<long, DetailEntryHeader>? _latest;
 
-    private DetailReader(string path, FileStream file)
+    private readonly long _dataStart;
+
+    private DetailReader(string path, FileStream file, ScoreHeader? settings, long dataStart)
     {
         Path = path;
         _file = file;
+        Settings = settings;
+        _dataStart = dataStart;
     }
+
+    /// <summary>The settings of the run that wrote the file (null for files written before settings were kept).</summary>
+    public ScoreHeader? Settings { get; }
 
     /// <summary>The file read.</summary>
     public string Path { get; }
@@ -38,8 +45,10 @@ public sealed class DetailReader : IDisposable
         {
             if (file.Length < DetailFormat.HeaderBytes)
                 throw new CorpusFormatException($"'{path}' is not a LongDep detail file: it has {file.Length} bytes, fewer than the {DetailFormat.HeaderBytes}-byte header.");
-            DetailFrames.CheckHeader(file, path);
-            return new DetailReader(path, file);
+            ScoreHeader? settings = DetailFrames.CheckHeader(file, path, out bool torn);
+            if (torn)
+                throw new CorpusFormatException($"'{path}' ends inside its header (a run stopped as it started); rescore with --detail to rebuild it.");
+            return new DetailReader(path, file, settings, file.Position);
         }
         catch
         {
@@ -52,7 +61,7 @@ public sealed class DetailReader : IDisposable
     public IEnumerable<DetailEntryHeader> Entries()
     {
         long length = _file.Length;
-        long pos = DetailFormat.HeaderBytes;
+        long pos = _dataStart;
         while (true)
         {
             _file.Position = pos;
@@ -87,7 +96,7 @@ public sealed class DetailReader : IDisposable
     /// <exception cref="CorpusFormatException">The frame fails its CRC, or its payload is malformed.</exception>
     public DetailEntry Read(DetailEntryHeader header)
     {
-        if (header.Offset < DetailFormat.HeaderBytes || header.BodyBytes < DetailFormat.BodyFixedBytes ||
+        if (header.Offset < _dataStart || header.BodyBytes < DetailFormat.BodyFixedBytes ||
             header.Offset + DetailFormat.FrameOverheadBytes + header.BodyBytes > _file.Length)
             throw new ArgumentException($"the header (offset {header.Offset}, {header.BodyBytes} bytes) is not a frame of '{Path}'", nameof(header));
         if (!header.HasPayload) return new DetailEntry(header, null, null);

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using LongDep.Core.Corpus;
 using LongDep.Core.Pipeline;
 using LongDep.Core.Records;
 
@@ -9,6 +10,8 @@ namespace LongDep.Core.Detail;
 /// Writes the <c>--detail</c> side file (<see cref="DetailFormat"/>): one zstd-compressed frame per written record, in
 /// output order. Opening an existing file appends (a resumed run): a final frame cut by a crash (short, or failing its
 /// CRC) is removed first. A record rescored after a resume appears twice; readers take the last entry of an index.
+/// The file starts with the settings of the run that writes it; appending under other settings is refused, so a file
+/// never mixes entries of two settings. The file is locked (flock) while open, as the score file is.
 /// Not thread-safe (the pipeline writes from one thread).
 /// </summary>
 public sealed class DetailWriter : IDetailSink
@@ -19,6 +22,8 @@ public sealed class DetailWriter : IDetailSink
     private readonly int _chunkCountN;
     private readonly double _threshold;
     private readonly int _flushEvery;
+    private readonly ScoreHeader? _header;
+    private readonly HashSet<long> _held = [];
     private bool _disposed;
 
     /// <summary>Opens <paramref name="path"/> for the run described by <paramref name="settings"/>.</summary>
@@ -30,7 +35,8 @@ public sealed class DetailWriter : IDetailSink
     /// loses no entry that its score file kept.</param>
     /// <param name="compressionLevel">zstd level.</param>
     /// <exception cref="Corpus.CorpusFormatException">The existing file is not a detail file, or is damaged before its last frame.</exception>
-    public DetailWriter(string path, ScoreSettings settings, bool append = true, int flushEvery = 1, int compressionLevel = 3)
+    /// <param name="header">The settings of the run (written into a new file, compared with an existing file's).</param>
+    public DetailWriter(string path, ScoreSettings settings, bool append = true, int flushEvery = 1, int compressionLevel = 3, ScoreHeader? header = null)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(settings);
@@ -39,9 +45,11 @@ public sealed class DetailWriter : IDetailSink
         _chunkCountN = settings.Window / settings.Chunk;
         _threshold = settings.Threshold;
         _flushEvery = flushEvery;
-        _file = new FileStream(path, append ? FileMode.OpenOrCreate : FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
+        _header = header;
+        _file = OutputFiles.OpenLocked(path, "--detail");
         try
         {
+            if (!append) _file.SetLength(0);
             Prepare();
             _compressor = new ZstdSharp.Compressor(compressionLevel);
         }
@@ -63,6 +71,9 @@ public sealed class DetailWriter : IDetailSink
 
     /// <summary>Entries written by this writer.</summary>
     public long Written { get; private set; }
+
+    /// <summary>True when the file holds an entry of record <paramref name="index"/> (from when it was opened, or written since).</summary>
+    public bool Holds(long index) => _held.Contains(index);
 
     /// <summary>Appends the entry of <paramref name="outcome"/>: its status and score, and its measurements when the method ran.</summary>
     public void Write(ScoreOutcome outcome)
@@ -106,6 +117,7 @@ public sealed class DetailWriter : IDetailSink
             ArrayPool<byte>.Shared.Return(frame);
         }
         Written++;
+        _held.Add(record.Index);
         if (Written % _flushEvery == 0) _file.Flush();
     }
 
@@ -134,22 +146,40 @@ public sealed class DetailWriter : IDetailSink
     private void Prepare()
     {
         long length = _file.Length;
-        if (length < DetailFormat.HeaderBytes)
+        bool torn = false;
+        ScoreHeader? found = null;
+        if (length >= DetailFormat.HeaderBytes)
         {
-            if (length > 0 && !DetailFrames.IsHeaderPrefix(_file, (int)length))
-                throw new Corpus.CorpusFormatException($"'{Path}' is not a LongDep detail file: its {length} bytes do not start with \"LDDT\". Give --detail a new path, or use --overwrite to replace it.");
+            found = DetailFrames.CheckHeader(_file, Path, out torn);
+            if (!torn && _file.Position == length && found is null)
+                torn = true; // a version-1 file or settings-less header with no entry: rewrite it with this run's settings
+        }
+        else if (length > 0 && !DetailFrames.IsHeaderPrefix(_file, (int)length))
+        {
+            throw new Corpus.CorpusFormatException($"'{Path}' is not a LongDep detail file: its {length} bytes do not start with \"LDDT\". Give --detail a new path, or use --overwrite to replace it.");
+        }
+        if (length < DetailFormat.HeaderBytes || torn)
+        {
             RepairedBytes = length;
             _file.SetLength(0);
             _file.Position = 0;
-            DetailFrames.WriteHeader(_file);
+            DetailFrames.WriteHeader(_file, _header?.ForShard(0, 1));
             _file.Flush();
             return;
         }
+        if (_header is not null)
+        {
+            if (found is null)
+                throw new Corpus.CorpusFormatException($"'{Path}' holds entries written without their settings (an older longdep), so they cannot be checked against this run's; give --detail a new path, or use --overwrite");
+            var diffs = found.Differences(_header);
+            if (diffs.Count > 0)
+                throw new Corpus.CorpusFormatException($"'{Path}' holds entries scored with other settings ({string.Join("; ", diffs)}); give --detail a new path, or use --overwrite");
+        }
 
-        DetailFrames.CheckHeader(_file, Path);
         DetailEntryHeader last = default;
         bool any = false;
         long end = _file.Position;
+        var indexes = new List<long>();
         while (true)
         {
             FrameScan scan = DetailFrames.Next(_file, length, Path, out DetailEntryHeader h);
@@ -157,6 +187,7 @@ public sealed class DetailWriter : IDetailSink
             last = h;
             any = true;
             EntriesOnOpen++;
+            indexes.Add(h.Index);
             end = _file.Position;
         }
         // A crash can also leave a final frame of full length whose bytes did not all reach the disk.
@@ -164,7 +195,9 @@ public sealed class DetailWriter : IDetailSink
         {
             end = last.Offset;
             EntriesOnOpen--;
+            indexes.RemoveAt(indexes.Count - 1);
         }
+        _held.UnionWith(indexes);
         if (end < length)
         {
             RepairedBytes = length - end;

@@ -27,6 +27,9 @@ public interface IDetailSink : IDisposable
 {
     void Write(ScoreOutcome outcome);
     void Flush();
+
+    /// <summary>True when the sink already holds the entry of record <paramref name="index"/> (written by an earlier run).</summary>
+    bool Holds(long index);
 }
 
 /// <summary>Where a run stands, reported after every written record.</summary>
@@ -47,12 +50,37 @@ public sealed record ScoreRunOptions
     public int FlushEvery { get; init; } = 8;
     /// <summary>Records read ahead of the writer at most (bounds memory).</summary>
     public int MaxInFlight { get; init; } = 32;
+    /// <summary>
+    /// Bytes of input lines read ahead of the writer at most (bounds memory whatever the record sizes); a single record
+    /// longer than this is read alone.
+    /// </summary>
+    public long MaxInFlightBytes { get; init; } = DefaultMaxInFlightBytes;
+    /// <summary>The default of <see cref="MaxInFlightBytes"/>: 256 MiB.</summary>
+    public const long DefaultMaxInFlightBytes = 256L << 20;
+    /// <summary>
+    /// The settings header written as the output's first line and checked on resume (null: none is written or checked).
+    /// </summary>
+    public ScoreHeader? Header { get; init; }
+    /// <summary>
+    /// Write the records to this stream instead of <see cref="OutputPath"/> (standard output, a pipe): nothing is
+    /// resumed, the stream is not closed.
+    /// </summary>
+    public Stream? OutputStream { get; init; }
+    /// <summary>Where notes for the user go (one line each), e.g. standard error.</summary>
+    public Action<string>? Log { get; init; }
     /// <summary>Threads that parse and tokenize ahead of the workers.</summary>
     public int PrepThreads { get; init; } = Math.Clamp(Environment.ProcessorCount / 4, 1, 4);
 }
 
 /// <summary>A run stopped by something other than a bad record: names what failed; what was written stays.</summary>
 public sealed class ScoreRunException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>An output that another process holds (its exclusive lock); <see cref="Path"/> names the file.</summary>
+public sealed class OutputBusyException(string path, string what) : IOException($"{what} '{path}' is being written by another process")
+{
+    public string Path { get; } = path;
+    public string What { get; } = what;
+}
 
 /// <summary>
 /// The scoring pipeline: corpus reader → parse and tokenize → workers (one per device) → writer in input order.
@@ -65,7 +93,15 @@ public static class ScoreRun
     /// <summary>Tokenizes text; ids outside [0, vocabSize) in <c>input_ids</c> make a record bad.</summary>
     public sealed record Tokenizer(Func<string, int[]> Encode, int VocabSize);
 
-    private sealed record Item(long Seq, InputRecord Input, int[]? Tokens, ScoreOutcome? Done);
+    private sealed record Item(long Seq, InputRecord Input, int[]? Tokens, ScoreOutcome? Done)
+    {
+        /// <summary>Offset past the record's line in the decompressed input (see <see cref="RawRecord.EndOffset"/>).</summary>
+        public long EndOffset { get; init; }
+        /// <summary>Input bytes held for this record (released when it is written).</summary>
+        public int Bytes { get; init; }
+        /// <summary>Already in the score file: only its detail entry is written.</summary>
+        public bool DetailOnly { get; init; }
+    }
 
     public static RunSummary Execute(ScoreRunOptions options, ScoreSettings settings, Tokenizer tokenizer,
         IReadOnlyList<IScoringWorker> workers, IDetailSink? detail = null, IProgress<RunProgress>? progress = null,
@@ -79,14 +115,43 @@ public static class ScoreRun
 
         var clock = Stopwatch.StartNew();
         var summary = new RunSummary();
-        var resume = ResumeState.Prepare(options, settings);
+        FileStream? file = null;
+        ResumeState resume;
+        if (options.OutputStream is null)
+        {
+            file = OutputFiles.OpenLocked(options.OutputPath, "--output");
+            try
+            {
+                resume = ResumeState.Prepare(file, options, settings);
+            }
+            catch
+            {
+                file.Dispose();
+                throw;
+            }
+        }
+        else
+        {
+            resume = ResumeState.None;
+        }
+        using FileStream? ownedFile = file;
+        var missingDetail = new HashSet<long>();
+        if (detail is not null)
+        {
+            foreach (long index in resume.Indices)
+                if (!detail.Holds(index)) missingDetail.Add(index);
+        }
+        if (missingDetail.Count > 0)
+            options.Log?.Invoke($"the detail file lacks the entries of {missingDetail.Count} record(s) the score file holds (e.g. {string.Join(", ", missingDetail.Order().Take(5))}); rescoring them for the detail file only");
         var position = new CorpusPosition();
         IEnumerable<RawRecord> raw = CorpusReader.Open(options.InputPath, options.Fields, position: position);
+        using CorpusIntegrity? integrity = CorpusIntegrity.Start(options.InputPath);
 
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         CancellationToken ct = linked.Token;
         var inFlight = new SemaphoreSlim(options.MaxInFlight, options.MaxInFlight);
-        var rawChannel = Channel.CreateBounded<(long Seq, RawRecord Raw)>(Math.Max(4, options.MaxInFlight / 2));
+        var budget = new ByteBudget(options.MaxInFlightBytes);
+        var rawChannel = Channel.CreateBounded<(long Seq, RawRecord Raw, bool DetailOnly)>(Math.Max(4, options.MaxInFlight / 2));
         var readyChannel = Channel.CreateBounded<Item>(Math.Max(2, workers.Count * 2));
         var doneChannel = Channel.CreateUnbounded<Item>();
         Exception? failure = null, readFailure = null;
@@ -98,8 +163,9 @@ public static class ScoreRun
 
         var parser = new RecordParser(options.Fields);
         long resumed = resume.Completed;
+        long lastWritten = resume.LastIndex;
 
-        // Stage 1: read, shard, skip what the output already holds.
+        // Stage 1: read, shard, skip what the output already holds (unless its detail entry is missing).
         var reader = Task.Run(async () =>
         {
             try
@@ -115,13 +181,16 @@ public static class ScoreRun
                     }
                     RawRecord r = records.Current;
                     if (r.Index % options.ShardCount != options.ShardIndex) continue;
+                    bool detailOnly = false;
                     if (shardPos++ < resume.Completed)
                     {
                         resume.Verify(shardPos - 1, r);
-                        continue;
+                        if (!missingDetail.Contains(r.Index)) continue;
+                        detailOnly = true;
                     }
                     await inFlight.WaitAsync(ct).ConfigureAwait(false);
-                    await rawChannel.Writer.WriteAsync((seq++, r), ct).ConfigureAwait(false);
+                    await budget.AcquireAsync(r.Line.Length, ct).ConfigureAwait(false);
+                    await rawChannel.Writer.WriteAsync((seq++, r, detailOnly), ct).ConfigureAwait(false);
                 }
                 if (shardPos < resume.Completed)
                     throw new ScoreRunException($"{options.OutputPath} holds {resume.Completed} records but the input has only {shardPos} for this shard; it was written for another input: use another --output or --overwrite");
@@ -142,8 +211,8 @@ public static class ScoreRun
         {
             try
             {
-                await foreach (var (seq, r) in rawChannel.Reader.ReadAllAsync(ct).ConfigureAwait(false))
-                    await readyChannel.Writer.WriteAsync(Prepare(seq, r, parser, settings, tokenizer), ct).ConfigureAwait(false);
+                await foreach (var (seq, r, detailOnly) in rawChannel.Reader.ReadAllAsync(ct).ConfigureAwait(false))
+                    await readyChannel.Writer.WriteAsync(Prepare(seq, r, parser, settings, tokenizer) with { DetailOnly = detailOnly }, ct).ConfigureAwait(false);
             }
             catch (OperationCanceledException) { }
             catch (Exception e) { Fail(e); }
@@ -181,9 +250,14 @@ public static class ScoreRun
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)).ToArray();
         var workersDone = Task.WhenAll(workerTasks).ContinueWith(_ => doneChannel.Writer.TryComplete(), TaskScheduler.Default);
 
-        // Stage 4 (this thread): write in input order.
-        using (var writer = new ScoreWriter(options.OutputPath, append: resume.Completed > 0, options.FlushEvery))
+        // Stage 4 (this thread): write in input order; a record of a compressed input waits until the bytes it came from
+        // have passed their check.
+        bool damaged = false;
+        Stream target = options.OutputStream ?? file!;
+        using (var writer = new ScoreWriter(target, leaveOpen: true, options.FlushEvery))
         {
+            if (resume.Completed == 0 && !resume.HasHeader && options.Header is { } header)
+                writer.WriteHeader(header);
             var pending = new SortedDictionary<long, Item>();
             long next = 0;
             try
@@ -192,22 +266,39 @@ public static class ScoreRun
                 {
                     while (doneChannel.Reader.TryRead(out Item? item))
                     {
+                        if (damaged) continue;
                         pending.Add(item.Seq, item);
                         while (pending.Remove(next, out Item? ready))
                         {
+                            if (integrity is not null && !integrity.WaitGood(ready.EndOffset, ct))
+                            {
+                                damaged = true; // this record and every later one came from bytes that failed their check
+                                linked.Cancel();
+                                break;
+                            }
                             ScoreOutcome outcome = ready.Done!;
                             using (Phases.Begin("write"))
                             {
                                 detail?.Write(outcome);
-                                writer.Write(outcome.Record);
+                                if (!ready.DetailOnly) writer.Write(outcome.Record);
                             }
-                            summary.Add(outcome.Record);
+                            if (!ready.DetailOnly)
+                            {
+                                summary.Add(outcome.Record);
+                                lastWritten = outcome.Record.Index;
+                            }
                             next++;
                             inFlight.Release();
-                            if (progress is not null) Report(progress, summary, resumed, clock, position);
+                            budget.Release(ready.Bytes);
+                            if (progress is not null && !ready.DetailOnly) Report(progress, summary, resumed, clock, position);
                         }
                     }
                 }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                // stopped (interrupted, or another stage failed) while a record waited for its bytes' check: it is
+                // dropped, what was written is kept, and the cause is reported below
             }
             catch
             {
@@ -222,18 +313,63 @@ public static class ScoreRun
         }
         Task.WaitAll([reader, .. preps, prepsDone, .. workerTasks, workersDone], CancellationToken.None);
         summary.Seconds = clock.Elapsed.TotalSeconds;
-        failure ??= readFailure;
+        if (integrity is not null && (damaged || readFailure is not null) && integrity.WaitGood(long.MaxValue, cancellationToken) == false
+            && integrity.Problem is { } problem)
+        {
+            throw new ScoreRunException(Damaged(options, problem, summary.Records + resumed, lastWritten), readFailure);
+        }
+        failure ??= readFailure is CorpusFormatException { RecordsBefore: not null }
+            ? new ScoreRunException(Damaged(options, readFailure.InnerException?.Message ?? readFailure.Message, summary.Records + resumed, lastWritten), readFailure)
+            : readFailure;
         if (failure is not null)
             throw failure as ScoreRunException ?? new ScoreRunException(failure.Message, failure);
         cancellationToken.ThrowIfCancellationRequested();
         return summary;
     }
 
+    private static string Damaged(ScoreRunOptions options, string problem, long kept, long lastIndex) =>
+        $"{Path.GetFileName(options.InputPath)} is damaged: {problem.TrimEnd('.')}. " +
+        (kept > 0 ? $"{kept} record(s) before the damage are in {options.OutputPath} (last good record: index {lastIndex}); " : "no record before the damage could be kept; ") +
+        "repair or re-download the file and rerun the same command to go on from there";
+
+    /// <summary>A count of bytes that may be held at once; one holder may always take more than the whole, alone.</summary>
+    private sealed class ByteBudget(long capacity)
+    {
+        private readonly SemaphoreSlim _changed = new(0);
+        private readonly Lock _gate = new();
+        private long _used;
+
+        public async Task AcquireAsync(long bytes, CancellationToken ct)
+        {
+            while (true)
+            {
+                lock (_gate)
+                {
+                    if (_used == 0 || _used + bytes <= capacity)
+                    {
+                        _used += bytes;
+                        return;
+                    }
+                }
+                await _changed.WaitAsync(TimeSpan.FromMilliseconds(200), ct).ConfigureAwait(false);
+            }
+        }
+
+        public void Release(long bytes)
+        {
+            lock (_gate) _used -= bytes;
+            _changed.Release();
+        }
+    }
+
     private static void Report(IProgress<RunProgress> progress, RunSummary s, long resumed, Stopwatch clock, CorpusPosition position) =>
         progress.Report(new RunProgress(s.Records, resumed, s.Count(ScoreStatus.Ok), s.Count(ScoreStatus.TooShort),
             s.Count(ScoreStatus.BadRecord), s.Count(ScoreStatus.NumericError), s.Tokens, clock.Elapsed, position.Fraction));
 
-    private static Item Prepare(long seq, RawRecord raw, RecordParser parser, ScoreSettings settings, Tokenizer tokenizer)
+    private static Item Prepare(long seq, RawRecord raw, RecordParser parser, ScoreSettings settings, Tokenizer tokenizer) =>
+        PrepareItem(seq, raw, parser, settings, tokenizer) with { EndOffset = raw.EndOffset, Bytes = raw.Line.Length };
+
+    private static Item PrepareItem(long seq, RawRecord raw, RecordParser parser, ScoreSettings settings, Tokenizer tokenizer)
     {
         using var phase = Phases.Begin("tokenize");
         InputRecord input = parser.Parse(raw);

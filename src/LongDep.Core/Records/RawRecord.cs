@@ -7,4 +7,11 @@ namespace LongDep.Core.Records;
 /// <param name="Index">0-based position in the input, counting every record.</param>
 /// <param name="Line">The line's bytes without its line terminator; empty when <see cref="Error"/> is set.</param>
 /// <param name="Error">Why the line is unusable, or null.</param>
-public sealed record RawRecord(long Index, ReadOnlyMemory<byte> Line, string? Error = null);
+public sealed record RawRecord(long Index, ReadOnlyMemory<byte> Line, string? Error = null)
+{
+    /// <summary>
+    /// For JSON lines: the offset in the decompressed stream just past the record's line, so that a record can be held
+    /// back until the compressed frame holding it has passed its check; 0 when unknown (Parquet).
+    /// </summary>
+    public long EndOffset { get; init; }
+}

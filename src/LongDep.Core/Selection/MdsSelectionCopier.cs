@@ -16,8 +16,11 @@ public static class MdsSelectionCopier
     /// <summary>Copies the records at <paramref name="selectedIndices"/> (ascending) of <paramref name="inputPath"/> into the MDS dataset <paramref name="outputDirectory"/>.</summary>
     /// <returns>The number of records read and written.</returns>
     /// <exception cref="InvalidOperationException">The input does not match the scores, or records do not fit one set of columns.</exception>
+    /// <param name="expectedHash">The <c>input_hash</c> the scores hold for an index (null: none): every input record is
+    /// checked against it before anything is written, so scores of another input are refused instead of selecting other records.</param>
     public static (long Read, long Written) Copy(string inputPath, IReadOnlyList<long> selectedIndices, string outputDirectory,
-        MdsWriterOptions writerOptions, long? expectedRecordCount = null, RecordFieldOptions? fields = null)
+        MdsWriterOptions writerOptions, long? expectedRecordCount = null, RecordFieldOptions? fields = null,
+        Func<long, ulong?>? expectedHash = null)
     {
         ArgumentNullException.ThrowIfNull(selectedIndices);
         for (int k = 1; k < selectedIndices.Count; k++)
@@ -25,9 +28,22 @@ public static class MdsSelectionCopier
                 throw new ArgumentException("selected indices must be ascending and distinct.", nameof(selectedIndices));
         if (SamePath(inputPath, outputDirectory))
             throw new InvalidOperationException($"the output '{outputDirectory}' is the input: choose another output folder");
+        if (expectedHash is not null) CheckHashes(inputPath, fields, expectedHash);
         return CorpusReader.DetectFormat(inputPath) == CorpusFormat.Mds
             ? CopySamples(MdsDataset.Open(inputPath), selectedIndices, outputDirectory, writerOptions, expectedRecordCount)
             : WriteRecords(inputPath, selectedIndices, outputDirectory, writerOptions, expectedRecordCount, fields ?? RecordFieldOptions.Default);
+    }
+
+    /// <summary>A first pass over the input: every record's bytes against the scores' input_hash.</summary>
+    private static void CheckHashes(string inputPath, RecordFieldOptions? fields, Func<long, ulong?> expectedHash)
+    {
+        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(inputPath));
+        foreach (RawRecord raw in CorpusReader.Open(inputPath, fields))
+        {
+            if (expectedHash(raw.Index) is { } want && Fnv1a64.Hash(raw.Line.Span) is var have && have != want)
+                throw new InvalidOperationException(
+                    $"record {raw.Index} of {name} is not the record that was scored (its hash {have:x16}, the scores' input_hash {want:x16}); give the input the scores were computed from");
+        }
     }
 
     private static bool SamePath(string a, string b) =>

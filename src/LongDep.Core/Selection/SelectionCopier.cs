@@ -17,10 +17,14 @@ public static class SelectionCopier
     /// <param name="expectedRecordCount">When given, the input must hold exactly this many records (the score file's count).</param>
     /// <param name="fields">Field options (Parquet meta handling).</param>
     /// <param name="maxLineBytes">Line cap, as when scoring.</param>
+    /// <param name="expectedHash">The <c>input_hash</c> the scores hold for an index (null: none): every input record is
+    /// checked against it, so scores of another input (or of an input changed since) are refused instead of selecting
+    /// other records.</param>
     /// <returns>The number of records read from the input and the number written.</returns>
     /// <exception cref="InvalidOperationException">The input does not match the scores (too few records, a chosen record unreadable, count mismatch).</exception>
     public static (long Read, long Written) Copy(string inputPath, IReadOnlyList<long> selectedIndices, Stream output,
-        long? expectedRecordCount = null, RecordFieldOptions? fields = null, int maxLineBytes = CorpusReader.DefaultMaxLineBytes)
+        long? expectedRecordCount = null, RecordFieldOptions? fields = null, int maxLineBytes = CorpusReader.DefaultMaxLineBytes,
+        Func<long, ulong?>? expectedHash = null)
     {
         ArgumentNullException.ThrowIfNull(selectedIndices);
         ArgumentNullException.ThrowIfNull(output);
@@ -36,6 +40,9 @@ public static class SelectionCopier
         foreach (RawRecord raw in CorpusReader.Open(inputPath, fields, maxLineBytes))
         {
             read++;
+            if (expectedHash?.Invoke(raw.Index) is { } want && Fnv1a64.Hash(raw.Line.Span) is var have && have != want)
+                throw new InvalidOperationException(
+                    $"record {raw.Index} of {name} is not the record that was scored (its hash {have:x16}, the scores' input_hash {want:x16}); give the input the scores were computed from");
             if (next < selectedIndices.Count && raw.Index == selectedIndices[next])
             {
                 if (raw.Error is not null)

@@ -89,6 +89,9 @@ public sealed class CpuForward
     /// <summary>Whether dot products run on 512-bit lanes (<see cref="CpuMath.Fast"/> on an AVX-512 processor).</summary>
     internal bool Wide { get; }
 
+    /// <summary>Whether <see cref="CpuMath.Fast"/> runs on 512-bit lanes on this processor (it then sums in another order than <see cref="CpuMath.Exact"/>).</summary>
+    public static bool FastUsesWideLanes => CpuKernels.Wide;
+
     /// <summary>Most threads one call uses.</summary>
     public int MaxThreads { get; }
 

@@ -97,7 +97,7 @@ public class BenchCommandTests
 
         // The same random model and samples, scored directly.
         var weights = RandomModel.Create(RandomModel.Shape("tiny", contextLength: 32768), 1234);
-        var forward = new CpuForward(weights, 2);
+        var forward = new CpuForward(weights, 2, CpuMath.Fast);
         var samples = BenchSamples.Synthetic(3, 2400, weights.Config.VocabSize, 11);
         var ladm = new RecordScorer(new ScoreSettings { Method = ScoreMethod.Ladm, Window = 2400, DAfs = 2, DCds = 2 }, new CpuLadmProbe(forward), null);
         var prolong = new RecordScorer(new ScoreSettings { Method = ScoreMethod.ProLong, Window = 2400, Pairs = 40 }, null, new CpuProLongProbe(forward));
@@ -207,7 +207,7 @@ public class BenchCommandTests
 
     [TestCase("--ladm-settings", "4-4", "d_afs:d_cds")]
     [TestCase("--methods", "ladm,bogus", "'bogus' is not a method")]
-    [TestCase("--samples", "0", "--samples must be between")]
+    [TestCase("--samples", "0", "--samples '0' is not a whole number in range (valid: 1..100000)")]
     [TestCase("--device", "cuda:0,1", "one device")]
     public void BadOptions_AreUsageErrors(string option, string value, string message)
     {

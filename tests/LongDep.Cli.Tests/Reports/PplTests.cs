@@ -41,7 +41,7 @@ public class PplTests
     /// </summary>
     private static (double Ppl, int Samples, int Skipped) Reference(LoadedModel model, IEnumerable<int[]> samples, int w, bool floatExp)
     {
-        var forward = new CpuForward(model.Weights, 1);
+        var forward = new CpuForward(model.Weights, 1, CpuMath.Fast);
         int vocab = model.Config.VocabSize, count = 0, skipped = 0;
         double sum = 0;
         var e = new float[vocab];
@@ -178,7 +178,7 @@ public class PplTests
         // A backend that doubles the CPU NLLs: its perplexity is the square of the CPU one for a single sample.
         var root = new System.CommandLine.RootCommand("t")
         {
-            PplCommand.Create((device, model) => device == "fake:0" ? new Doubled(new CpuSequenceNll(new CpuForward(model.Weights, 1))) : null),
+            PplCommand.Create((device, model) => device == "fake:0" ? new Doubled(new CpuSequenceNll(new CpuForward(model.Weights, 1, CpuMath.Fast))) : null),
         };
         string json = _dir.File("fake.json"), jsonCpu = _dir.File("cpu.json");
         var config = new System.CommandLine.InvocationConfiguration { EnableDefaultExceptionHandler = false, Output = new StringWriter(), Error = new StringWriter() };

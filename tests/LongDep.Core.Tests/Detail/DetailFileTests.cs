@@ -151,17 +151,20 @@ public class DetailFileTests
         byte[] file = File.ReadAllBytes(path);
 
         Assert.That(Encoding.ASCII.GetString(file, 0, 4), Is.EqualTo("LDDT"));
-        Assert.That(BinaryPrimitives.ReadUInt16LittleEndian(file.AsSpan(4)), Is.EqualTo(1));
-        int bodyLength = (int)BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(8));
-        Assert.That(file.Length, Is.EqualTo(8 + 4 + bodyLength + 4), "one frame: length, body, CRC");
-        byte[] body = file.AsSpan(12, bodyLength).ToArray();
+        Assert.That(BinaryPrimitives.ReadUInt16LittleEndian(file.AsSpan(4)), Is.EqualTo(2));
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(8)), Is.EqualTo(0), "no settings given: an empty settings block");
+        Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(12)), Is.EqualTo(Crc32.Compute([])));
+        file = file[16..]; // the frame follows the 16-byte header
+        int bodyLength = (int)BinaryPrimitives.ReadUInt32LittleEndian(file);
+        Assert.That(file.Length, Is.EqualTo(4 + bodyLength + 4), "one frame: length, body, CRC");
+        byte[] body = file.AsSpan(4, bodyLength).ToArray();
         Assert.Multiple(() =>
         {
             Assert.That(BinaryPrimitives.ReadInt64LittleEndian(body), Is.EqualTo(42));
             Assert.That(body[8], Is.EqualTo(2), "method byte: prolong");
             Assert.That(body[9], Is.EqualTo(0), "status byte: ok");
             Assert.That(BinaryPrimitives.ReadDoubleLittleEndian(body.AsSpan(12)), Is.EqualTo(outcome.Record.Score));
-            Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(12 + bodyLength)), Is.EqualTo(Crc32.Compute(body)));
+            Assert.That(BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(4 + bodyLength)), Is.EqualTo(Crc32.Compute(body)));
         });
 
         // Decompress by hand and parse the payload with the documented layout.
@@ -320,13 +323,13 @@ public class DetailFileTests
         using (var w = new DetailWriter(path, DetailTestData.ProLongSettings, append: false))
             for (int i = 0; i < 3; i++) w.Write(DetailTestData.ProLong(i, 5, i));
         byte[] bytes = File.ReadAllBytes(path);
-        bytes[8 + 4 + 8] = 77; // method byte of the first frame
+        bytes[16 + 4 + 8] = 77; // method byte of the first frame (after the 16-byte header of a file without settings)
         File.WriteAllBytes(path, bytes);
 
         using (var reader = DetailReader.Open(path))
         {
             var e = Assert.Throws<CorpusFormatException>(() => reader.Entries().ToList())!;
-            Assert.That(e.Message, Does.Contain("damaged at byte 8").And.Contain("method byte is 77"));
+            Assert.That(e.Message, Does.Contain("damaged at byte 16").And.Contain("method byte is 77"));
         }
         Assert.Throws<CorpusFormatException>(() => new DetailWriter(path, DetailTestData.ProLongSettings).Dispose());
         Assert.That(File.ReadAllBytes(path), Is.EqualTo(bytes), "a damaged file is left as it is");
