@@ -64,7 +64,7 @@ public class EndToEndTests
         var loaded = ModelLoader.Load(model);
         string text = System.Text.Json.JsonDocument.Parse(File.ReadLines(corpus).ElementAt(2)).RootElement.GetProperty("text").GetString()!;
         int[] tokens = loaded.Tokenizer!.Encode(text, addBos: false);
-        var forward = new CpuForward(loaded.Weights);
+        var forward = new CpuForward(loaded.Weights, 0, CpuMath.Fast);
         int t = Math.Min(tokens.Length, 2048);
         var schedule = LadmSchedule.Create(t, 16, 4, 4);
         double cds = Ladm.Cds(new CpuLadmProbe(forward).Measure(tokens.AsSpan(0, t), schedule), LadmAblation.None).Cds;
