@@ -62,7 +62,7 @@ public static class DeviceMemoryPlan
         long embeddings = (c.TiedEmbedding ? 1L : 2L) * c.VocabSize * e
             + (c.Positions == PositionKind.Learned ? (long)c.PositionRows * c.Dim : 0)
             + (c.HasProjections ? 2L * c.Dim * e : 0);
-        return 4 * (layer + embeddings + norm);
+        return 4 * (layer + embeddings + (c.FinalNorm ? norm : 0));
     }
 
     /// <summary>Zero weights of <paramref name="config"/>'s shapes; every layer shares one set of arrays (only the shapes matter here).</summary>
