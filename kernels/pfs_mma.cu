@@ -6,9 +6,10 @@
 // log2 units (exp2). Both passes round the same inputs the same way, so a row's probabilities still sum
 // to 1 up to float32 accumulation.
 //
-// Sliding windows (window > 0, as in pfs.cu: row t sees key s only when t - s < window) are masked in both passes; pass 1
-// skips key tiles wholly before a block's earliest window and pass 2 the row tiles that see none of a warp's keys (an
-// all-masked tile changes nothing). Soft-capped scores have no tensor-core form: the host runs such models on pfs.cu.
+// Sliding windows (window > 0, as in pfs.cu: row t sees key s only when t - s < window) are masked in both passes (but
+// the wide pass 2, which the host runs only without one); pass 1 skips key tiles wholly before a block's earliest window
+// and pass 2 the row tiles that see none of a warp's keys (an all-masked tile changes nothing). Soft-capped scores have no
+// tensor-core form: the host runs such models on pfs.cu.
 #include "mma.cuh"
 
 namespace {
@@ -319,8 +320,16 @@ __device__ __forceinline__ void pfs_stage_queries(__half* qs, float* rm, float* 
 }
 
 // Pass 2: adds the probabilities of S^T's accumulator tile (c0 = (keyA, row r), c1 = (keyA, r + 1), c2 = (keyB, r),
-// c3 = (keyB, r + 1), r = staged row) to this thread's key columns A and B; only staged rows below limA see key A
-// (limB: key B), the rest of a window's rows add nothing (their statistics may be -inf and 1 / 0: not read).
+// c3 = (keyB, r + 1), r = staged row) to this thread's key columns A and B.
+__device__ __forceinline__ void pfs_mass_accumulate(const float (&acc)[4], const float* rm, const float* ri, int r, float& colA,
+                                                    float& colB)
+{
+    colA += exp2f(acc[0] - rm[r]) * ri[r] + exp2f(acc[1] - rm[r + 1]) * ri[r + 1];
+    colB += exp2f(acc[2] - rm[r]) * ri[r] + exp2f(acc[3] - rm[r + 1]) * ri[r + 1];
+}
+
+// The same with a sliding window: only staged rows below limA see key A (limB: key B); the rest add nothing (a row that
+// sees none of the span's keys has statistics -inf and 1 / 0: not read).
 __device__ __forceinline__ void pfs_mass_accumulate(const float (&acc)[4], const float* rm, const float* ri, int r, int limA,
                                                     int limB, float& colA, float& colB)
 {
@@ -351,9 +360,10 @@ __device__ __forceinline__ void pfs_store_columns(float* col, size_t at, int key
 // same for either M.
 // The block takes the span's listed key tiles (pfs.cu: tileList) 8 M at a time, warp w tiles 8 M b + M w ...; a warp
 // past the span's last tile only helps stage the query rows.
+// Windowed: whether the kernel takes a sliding window (window > 0); without, the row limits are not compiled at all.
 // Launch: grid = (ceil(most tiles of a span / (8 M)), nSpans) (without a list: ceil(maxStart / (128 M))), block.x = 256,
 // dynamic shared memory = (64 * (D + 8) * 2 + 2 * 64 * 4) bytes.
-template <int D, int M>
+template <int D, int M, bool Windowed>
 __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict__ q, const float* __restrict__ k,
                                                          const int* spanStart, const int* spanEnd,
                                                          const float* rowMax, const float* rowSum, float* col,
@@ -391,11 +401,11 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
     float colA[M], colB[M];
 #pragma unroll
     for (int m = 0; m < M; ++m) colA[m] = colB[m] = 0.0f;
-    // With a window, row t sees key s only when t < s + window: the rows from keyEnd on see none of this warp's keys.
-    int lastKey = 0;
-#pragma unroll
-    for (int m = 0; m < M; ++m) lastKey = max(lastKey, 16 * tile[m] + 15);
-    const long long keyEnd = window > 0 ? (long long)lastKey + window : (long long)start + len;
+    // With a window, row start + rt + r of the span sees key s only when start + rt + r < s + window: staged row r sees
+    // key s when r < s + shift, shift = window - start - rt (without a window shift is 2^30: every row sees every key; the
+    // host keeps windows below 2^28, so these sums stay in range). Recomputed per row tile rather than kept per key: the
+    // wide kernel's registers are at the limit of 3 blocks an SM.
+    constexpr int kEveryRow = 1 << 30;
 
     for (int kvh = 0; kvh < kvHeads; ++kvh)
     {
@@ -417,7 +427,10 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
                 __syncthreads(); // the previous row tile is consumed
                 pfs_stage_queries<D>(qs, rm, ri, q, rowMax, rowSum, start, rt, len, statAt, qStride, h, qScale);
                 __syncthreads();
-                if (!active || start + rt >= keyEnd) continue; // uniform per warp: no staged row sees the warp's keys
+                const int shift = Windowed && window > 0 ? window - start - rt : kEveryRow;
+                if (!active) continue;
+                // uniform per warp: no staged row sees the warp's keys (its last is 16 max(tile) + 15)
+                if (Windowed && 16 * max(tile[0], tile[M - 1]) + 15 + shift <= 0) continue;
 
                 const int rows = min(kPfsTcRowTile, len - rt);
 #pragma unroll 2
@@ -456,11 +469,11 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
 #pragma unroll
                     for (int m = 0; m < M; ++m)
                     {
-                        // staged rows below lim see the key: start + rt + r < key + window
-                        const int keyA = 16 * tile[m] + g;
-                        const int limA = window > 0 ? keyA + window - (start + rt) : kPfsTcRowTile;
-                        const int limB = window > 0 ? keyA + 8 + window - (start + rt) : kPfsTcRowTile;
-                        pfs_mass_accumulate(acc[m], rm, ri, nr * 8 + 2 * tq, limA, limB, colA[m], colB[m]);
+                        if constexpr (Windowed)
+                            pfs_mass_accumulate(acc[m], rm, ri, nr * 8 + 2 * tq, 16 * tile[m] + g + shift, 16 * tile[m] + g + 8 + shift,
+                                                colA[m], colB[m]);
+                        else
+                            pfs_mass_accumulate(acc[m], rm, ri, nr * 8 + 2 * tq, colA[m], colB[m]);
                     }
                 }
             }
@@ -519,19 +532,20 @@ extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64(
     float scale, int window)
 {
     if (headDim != 64) return;
-    pfs_column_mass_mma_impl<64, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
+    pfs_column_mass_mma_impl<64, 1, true>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
                                          heads, kvHeads, scale, window);
 }
 
-// As pfs_column_mass_mma64, launched on grid (ceil(maxStart / 256), nSpans).
+// As pfs_column_mass_mma64 without a window, launched on grid (ceil(maxStart / 256), nSpans): the window's per-key row
+// limits would take this kernel past 80 registers (3 blocks an SM); a windowed layer's pass 2 runs pfs_column_mass_mma64.
 extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64_wide(
     const float* q, const float* k, const int* spanStart, const int* spanEnd, const float* rowMax, const float* rowSum,
     float* col, const int* tileList, int tileStride, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim,
-    float scale, int window)
+    float scale)
 {
     if (headDim != 64) return;
-    pfs_column_mass_mma_impl<64, 2>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
-                                         heads, kvHeads, scale, window);
+    pfs_column_mass_mma_impl<64, 2, false>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
+                                         heads, kvHeads, scale, 0);
 }
 
 extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma128(
@@ -549,6 +563,6 @@ extern "C" __global__ __launch_bounds__(256, 3) void pfs_column_mass_mma128(
     float scale, int window)
 {
     if (headDim != 128) return;
-    pfs_column_mass_mma_impl<128, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
+    pfs_column_mass_mma_impl<128, 1, true>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
                                          heads, kvHeads, scale, window);
 }

@@ -107,8 +107,9 @@ public static class KernelNames
     // a GQA group (8 warps, grid.y = heads / 2).
     public static readonly KernelSpec PfsRowStatsMma64Kv16Wide = new("pfs_row_stats_mma64_kv16_wide", "ppppppiiiiifi");
     public static readonly KernelSpec PfsRowStatsMma64Kv16Wide8 = new("pfs_row_stats_mma64_kv16_wide8", "ppppppiiiiifi");
-    // Pass 2 for head dimension 64 with 32 key columns per warp (256-key blocks, ldmatrix): same parameters and outputs.
-    public static readonly KernelSpec PfsColumnMassMma64Wide = new("pfs_column_mass_mma64_wide", "ppppppppiiiiiiifi");
+    // Pass 2 for head dimension 64 with 32 key columns per warp (256-key blocks, ldmatrix): same outputs, no window (a
+    // windowed layer's pass 2 runs pfs_column_mass_mma64).
+    public static readonly KernelSpec PfsColumnMassMma64Wide = new("pfs_column_mass_mma64_wide", "ppppppppiiiiiiif");
     public static readonly KernelSpec PfsColumnMassMma64 = new("pfs_column_mass_mma64", "ppppppppiiiiiiifi");
     public static readonly KernelSpec PfsColumnMassMma128 = new("pfs_column_mass_mma128", "ppppppppiiiiiiifi");
 

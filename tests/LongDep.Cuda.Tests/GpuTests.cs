@@ -242,7 +242,7 @@ public class GpuTests
     {
         var log = new StringWriter();
         bool ok = CudaSelfTest.Run(Gpu.Backend, log, new SelfTestOptions { Quick = true },
-            w => new ReferenceLadmProbe(w), w => new ReferenceProLongProbe(w));
+            ReferenceProbes.Ladm, ReferenceProbes.ProLong);
         TestContext.Out.WriteLine(log.ToString());
         Assert.That(ok, Is.True);
     }

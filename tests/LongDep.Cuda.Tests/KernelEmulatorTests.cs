@@ -216,7 +216,7 @@ public class KernelEmulatorTests
         using var backend = new SimulatedBackend(emulator: Emulator());
         var log = new StringWriter();
         bool ok = CudaSelfTest.Run(backend, log, new SelfTestOptions { Quick = true },
-            w => new ReferenceLadmProbe(w), w => new ReferenceProLongProbe(w));
+            ReferenceProbes.Ladm, ReferenceProbes.ProLong);
         string text = log.ToString();
         TestContext.Out.WriteLine(text);
         Assert.That(ok, Is.True, text);

@@ -48,6 +48,7 @@ public static class InspectCommand
             var types = d.Tensors.GroupBy(x => x.TypeName).Select(g => $"{g.Key}×{g.Count()}");
             Row("tensors", $"{d.Tensors.Count} ({string.Join(", ", types)})");
             Row("weights at f16", Gib(MemoryEstimate.WeightBytesF16(c)));
+            Row("device paths", Cuda.CudaModel.DevicePaths(c));
             foreach (var (label, value) in GpuMemoryRows(c, t, pairCount, batch)) Row(label, value);
             Row("tokenizer", d.Tokenizer is { } tok ? $"{tok.Kind}, {tok.VocabSize:N0} tokens, BOS {tok.BosId?.ToString(CultureInfo.InvariantCulture) ?? "none"}, EOS {tok.EosId?.ToString(CultureInfo.InvariantCulture) ?? "none"}" : $"none ({d.TokenizerProblem})");
             AnsiConsole.Write(table);
@@ -75,6 +76,7 @@ public static class InspectCommand
     private static IEnumerable<(string, string)> GpuMemoryRows(ModelConfig c, int t, int pairs, int pairBatch)
     {
         const string extra = "+ CUDA context and cuBLAS workspace";
+        if (Cuda.CudaModel.Unsupported(c) is not null) yield break; // the GPU cannot run it (see "device paths")
         if (Cuda.DeviceMemoryPlan.PlaceholderHostBytes(c) > 4L << 30 || t < 2 * 128 + 1)
         {
             yield return ($"GPU memory, one LADM pass at T={t:N0}", $"{Gib(MemoryEstimate.LadmGpuBytes(c, t))} (weights f16 + activations, estimate)");
@@ -88,7 +90,7 @@ public static class InspectCommand
                 ? $"none: T is below the {minimum:N0} tokens LADM's default schedule needs"
                 : $"{Gib(Cuda.DeviceMemoryPlan.Ladm(c, t))} engine buffers {extra}";
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or NotSupportedException)
         {
             ladm = $"not counted: {e.Message}";
         }
@@ -98,7 +100,7 @@ public static class InspectCommand
         {
             proLong = $"{Gib(Cuda.DeviceMemoryPlan.ProLong(c, chunks, 128, usable, proLongOptions: new Cuda.CudaProLongOptions { PairBatch = pairBatch }))} engine buffers {extra}";
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or NotSupportedException)
         {
             proLong = $"not counted: {e.Message}";
         }

@@ -36,6 +36,8 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     public const int RowBlock = 256;
     /// <summary>Largest head dimension the attention and PFS kernels support.</summary>
     public const int MaxHeadDim = 256;
+    /// <summary>Largest sliding window the kernels take (their key + window sums stay in int32); a longer one masks nothing.</summary>
+    public const int MaxWindow = 1 << 28;
 
     public static int AttentionSharedBytes(int headDim) => (32 * (headDim + 1) + 32 * headDim + 16 * headDim) * sizeof(float);
     public static int PfsRowStatsSharedBytes(int headDim) => (32 * (headDim + 1) + 16 * headDim) * sizeof(float);
@@ -58,9 +60,14 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     public KernelSpec PfsRowStatsKernel(int headDim) => UsesWideKernels(headDim) ? KernelNames.PfsRowStatsMma64Wide
         : UsesTensorCores(headDim) ? KernelNames.PfsRowStatsMma(headDim) : KernelNames.PfsRowStats;
 
-    /// <summary>The PFS pass-2 kernel <see cref="PfsColumnMass"/> launches for this head dimension.</summary>
-    public KernelSpec PfsColumnMassKernel(int headDim) => UsesWideKernels(headDim) ? KernelNames.PfsColumnMassMma64Wide
+    /// <summary>
+    /// The PFS pass-2 kernel <see cref="PfsColumnMass"/> launches for this head dimension, with a sliding window of
+    /// <paramref name="window"/> keys (0: none; the wide kernel has no windowed form).
+    /// </summary>
+    public KernelSpec PfsColumnMassKernel(int headDim, int window = 0) => UsesWidePassTwo(headDim, window) ? KernelNames.PfsColumnMassMma64Wide
         : UsesTensorCores(headDim) ? KernelNames.PfsColumnMassMma(headDim) : KernelNames.PfsColumnMass;
+
+    private bool UsesWidePassTwo(int headDim, int window) => window == 0 && UsesWideKernels(headDim);
 
     private static void Aligned8(DevicePtr p, string name)
     {
@@ -300,7 +307,8 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
     {
         var sc = scores ?? ScoreOptions.Plain(headDim);
         if (!(sc.Scale > 0) || !float.IsFinite(sc.Scale)) throw new ArgumentOutOfRangeException(nameof(scores), sc.Scale, "the score scale must be positive");
-        if (sc.Window < 0) throw new ArgumentOutOfRangeException(nameof(scores), sc.Window, "the sliding window must be positive (0: none)");
+        if (sc.Window is < 0 or > MaxWindow)
+            throw new ArgumentOutOfRangeException(nameof(scores), sc.Window, $"the sliding window must be from 1 to {MaxWindow} keys (0: none)");
         if (!(sc.SoftCap >= 0) || !float.IsFinite(sc.SoftCap)) throw new ArgumentOutOfRangeException(nameof(scores), sc.SoftCap, "the soft-cap must be positive (0: none)");
         if (sc.SoftCap > 0 && UsesTensorCores(headDim))
             throw new NotSupportedException("soft-capped attention scores have no tensor-core kernels; run the model on the simple kernel set");
@@ -424,11 +432,15 @@ internal sealed class KernelOps(GpuBackend backend, AttentionKernels kernels = A
         bool tensor = UsesTensorCores(headDim);
         if (tensor) { Aligned8(q, nameof(q)); Aligned8(k, nameof(k)); }
         // tiles a block: 4 (64 keys, scalar), 8 (one per warp), 16 (two per warp, the wide kernel)
-        int blockTiles = !tensor ? 4 : UsesWideKernels(headDim) ? 16 : 8;
+        bool wide = UsesWidePassTwo(headDim, sc.Window);
+        int blockTiles = !tensor ? 4 : wide ? 16 : 8;
         var grid = new Dim3((uint)((tiles + blockTiles - 1) / blockTiles), (uint)nSpans);
         int stride = tileList.IsNull ? 0 : tileStride;
-        if (tensor)
-            Backend.Launch(PfsColumnMassKernel(headDim), grid, 256, PfsColumnMassMmaSharedBytes(headDim),
+        if (wide)
+            Backend.Launch(KernelNames.PfsColumnMassMma64Wide, grid, 256, PfsColumnMassMmaSharedBytes(headDim),
+                [q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, stride, nSpans, maxSpanLen, T, heads, kvHeads, headDim, sc.Scale]);
+        else if (tensor)
+            Backend.Launch(PfsColumnMassKernel(headDim, sc.Window), grid, 256, PfsColumnMassMmaSharedBytes(headDim),
                 [q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, stride, nSpans, maxSpanLen, T, heads, kvHeads, headDim, sc.Scale,
                  sc.Window]);
         else

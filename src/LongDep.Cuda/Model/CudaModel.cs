@@ -343,7 +343,9 @@ public sealed class CudaModel : IDisposable
         // A model that scales its queries (OPT) has them scaled in the kernels' staging (the same q · scale the CPU forms),
         // or by the q norm when the queries are normed afterwards.
         float scale = c.ScaleQueries && c.QkNorm ? 1f : c.ScoreScale;
-        return new ScoreOptions(scale, c.WindowOf(layer) ?? 0, c.AttentionSoftCap ?? 0f);
+        // A window longer than any sequence the kernels take masks nothing.
+        int window = c.WindowOf(layer) is int w && w <= KernelOps.MaxWindow ? w : 0;
+        return new ScoreOptions(scale, window, c.AttentionSoftCap ?? 0f);
     }
 
     /// <summary>Address of row <paramref name="row"/> of a [*, width] matrix of <see cref="Precision"/> elements.</summary>

@@ -656,7 +656,7 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         int needShared = tensorCoreDim > 0 ? 64 * (d + 8) * 2 + 2 * 64 * 4 : (64 * (d + 1) + 16 * d + 4 * 64) * 4;
         Need(a.Kernel, sharedBytes >= needShared, $"shared memory {sharedBytes} < {needShared}");
         var (q, k) = PfsInputs(a, lastRow, heads, kvHeads, d, a.Float(15), tensorCoreDim);
-        int window = a.Int(16);
+        int window = a.Kernel.ParameterCount > 16 ? a.Int(16) : 0; // the wide kernel has no window
         float softCap = tensorCoreDim > 0 ? 0f : a.Float(17);
         Need(a.Kernel, window >= 0 && softCap >= 0, $"window {window} and soft-cap {softCap} must not be negative");
         PfsTwin.ColumnMass(q, k, starts, ends,
