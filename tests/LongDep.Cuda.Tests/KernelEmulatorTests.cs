@@ -80,6 +80,12 @@ public class KernelEmulatorTests
         using var backend = new SimulatedBackend(emulator: Emulator());
         AllPass(new KernelChecks(backend).All());
         Assert.That(backend.Launches.Keys, Does.Contain("attention_fwd_f16").And.Contain("pfs_column_mass").And.Contain("loss_segment_sum"));
+        // every family's operations, each from its source
+        Assert.That(backend.Launches.Keys, Is.SupersetOf(new[]
+        {
+            "layernorm_f32", "layernorm_f16", "layernorm_bf16", "rmsnorm_add_f32", "qk_rmsnorm", "embed_add_positions",
+            "geglu_tanh_f32", "geglu_tanh_f16", "geglu_tanh_bf16", "bias_relu_f32", "bias_relu_f16", "bias_relu_bf16",
+        }));
     }
 
     [Test]
