@@ -224,6 +224,23 @@ public class FamilyProbeTests
     }
 
     [Test]
+    public void AWindowLongerThanTheKernelsTake_MasksNothing()
+    {
+        // Past KernelOps.MaxWindow the kernels' key + window sums would leave int32: such a window is no window, as on the CPU.
+        var config = Config("tiny-mistral, window 16") with { SlidingWindow = int.MaxValue };
+        using var backend = new SimulatedBackend();
+        using var model = new CudaModel(backend, RandomModel.Create(config, 6), new CudaModelOptions { Precision = CudaPrecision.F32 });
+        Assert.That(model.Scores(0).Window, Is.Zero);
+        using (var longest = new CudaModel(backend, RandomModel.Create(config with { SlidingWindow = KernelOps.MaxWindow }, 6), new CudaModelOptions()))
+            Assert.That(longest.Scores(1).Window, Is.EqualTo(KernelOps.MaxWindow));
+        using var probe = new CudaLadmProbe(model);
+        var tokens = CudaSelfTest.RandomTokens(Schedule.T, config.VocabSize, 6);
+        var gpu = probe.Measure(tokens, Schedule).Pfs.SelectMany(l => l.SelectMany(s => s)).ToArray();
+        var cpu = new CpuLadmProbe(new CpuForward(RandomModel.Create(config, 6))).Measure(tokens, Schedule).Pfs.SelectMany(l => l.SelectMany(s => s)).ToArray();
+        Assert.That(gpu, Is.EqualTo(cpu).Within(1e-3).Percent);
+    }
+
+    [Test]
     public void LengthDependentRope_UploadsTheTablesOfEachLength()
     {
         // Dynamic NTK past the original context: the frequencies follow the sequence length, as on the CPU.

@@ -76,7 +76,7 @@ public sealed class CudaLadmProbe : ILadmProbe
         TokenChecks.CheckTokens(tokens, c.VocabSize, "sample");
         model.CheckPositions(T, "a shorter --window");
         var plan = SpanPlan.Build(spans, T, options.ColumnBufferBytes);
-        var windows = Enumerable.Range(0, c.Layers).Select(l => c.WindowOf(l) ?? 0).Distinct().ToArray();
+        var windows = Enumerable.Range(0, c.Layers).Select(l => model.Scores(l).Window).Distinct().ToArray();
 
         var backend = model.Backend;
         var ops = model.Ops;
