@@ -11,6 +11,9 @@
 //   prefix rows 0 .. prefixLen - 1, then own rows 0 .. t                (a "virtual" key index kk
 //   runs over both: kk < prefixLen is a prefix row, kk >= prefixLen is own row kk - prefixLen).
 // With prefixLen = 0 the prefix pointers and prefixStart are not read (they may be null).
+// The model's score extras: window > 0 is a sliding window (query t, at virtual index prefixLen + t, sees only keys kk
+// with prefixLen + t - kk < window; key tiles wholly before the block's earliest window are skipped), softCap > 0 turns
+// each scaled score z into softCap * tanh(z / softCap) before the softmax (Gemma 2). 0 for either: none.
 //
 // Launch: grid = (ceil(seqLen / 16), heads, nSeq), block.x = 128 (4 warps x 4 query rows),
 //         dynamic shared memory = attention_smem_bytes(headDim) = (32*(headDim+1) + 32*headDim + 16*headDim) * 4.
@@ -29,7 +32,8 @@ template <typename T>
 __device__ __forceinline__ void attention_fwd_impl(
     const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
     const float* __restrict__ kPrefix, const float* __restrict__ vPrefix, const int* __restrict__ prefixStart,
-    T* __restrict__ out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale)
+    T* __restrict__ out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale, int window,
+    float softCap)
 {
     const int seq = blockIdx.z;
     const int head = blockIdx.y;
@@ -73,9 +77,12 @@ __device__ __forceinline__ void attention_fwd_impl(
 
     const int tLast = min(t0 + kAttBlockRows, seqLen) - 1;
     const int keyCount = prefixLen + tLast + 1; // virtual keys [0, keyCount) cover every row of the block
+    // With a window the block's first row sees keys from prefixLen + t0 - window + 1 on; earlier tiles are all masked.
+    const int keyFirst = window > 0 ? max(0, prefixLen + t0 - window + 1) / kAttBlockKeys * kAttBlockKeys : 0;
+    const float capInv = softCap > 0.0f ? 1.0f / softCap : 0.0f;
     __syncthreads();
 
-    for (int kb = 0; kb < keyCount; kb += kAttBlockKeys)
+    for (int kb = keyFirst; kb < keyCount; kb += kAttBlockKeys)
     {
         for (int idx = threadIdx.x; idx < kAttBlockKeys * d; idx += blockDim.x)
         {
@@ -120,8 +127,9 @@ __device__ __forceinline__ void attention_fwd_impl(
         for (int i = 0; i < kAttRowsPerWarp; ++i)
         {
             const int t = t0 + warp * kAttRowsPerWarp + i;
-            const bool valid = t < seqLen && kk < keyCount && kk <= prefixLen + t;
-            const float score = valid ? s[i] : longdep::neg_inf();
+            const bool valid = t < seqLen && kk < keyCount && kk <= prefixLen + t && (window <= 0 || kk > prefixLen + t - window);
+            const float z = softCap > 0.0f ? softCap * tanhf(s[i] * capInv) : s[i];
+            const float score = valid ? z : longdep::neg_inf();
             const float mNew = fmaxf(m[i], longdep::warp_max(score));
             const float p = valid ? expf(score - mNew) : 0.0f;
             const float alpha = m[i] == longdep::neg_inf() ? 0.0f : expf(m[i] - mNew);
@@ -161,24 +169,24 @@ __device__ __forceinline__ void attention_fwd_impl(
 
 extern "C" __global__ void attention_fwd_f32(const float* q, const float* k, const float* v, const float* kPrefix,
                                       const float* vPrefix, const int* prefixStart, float* out, int nSeq, int seqLen,
-                                      int prefixLen, int heads, int kvHeads, int headDim, float scale)
+                                      int prefixLen, int heads, int kvHeads, int headDim, float scale, int window, float softCap)
 {
     attention_fwd_impl<float>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads,
-                            headDim, scale);
+                            headDim, scale, window, softCap);
 }
 
 extern "C" __global__ void attention_fwd_f16(const float* q, const float* k, const float* v, const float* kPrefix,
                                       const float* vPrefix, const int* prefixStart, __half* out, int nSeq, int seqLen,
-                                      int prefixLen, int heads, int kvHeads, int headDim, float scale)
+                                      int prefixLen, int heads, int kvHeads, int headDim, float scale, int window, float softCap)
 {
     attention_fwd_impl<__half>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads,
-                            headDim, scale);
+                            headDim, scale, window, softCap);
 }
 
 extern "C" __global__ void attention_fwd_bf16(const float* q, const float* k, const float* v, const float* kPrefix,
                                       const float* vPrefix, const int* prefixStart, __nv_bfloat16* out, int nSeq, int seqLen,
-                                      int prefixLen, int heads, int kvHeads, int headDim, float scale)
+                                      int prefixLen, int heads, int kvHeads, int headDim, float scale, int window, float softCap)
 {
     attention_fwd_impl<__nv_bfloat16>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads,
-                            headDim, scale);
+                            headDim, scale, window, softCap);
 }

@@ -9,6 +9,11 @@
 // maxima and O accumulate in float32. The self-test compares against the float64-accumulating twin with
 // f16-rounded inputs.
 //
+// Sliding windows (window > 0, as in attention.cu: row t sees key kk only when prefixLen + t - kk < window) are masked here
+// too, and key tiles wholly before a block's (or, in the wide kernels, a warp's) earliest window are skipped: a tile in
+// which every key is masked changes neither O nor the row sums, so the outputs are those of the masked full loop.
+// Soft-capped scores (Gemma 2) have no tensor-core form: the host runs such models on the scalar kernels.
+//
 // Launch: grid = (ceil(seqLen / 64), heads, nSeq), block.x = 128 (4 warps x 16 rows),
 //         dynamic shared memory = attention_mma_smem_bytes(D) = (64 * (D + 8) + D * 72) * 2 bytes.
 //         Blocks run the longest (latest) query tiles first. q, k, v, kPrefix, vPrefix 8-byte aligned.
@@ -43,12 +48,16 @@ __device__ __forceinline__ void attention_mma_begin(const float* q, size_t seqRo
     for (int nd = 0; nd < D / 8; ++nd) o[nd][0] = o[nd][1] = o[nd][2] = o[nd][3] = 0.0f;
 }
 
-// The causal and end-of-keys mask of one 64-key tile of scores (key kb + j is visible to row r when kb + j < keyCount
-// and kb + j <= prefixLen + r) for this thread's rows A (c0, c1) and B (c2, c3).
+// The causal, window and end-of-keys mask of one 64-key tile of scores (key kb + j is visible to row r when
+// kb + j < keyCount, kb + j <= prefixLen + r and, with a window, kb + j > prefixLen + r - window) for this thread's
+// rows A (c0, c1) and B (c2, c3).
 __device__ __forceinline__ void attention_mask(float (&s)[kTcKeys / 8][4], int kb, int keyCount, int prefixLen, int rowA,
-                                               int rowB)
+                                               int rowB, int window)
 {
     const int tq = threadIdx.x & 3;
+    // first visible key of rows A and B (0 without a window)
+    const int firstA = window > 0 ? prefixLen + rowA - window + 1 : 0;
+    const int firstB = window > 0 ? prefixLen + rowB - window + 1 : 0;
 #pragma unroll
     for (int nt = 0; nt < kTcKeys / 8; ++nt)
     {
@@ -56,8 +65,8 @@ __device__ __forceinline__ void attention_mask(float (&s)[kTcKeys / 8][4], int k
         for (int e = 0; e < 2; ++e)
         {
             const int key = kb + nt * 8 + 2 * tq + e;
-            if (key >= keyCount || key > prefixLen + rowA) s[nt][e] = longdep::neg_inf();
-            if (key >= keyCount || key > prefixLen + rowB) s[nt][2 + e] = longdep::neg_inf();
+            if (key >= keyCount || key > prefixLen + rowA || key < firstA) s[nt][e] = longdep::neg_inf();
+            if (key >= keyCount || key > prefixLen + rowB || key < firstB) s[nt][2 + e] = longdep::neg_inf();
         }
     }
 }
@@ -114,12 +123,13 @@ __device__ __forceinline__ void attention_p_fragment(const float (&s)[kTcKeys / 
 }
 
 // One 64-key tile staged in shared memory (ks [64][D + 8] key j, dim c; vt [D][64 + 8] dim c, key j) for the warp's
-// 16 rows: S = Q.K^T, causal and end-of-keys mask, online softmax, O += P.V. Keys are virtual indices (prefix first):
-// key kb + j is visible to row r when kb + j < keyCount and kb + j <= prefixLen + r.
+// 16 rows: S = Q.K^T, causal, window and end-of-keys mask, online softmax, O += P.V. Keys are virtual indices (prefix
+// first): key kb + j is visible to row r when kb + j < keyCount, kb + j <= prefixLen + r and (window > 0)
+// kb + j > prefixLen + r - window.
 template <int D>
 __device__ __forceinline__ void attention_mma_tile(const __half* ks, const __half* vt, const uint32_t (&qa)[D / 16][4],
                                                    float (&o)[D / 8][4], RowState& st, int kb, int keyCount, int prefixLen,
-                                                   int rowA, int rowB)
+                                                   int rowA, int rowB, int window)
 {
     const int lane = threadIdx.x & 31;
     const int g = lane >> 2;
@@ -135,7 +145,7 @@ __device__ __forceinline__ void attention_mma_tile(const __half* ks, const __hal
         for (int kk = 0; kk < D / 16; ++kk)
             longdep::mma_16816(s[nt], qa[kk], longdep::lds_pair(kr, kk * 16), longdep::lds_pair(kr, kk * 16 + 8));
     }
-    attention_mask(s, kb, keyCount, prefixLen, rowA, rowB);
+    attention_mask(s, kb, keyCount, prefixLen, rowA, rowB, window);
     attention_softmax<D>(s, o, st);
 
     // O += P.V: keys 16*kp .. 16*kp + 15 are the accumulators of key blocks 2kp and 2kp + 1.
@@ -186,7 +196,7 @@ template <int D, typename T>
 __device__ __forceinline__ void attention_mma_impl(
     const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
     const float* __restrict__ kPrefix, const float* __restrict__ vPrefix, const int* __restrict__ prefixStart,
-    T* __restrict__ out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, float scale)
+    T* __restrict__ out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, float scale, int window)
 {
     static_assert(D % 16 == 0, "head dimension must be a multiple of 16");
     const int seq = blockIdx.z;
@@ -215,8 +225,10 @@ __device__ __forceinline__ void attention_mma_impl(
 
     const int tLast = min(t0 + kTcRows, seqLen) - 1;
     const int keyCount = prefixLen + tLast + 1; // virtual keys [0, keyCount) cover every row of the block
+    // With a window the block's first row sees keys from prefixLen + t0 - window + 1 on; earlier tiles are all masked.
+    const int keyFirst = window > 0 ? max(0, prefixLen + t0 - window + 1) / kTcKeys * kTcKeys : 0;
 
-    for (int kb = 0; kb < keyCount; kb += kTcKeys)
+    for (int kb = keyFirst; kb < keyCount; kb += kTcKeys)
     {
         __syncthreads(); // the previous tile is consumed
         // K tile: pairs along the dimension, one half2 store each.
@@ -257,7 +269,7 @@ __device__ __forceinline__ void attention_mma_impl(
         }
         __syncthreads();
 
-        attention_mma_tile<D>(ks, vt, qa, o, st, kb, keyCount, prefixLen, rowA, rowB);
+        attention_mma_tile<D>(ks, vt, qa, o, st, kb, keyCount, prefixLen, rowA, rowB, window);
     }
 
     attention_mma_store<D, T>(o, st, out, seqRow0, rowA, rowB, seqLen, qStride, head);
@@ -336,7 +348,7 @@ __device__ __forceinline__ void attention_kv16_stage(__half* stage, const __half
 template <int D>
 __device__ __forceinline__ void attention_wide_tile(const __half* ks, const __half* vt, const uint32_t (&qa)[2][D / 16][4],
                                                     float (&o)[2][D / 8][4], RowState (&st)[2], int kb, int keyCount,
-                                                    int warpRow0)
+                                                    int warpRow0, int window)
 {
     const int lane = threadIdx.x & 31;
     const int g = lane >> 2;
@@ -349,14 +361,15 @@ __device__ __forceinline__ void attention_wide_tile(const __half* ks, const __ha
     float s[2][kTcKeys / 8][4];
     longdep::scores_two_tiles<D>(ks, qa, s);
 
-    // The mask changes nothing below the diagonal: apply it only where a key may pass a row or the end.
-    const bool diagonal = kb + kTcKeys - 1 > warpRow0 || kb + kTcKeys > keyCount;
+    // The mask changes nothing below the diagonal and inside every row's window: apply it only where a key may pass a row
+    // or the end, or (with a window) fall before the window of the warp's last row.
+    const bool diagonal = kb + kTcKeys - 1 > warpRow0 || kb + kTcKeys > keyCount || (window > 0 && kb < warpRow0 + 32 - window);
     uint32_t pa[2][kTcKeys / 16][4];
 #pragma unroll
     for (int m = 0; m < 2; ++m)
     {
         const int rowA = warpRow0 + 16 * m + g;
-        if (diagonal) attention_mask(s[m], kb, keyCount, 0, rowA, rowA + 8);
+        if (diagonal) attention_mask(s[m], kb, keyCount, 0, rowA, rowA + 8, window);
         attention_softmax<D>(s[m], o[m], st[m]);
 #pragma unroll
         for (int kp = 0; kp < kTcKeys / 16; ++kp) attention_p_fragment(s[m], kp, pa[m][kp]);
@@ -395,7 +408,8 @@ __device__ __forceinline__ void attention_wide_tile(const __half* ks, const __ha
 template <int D, typename T, int M, int Warps = 4>
 __device__ __forceinline__ void attention_mma_kv16_impl(const float* __restrict__ q, const __half* __restrict__ k16,
                                                         const __half* __restrict__ vt16, T* __restrict__ out, int nSeq,
-                                                        int seqLen, int paddedLen, int heads, int kvHeads, float scale)
+                                                        int seqLen, int paddedLen, int heads, int kvHeads, float scale,
+                                                        int window)
 {
     static_assert(M == 1 || M == 2, "one or two 16-row tiles per warp");
     static_assert(Warps == 4 || (Warps == 8 && M == 2), "4 warps, or 8 for the wide kernels");
@@ -427,9 +441,11 @@ __device__ __forceinline__ void attention_mma_kv16_impl(const float* __restrict_
 
     const int keyCount = min(t0 + blockRows, seqLen); // keys [0, keyCount) cover every row of the block
     const int tiles = (keyCount + kTcKeys - 1) / kTcKeys;
-    attention_kv16_stage<D, 32 * Warps>(smem, kBase, vBase, 0, kvStride, paddedLen);
+    // With a window the block's first row sees keys from t0 - window + 1 on: the tiles before are all masked.
+    const int first = window > 0 ? max(0, t0 - window + 1) / kTcKeys : 0;
+    attention_kv16_stage<D, 32 * Warps>(smem + (first & 1) * kStage, kBase, vBase, first * kTcKeys, kvStride, paddedLen);
     longdep::cp_async_commit();
-    for (int i = 0; i < tiles; ++i)
+    for (int i = first; i < tiles; ++i)
     {
         if (i + 1 < tiles) attention_kv16_stage<D, 32 * Warps>(smem + ((i + 1) & 1) * kStage, kBase, vBase, (i + 1) * kTcKeys, kvStride, paddedLen);
         longdep::cp_async_commit();
@@ -438,9 +454,11 @@ __device__ __forceinline__ void attention_mma_kv16_impl(const float* __restrict_
         const __half* ks = smem + (i & 1) * kStage;
         if constexpr (M == 1)
             attention_mma_tile<D>(ks, ks + kTcKeys * (D + kTcPad), qa[0], o[0], st[0], i * kTcKeys, keyCount, 0, warpRow0 + g,
-                                  warpRow0 + g + 8);
-        else if (i * kTcKeys <= warpRow0 + 31) // uniform per warp: a tile past the warp's last row is all masked
-            attention_wide_tile<D>(ks, ks + kTcKeys * (D + kTcPad), qa, o, st, i * kTcKeys, keyCount, warpRow0);
+                                  warpRow0 + g + 8, window);
+        // uniform per warp: a tile past the warp's last row, or (with a window) wholly before its first row's window, is
+        // all masked
+        else if (i * kTcKeys <= warpRow0 + 31 && (window <= 0 || (i + 1) * kTcKeys > warpRow0 - window + 1))
+            attention_wide_tile<D>(ks, ks + kTcKeys * (D + kTcPad), qa, o, st, i * kTcKeys, keyCount, warpRow0, window);
         __syncthreads(); // the next iteration's copies overwrite this stage
     }
     longdep::cp_async_wait<0>();
@@ -450,150 +468,152 @@ __device__ __forceinline__ void attention_mma_kv16_impl(const float* __restrict_
                                   head);
 }
 
-// (q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, headDim, scale), as attention_mma64_kv16_*; headDim must be 64.
+// (q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, headDim, scale, window), as attention_mma64_kv16_*; headDim
+// must be 64.
 extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_wide_f32(
     const float* q, const __half* k16, const __half* vt16, float* out, int nSeq, int seqLen, int paddedLen, int heads,
-    int kvHeads, int headDim, float scale)
+    int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    attention_mma_kv16_impl<64, float, 2>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, float, 2>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_wide_f16(
     const float* q, const __half* k16, const __half* vt16, __half* out, int nSeq, int seqLen, int paddedLen, int heads,
-    int kvHeads, int headDim, float scale)
+    int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    attention_mma_kv16_impl<64, __half, 2>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, __half, 2>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_wide_bf16(
     const float* q, const __half* k16, const __half* vt16, __nv_bfloat16* out, int nSeq, int seqLen, int paddedLen, int heads,
-    int kvHeads, int headDim, float scale)
+    int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    attention_mma_kv16_impl<64, __nv_bfloat16, 2>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, __nv_bfloat16, 2>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale, window);
 }
 
 // The wide kernels with 8 warps: 256-row blocks, block.x = 256, grid.x = ceil(seqLen / 256).
 extern "C" __global__ __launch_bounds__(256) void attention_mma64_kv16_wide8_f32(
     const float* q, const __half* k16, const __half* vt16, float* out, int nSeq, int seqLen, int paddedLen, int heads,
-    int kvHeads, int headDim, float scale)
+    int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    attention_mma_kv16_impl<64, float, 2, 8>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, float, 2, 8>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(256) void attention_mma64_kv16_wide8_f16(
     const float* q, const __half* k16, const __half* vt16, __half* out, int nSeq, int seqLen, int paddedLen, int heads,
-    int kvHeads, int headDim, float scale)
+    int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    attention_mma_kv16_impl<64, __half, 2, 8>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, __half, 2, 8>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(256) void attention_mma64_kv16_wide8_bf16(
     const float* q, const __half* k16, const __half* vt16, __nv_bfloat16* out, int nSeq, int seqLen, int paddedLen, int heads,
-    int kvHeads, int headDim, float scale)
+    int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    attention_mma_kv16_impl<64, __nv_bfloat16, 2, 8>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, __nv_bfloat16, 2, 8>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale, window);
 }
 
-// (q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, headDim, scale); headDim must equal the kernel's D.
+// (q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, headDim, scale, window); headDim must equal the kernel's D.
 extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_f32(
     const float* q, const __half* k16, const __half* vt16, float* out, int nSeq, int seqLen, int paddedLen, int heads,
-    int kvHeads, int headDim, float scale)
+    int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    attention_mma_kv16_impl<64, float, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, float, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_f16(
     const float* q, const __half* k16, const __half* vt16, __half* out, int nSeq, int seqLen, int paddedLen, int heads,
-    int kvHeads, int headDim, float scale)
+    int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    attention_mma_kv16_impl<64, __half, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, __half, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma64_kv16_bf16(
     const float* q, const __half* k16, const __half* vt16, __nv_bfloat16* out, int nSeq, int seqLen, int paddedLen, int heads,
-    int kvHeads, int headDim, float scale)
+    int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    attention_mma_kv16_impl<64, __nv_bfloat16, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<64, __nv_bfloat16, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma128_kv16_f32(
     const float* q, const __half* k16, const __half* vt16, float* out, int nSeq, int seqLen, int paddedLen, int heads,
-    int kvHeads, int headDim, float scale)
+    int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 128) return;
-    attention_mma_kv16_impl<128, float, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<128, float, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma128_kv16_f16(
     const float* q, const __half* k16, const __half* vt16, __half* out, int nSeq, int seqLen, int paddedLen, int heads,
-    int kvHeads, int headDim, float scale)
+    int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 128) return;
-    attention_mma_kv16_impl<128, __half, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<128, __half, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma128_kv16_bf16(
     const float* q, const __half* k16, const __half* vt16, __nv_bfloat16* out, int nSeq, int seqLen, int paddedLen, int heads,
-    int kvHeads, int headDim, float scale)
+    int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 128) return;
-    attention_mma_kv16_impl<128, __nv_bfloat16, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale);
+    attention_mma_kv16_impl<128, __nv_bfloat16, 1>(q, k16, vt16, out, nSeq, seqLen, paddedLen, heads, kvHeads, scale, window);
 }
 
-// Same parameters as attention_fwd_*; headDim must equal the kernel's D (the host checks it; a mismatch writes nothing).
+// The parameters of attention_fwd_* without softCap; headDim must equal the kernel's D (the host checks it; a mismatch
+// writes nothing).
 extern "C" __global__ __launch_bounds__(128) void attention_mma64_f32(
     const float* q, const float* k, const float* v, const float* kPrefix, const float* vPrefix, const int* prefixStart,
-    float* out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale)
+    float* out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    attention_mma_impl<64, float>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads, scale);
+    attention_mma_impl<64, float>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma64_f16(
     const float* q, const float* k, const float* v, const float* kPrefix, const float* vPrefix, const int* prefixStart,
-    __half* out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale)
+    __half* out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    attention_mma_impl<64, __half>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads, scale);
+    attention_mma_impl<64, __half>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma64_bf16(
     const float* q, const float* k, const float* v, const float* kPrefix, const float* vPrefix, const int* prefixStart,
-    __nv_bfloat16* out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale)
+    __nv_bfloat16* out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    attention_mma_impl<64, __nv_bfloat16>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads, scale);
+    attention_mma_impl<64, __nv_bfloat16>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma128_f32(
     const float* q, const float* k, const float* v, const float* kPrefix, const float* vPrefix, const int* prefixStart,
-    float* out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale)
+    float* out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 128) return;
-    attention_mma_impl<128, float>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads, scale);
+    attention_mma_impl<128, float>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma128_f16(
     const float* q, const float* k, const float* v, const float* kPrefix, const float* vPrefix, const int* prefixStart,
-    __half* out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale)
+    __half* out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 128) return;
-    attention_mma_impl<128, __half>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads, scale);
+    attention_mma_impl<128, __half>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(128) void attention_mma128_bf16(
     const float* q, const float* k, const float* v, const float* kPrefix, const float* vPrefix, const int* prefixStart,
-    __nv_bfloat16* out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale)
+    __nv_bfloat16* out, int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 128) return;
-    attention_mma_impl<128, __nv_bfloat16>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads, scale);
+    attention_mma_impl<128, __nv_bfloat16>(q, k, v, kPrefix, vPrefix, prefixStart, out, nSeq, seqLen, prefixLen, heads, kvHeads, scale, window);
 }

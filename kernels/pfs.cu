@@ -15,6 +15,9 @@
 // tileList, tileStride (pass 2; tileList may be null): the 16-key tiles of each span whose columns pass 2 computes
 // (longdep::pfs_tile_count / pfs_tile): the PFS windows read only those, with LADM's defaults (128-key windows every 512
 // keys) one column in four. A listed column is computed exactly as without the list; the others are not written.
+// The model's score extras, as in attention.cu: window > 0 (row t sees key s only when t - s < window: a row of a span
+// that sees none of the keys before the span has max -inf and sum 0 and adds nothing to any column), softCap > 0 (each
+// scaled score z becomes softCap * tanh(z / softCap)). 0 for either: none.
 #include "common.cuh"
 
 namespace {
@@ -31,7 +34,7 @@ constexpr int kPfsRowsPerGroup = kPfsBlockRows / kPfsRowGroups;
 // dynamic shared memory = (32 * (headDim + 1) + 16 * headDim) * 4 bytes.
 extern "C" __global__ void pfs_row_stats(const float* q, const float* k, const int* spanStart, const int* spanEnd,
                                          float* rowMax, float* rowSum, int nSpans, int maxSpanLen, int heads,
-                                         int kvHeads, int headDim, float scale)
+                                         int kvHeads, int headDim, float scale, int window, float softCap)
 {
     const int span = blockIdx.z;
     const int head = blockIdx.y;
@@ -68,9 +71,12 @@ extern "C" __global__ void pfs_row_stats(const float* q, const float* k, const i
         m[i] = longdep::neg_inf();
         l[i] = 0.0f;
     }
+    // With a window the block's first row sees keys from start + r0 - window + 1 on; earlier tiles are all masked.
+    const int keyFirst = window > 0 ? max(0, start + r0 - window + 1) / kPfsBlockKeys * kPfsBlockKeys : 0;
+    const float capInv = softCap > 0.0f ? 1.0f / softCap : 0.0f;
     __syncthreads();
 
-    for (int kb = 0; kb < start; kb += kPfsBlockKeys)
+    for (int kb = keyFirst; kb < start; kb += kPfsBlockKeys)
     {
         for (int idx = threadIdx.x; idx < kPfsBlockKeys * d; idx += blockDim.x)
         {
@@ -97,8 +103,9 @@ extern "C" __global__ void pfs_row_stats(const float* q, const float* k, const i
         for (int i = 0; i < kPfsRowsPerWarp; ++i)
         {
             const int row = r0 + warp * kPfsRowsPerWarp + i;
-            const bool valid = row < len && s < start;
-            const float score = valid ? sc[i] : longdep::neg_inf();
+            const bool valid = row < len && s < start && (window <= 0 || s > start + row - window);
+            const float z = softCap > 0.0f ? softCap * tanhf(sc[i] * capInv) : sc[i];
+            const float score = valid ? z : longdep::neg_inf();
             const float mNew = fmaxf(m[i], longdep::warp_max(score));
             const float p = valid ? expf(score - mNew) : 0.0f;
             const float alpha = m[i] == longdep::neg_inf() ? 0.0f : expf(m[i] - mNew);
@@ -129,7 +136,7 @@ extern "C" __global__ void pfs_row_stats(const float* q, const float* k, const i
 extern "C" __global__ void pfs_column_mass(const float* q, const float* k, const int* spanStart, const int* spanEnd,
                                            const float* rowMax, const float* rowSum, float* col, const int* tileList,
                                            int tileStride, int nSpans, int maxSpanLen, int T, int heads, int kvHeads,
-                                           int headDim, float scale)
+                                           int headDim, float scale, int window, float softCap)
 {
     constexpr int kTiles = kPfsColumnKeys / longdep::kPfsKeyTile;
     const int span = blockIdx.y;
@@ -158,6 +165,7 @@ extern "C" __global__ void pfs_column_mass(const float* q, const float* k, const
     const int rowGroup = threadIdx.x / kPfsColumnKeys; // 0..3
     const int s = keyOf(keyIdx);
     const bool keyValid = s >= 0 && s < start;
+    const float capInv = softCap > 0.0f ? 1.0f / softCap : 0.0f;
     float mass = 0.0f;
 
     for (int g = 0; g < kvHeads; ++g)
@@ -199,10 +207,11 @@ extern "C" __global__ void pfs_column_mass(const float* q, const float* k, const
                 for (int i = 0; i < kPfsRowsPerGroup; ++i)
                 {
                     const int row = rt + rowGroup * kPfsRowsPerGroup + i;
-                    if (row < len && keyValid)
+                    if (row < len && keyValid && (window <= 0 || s > start + row - window))
                     {
                         const size_t at = ((size_t)span * heads + h) * maxSpanLen + row;
-                        mass += expf(sc[i] - rowMax[at]) / rowSum[at];
+                        const float z = softCap > 0.0f ? softCap * tanhf(sc[i] * capInv) : sc[i];
+                        mass += expf(z - rowMax[at]) / rowSum[at];
                     }
                 }
             }

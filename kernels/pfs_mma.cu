@@ -5,6 +5,11 @@
 // Numerics: q * scale * log2(e) and k are rounded to f16; scores accumulate in float32; softmax in
 // log2 units (exp2). Both passes round the same inputs the same way, so a row's probabilities still sum
 // to 1 up to float32 accumulation.
+//
+// Sliding windows (window > 0, as in pfs.cu: row t sees key s only when t - s < window) are masked in both passes (but
+// the wide pass 2, which the host runs only without one); pass 1 skips key tiles wholly before a block's earliest window
+// and pass 2 the row tiles that see none of a warp's keys (an all-masked tile changes nothing). Soft-capped scores have no
+// tensor-core form: the host runs such models on pfs.cu.
 #include "mma.cuh"
 
 namespace {
@@ -16,10 +21,12 @@ constexpr int kPfsTcPad = 8;
 }
 
 // Pass 1's online statistics for one 64-key tile of scores (log2 units) of this thread's rows A (c0, c1) and B (c2, c3):
-// keys at or past the span's start are masked when `mask` (a tile wholly before the start needs none), then the running
-// maxima and this thread's share of the row sums. Every tile holds at least one key < start, so the new maxima are finite.
-__device__ __forceinline__ void pfs_stats_update(float (&sc)[kPfsTcKeys / 8][4], int kb, int start, bool mask, float& mA,
-                                                 float& mB, float& lA, float& lB)
+// keys at or past the span's start, and keys before a row's first visible key (firstA, firstB: its window's start, 0
+// without a window), are masked when `mask` (a tile wholly before the start needs none without a window), then the
+// running maxima and this thread's share of the row sums. Without a window every tile holds a key < start, so the maxima
+// are finite; with one a row may see no key of a tile (or of the span): its maximum stays -inf and its sum 0.
+__device__ __forceinline__ void pfs_stats_update(float (&sc)[kPfsTcKeys / 8][4], int kb, int start, bool mask, int firstA,
+                                                 int firstB, float& mA, float& mB, float& lA, float& lB)
 {
     const int tq = threadIdx.x & 3;
     float tileA = longdep::neg_inf(), tileB = longdep::neg_inf();
@@ -29,26 +36,26 @@ __device__ __forceinline__ void pfs_stats_update(float (&sc)[kPfsTcKeys / 8][4],
 #pragma unroll
         for (int e = 0; e < 2; ++e)
         {
-            if (mask && kb + nt * 8 + 2 * tq + e >= start)
-            {
-                sc[nt][e] = longdep::neg_inf();
-                sc[nt][2 + e] = longdep::neg_inf();
-            }
+            const int key = kb + nt * 8 + 2 * tq + e;
+            if (mask && (key >= start || key < firstA)) sc[nt][e] = longdep::neg_inf();
+            if (mask && (key >= start || key < firstB)) sc[nt][2 + e] = longdep::neg_inf();
             tileA = fmaxf(tileA, sc[nt][e]);
             tileB = fmaxf(tileB, sc[nt][2 + e]);
         }
     }
     const float mNewA = fmaxf(mA, longdep::quad_max(tileA));
     const float mNewB = fmaxf(mB, longdep::quad_max(tileB));
-    lA *= exp2f(mA - mNewA);
-    lB *= exp2f(mB - mNewB);
+    const float baseA = mNewA == longdep::neg_inf() ? 0.0f : mNewA; // a row that has seen no key yet: exp2(-inf - 0) = 0
+    const float baseB = mNewB == longdep::neg_inf() ? 0.0f : mNewB;
+    lA *= exp2f(mA - baseA);
+    lB *= exp2f(mB - baseB);
     mA = mNewA;
     mB = mNewB;
 #pragma unroll
     for (int nt = 0; nt < kPfsTcKeys / 8; ++nt)
     {
-        lA += exp2f(sc[nt][0] - mA) + exp2f(sc[nt][1] - mA);
-        lB += exp2f(sc[nt][2] - mB) + exp2f(sc[nt][3] - mB);
+        lA += exp2f(sc[nt][0] - baseA) + exp2f(sc[nt][1] - baseA);
+        lB += exp2f(sc[nt][2] - baseB) + exp2f(sc[nt][3] - baseB);
     }
 }
 
@@ -98,7 +105,7 @@ template <int D, int M>
 __device__ __forceinline__ void pfs_row_stats_mma_impl(const float* __restrict__ q, const float* __restrict__ k,
                                                        const int* spanStart, const int* spanEnd, float* rowMax,
                                                        float* rowSum, int nSpans, int maxSpanLen, int heads,
-                                                       int kvHeads, float scale)
+                                                       int kvHeads, float scale, int window)
 {
     static_assert(M == 1 || M == 2, "one or two 16-row tiles per warp");
     const int span = blockIdx.z;
@@ -133,7 +140,9 @@ __device__ __forceinline__ void pfs_row_stats_mma_impl(const float* __restrict__
         mA[m] = mB[m] = longdep::neg_inf();
         lA[m] = lB[m] = 0.0f;
     }
-    for (int kb = 0; kb < start; kb += kPfsTcKeys)
+    // With a window the block's first row sees keys from start + r0 - window + 1 on: earlier tiles are all masked.
+    const int keyFirst = window > 0 ? max(0, start + r0 - window + 1) / kPfsTcKeys * kPfsTcKeys : 0;
+    for (int kb = keyFirst; kb < start; kb += kPfsTcKeys)
     {
         __syncthreads();
         pfs_stage_keys<D>(ks, k, kb, start, kStride, kvHead);
@@ -158,9 +167,15 @@ __device__ __forceinline__ void pfs_row_stats_mma_impl(const float* __restrict__
             static_assert(kPfsTcKeys == 64 && kPfsTcPad == 8, "scores_two_tiles takes 64-key tiles padded by 8");
             longdep::scores_two_tiles<D>(ks, qa, sc); // every K fragment read once (ldmatrix.x4) for both row tiles
         }
-        const bool mask = kb + kPfsTcKeys > start; // only the tile holding the span's start has keys to mask
+        // without a window only the tile holding the span's start has keys to mask
+        const bool mask = kb + kPfsTcKeys > start || window > 0;
 #pragma unroll
-        for (int m = 0; m < M; ++m) pfs_stats_update(sc[m], kb, start, mask, mA[m], mB[m], lA[m], lB[m]);
+        for (int m = 0; m < M; ++m)
+        {
+            const int rowA = start + warpRow0 + 16 * m + g; // this thread's rows in the sample
+            pfs_stats_update(sc[m], kb, start, mask, window > 0 ? rowA - window + 1 : 0, window > 0 ? rowA + 8 - window + 1 : 0,
+                             mA[m], mB[m], lA[m], lB[m]);
+        }
     }
     if (!active) return;
 #pragma unroll
@@ -201,7 +216,7 @@ template <int D, int Warps>
 __device__ __forceinline__ void pfs_row_stats_kv16_impl(const float* __restrict__ q, const __half* __restrict__ k16,
                                                         const int* spanStart, const int* spanEnd, float* rowMax,
                                                         float* rowSum, int nSpans, int maxSpanLen, int heads,
-                                                        int kvHeads, float scale)
+                                                        int kvHeads, float scale, int window)
 {
     static_assert(Warps == 4 || Warps == 8, "one head (4 warps) or two (8 warps) per block");
     constexpr int M = 2;
@@ -242,9 +257,11 @@ __device__ __forceinline__ void pfs_row_stats_kv16_impl(const float* __restrict_
         lA[m] = lB[m] = 0.0f;
     }
     const int tiles = (start + kPfsTcKeys - 1) / kPfsTcKeys;
-    if (tiles > 0) pfs_stage_keys_kv16<D, 32 * Warps>(smem, kBase, 0, kvStride);
+    // With a window the block's first row sees keys from start + r0 - window + 1 on: earlier tiles are all masked.
+    const int first = window > 0 ? min(tiles, max(0, start + r0 - window + 1) / kPfsTcKeys) : 0;
+    if (first < tiles) pfs_stage_keys_kv16<D, 32 * Warps>(smem + (first & 1) * kStage, kBase, first * kPfsTcKeys, kvStride);
     longdep::cp_async_commit();
-    for (int i = 0; i < tiles; ++i)
+    for (int i = first; i < tiles; ++i)
     {
         if (i + 1 < tiles) pfs_stage_keys_kv16<D, 32 * Warps>(smem + ((i + 1) & 1) * kStage, kBase, (i + 1) * kPfsTcKeys, kvStride);
         longdep::cp_async_commit();
@@ -255,9 +272,15 @@ __device__ __forceinline__ void pfs_row_stats_kv16_impl(const float* __restrict_
             const int kb = i * kPfsTcKeys;
             float sc[M][kPfsTcKeys / 8][4];
             longdep::scores_two_tiles<D>(smem + (i & 1) * kStage, qa, sc);
-            const bool mask = kb + kPfsTcKeys > start; // only the tile holding the span's start has keys to mask
+            // without a window only the tile holding the span's start has keys to mask
+            const bool mask = kb + kPfsTcKeys > start || window > 0;
 #pragma unroll
-            for (int m = 0; m < M; ++m) pfs_stats_update(sc[m], kb, start, mask, mA[m], mB[m], lA[m], lB[m]);
+            for (int m = 0; m < M; ++m)
+            {
+                const int rowA = start + warpRow0 + 16 * m + g; // this thread's rows in the sample
+                pfs_stats_update(sc[m], kb, start, mask, window > 0 ? rowA - window + 1 : 0,
+                                 window > 0 ? rowA + 8 - window + 1 : 0, mA[m], mB[m], lA[m], lB[m]);
+            }
         }
         __syncthreads(); // the next iteration's copies overwrite this stage
     }
@@ -305,6 +328,15 @@ __device__ __forceinline__ void pfs_mass_accumulate(const float (&acc)[4], const
     colB += exp2f(acc[2] - rm[r]) * ri[r] + exp2f(acc[3] - rm[r + 1]) * ri[r + 1];
 }
 
+// The same with a sliding window: only staged rows below limA see key A (limB: key B); the rest add nothing (a row that
+// sees none of the span's keys has statistics -inf and 1 / 0: not read).
+__device__ __forceinline__ void pfs_mass_accumulate(const float (&acc)[4], const float* rm, const float* ri, int r, int limA,
+                                                    int limB, float& colA, float& colB)
+{
+    colA += (r < limA ? exp2f(acc[0] - rm[r]) * ri[r] : 0.0f) + (r + 1 < limA ? exp2f(acc[1] - rm[r + 1]) * ri[r + 1] : 0.0f);
+    colB += (r < limB ? exp2f(acc[2] - rm[r]) * ri[r] : 0.0f) + (r + 1 < limB ? exp2f(acc[3] - rm[r + 1]) * ri[r + 1] : 0.0f);
+}
+
 // Pass 2's result for key columns A and B of this thread: the quad's sums, averaged over heads (keys at or past the
 // span's start are not written).
 __device__ __forceinline__ void pfs_store_columns(float* col, size_t at, int keyA, int keyB, int start, int heads, float colA,
@@ -328,14 +360,15 @@ __device__ __forceinline__ void pfs_store_columns(float* col, size_t at, int key
 // same for either M.
 // The block takes the span's listed key tiles (pfs.cu: tileList) 8 M at a time, warp w tiles 8 M b + M w ...; a warp
 // past the span's last tile only helps stage the query rows.
+// Windowed: whether the kernel takes a sliding window (window > 0); without, the row limits are not compiled at all.
 // Launch: grid = (ceil(most tiles of a span / (8 M)), nSpans) (without a list: ceil(maxStart / (128 M))), block.x = 256,
 // dynamic shared memory = (64 * (D + 8) * 2 + 2 * 64 * 4) bytes.
-template <int D, int M>
+template <int D, int M, bool Windowed>
 __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict__ q, const float* __restrict__ k,
                                                          const int* spanStart, const int* spanEnd,
                                                          const float* rowMax, const float* rowSum, float* col,
                                                          const int* tileList, int tileStride, int nSpans, int maxSpanLen,
-                                                         int T, int heads, int kvHeads, float scale)
+                                                         int T, int heads, int kvHeads, float scale, int window)
 {
     static_assert(M == 1 || M == 2, "one or two 16-key tiles per warp");
     static_assert(longdep::kPfsKeyTile == 16, "a warp's key tile is one listed tile");
@@ -368,6 +401,11 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
     float colA[M], colB[M];
 #pragma unroll
     for (int m = 0; m < M; ++m) colA[m] = colB[m] = 0.0f;
+    // With a window, row start + rt + r of the span sees key s only when start + rt + r < s + window: staged row r sees
+    // key s when r < s + shift, shift = window - start - rt (without a window shift is 2^30: every row sees every key; the
+    // host keeps windows below 2^28, so these sums stay in range). Recomputed per row tile rather than kept per key: the
+    // wide kernel's registers are at the limit of 3 blocks an SM.
+    constexpr int kEveryRow = 1 << 30;
 
     for (int kvh = 0; kvh < kvHeads; ++kvh)
     {
@@ -389,7 +427,10 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
                 __syncthreads(); // the previous row tile is consumed
                 pfs_stage_queries<D>(qs, rm, ri, q, rowMax, rowSum, start, rt, len, statAt, qStride, h, qScale);
                 __syncthreads();
+                const int shift = Windowed && window > 0 ? window - start - rt : kEveryRow;
                 if (!active) continue;
+                // uniform per warp: no staged row sees the warp's keys (its last is 16 max(tile) + 15)
+                if (Windowed && 16 * max(tile[0], tile[M - 1]) + 15 + shift <= 0) continue;
 
                 const int rows = min(kPfsTcRowTile, len - rt);
 #pragma unroll 2
@@ -426,7 +467,14 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
                         }
                     }
 #pragma unroll
-                    for (int m = 0; m < M; ++m) pfs_mass_accumulate(acc[m], rm, ri, nr * 8 + 2 * tq, colA[m], colB[m]);
+                    for (int m = 0; m < M; ++m)
+                    {
+                        if constexpr (Windowed)
+                            pfs_mass_accumulate(acc[m], rm, ri, nr * 8 + 2 * tq, 16 * tile[m] + g + shift, 16 * tile[m] + g + 8 + shift,
+                                                colA[m], colB[m]);
+                        else
+                            pfs_mass_accumulate(acc[m], rm, ri, nr * 8 + 2 * tq, colA[m], colB[m]);
+                    }
                 }
             }
         }
@@ -441,79 +489,80 @@ __device__ __forceinline__ void pfs_column_mass_mma_impl(const float* __restrict
     }
 }
 
-// Same parameters as pfs_row_stats / pfs_column_mass; headDim must equal the kernel's D (the host checks it).
+// The parameters of pfs_row_stats / pfs_column_mass without softCap; headDim must equal the kernel's D (the host checks it).
 extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma64(
     const float* q, const float* k, const int* spanStart, const int* spanEnd, float* rowMax, float* rowSum, int nSpans,
-    int maxSpanLen, int heads, int kvHeads, int headDim, float scale)
+    int maxSpanLen, int heads, int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    pfs_row_stats_mma_impl<64, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
+    pfs_row_stats_mma_impl<64, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale, window);
 }
 
 // As pfs_row_stats_mma64, launched on grid (ceil(maxSpanLen / 128), heads, nSpans).
 extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma64_wide(
     const float* q, const float* k, const int* spanStart, const int* spanEnd, float* rowMax, float* rowSum, int nSpans,
-    int maxSpanLen, int heads, int kvHeads, int headDim, float scale)
+    int maxSpanLen, int heads, int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    pfs_row_stats_mma_impl<64, 2>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
+    pfs_row_stats_mma_impl<64, 2>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale, window);
 }
 
 // Pass 1 from packed keys: (q, k16, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, headDim,
-// scale), as pfs_row_stats_mma64_wide but with kv_pack_f16's k16 (one sequence) in place of k; 4 warps, one head a block.
+// scale, window), as pfs_row_stats_mma64_wide but with kv_pack_f16's k16 (one sequence) in place of k; 4 warps, one head a block.
 extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma64_kv16_wide(
     const float* q, const __half* k16, const int* spanStart, const int* spanEnd, float* rowMax, float* rowSum, int nSpans,
-    int maxSpanLen, int heads, int kvHeads, int headDim, float scale)
+    int maxSpanLen, int heads, int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    pfs_row_stats_kv16_impl<64, 4>(q, k16, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
+    pfs_row_stats_kv16_impl<64, 4>(q, k16, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale, window);
 }
 
 // As pfs_row_stats_mma64_kv16_wide with 8 warps: two heads of one GQA group a block, grid.y = heads / 2.
 extern "C" __global__ __launch_bounds__(256) void pfs_row_stats_mma64_kv16_wide8(
     const float* q, const __half* k16, const int* spanStart, const int* spanEnd, float* rowMax, float* rowSum, int nSpans,
-    int maxSpanLen, int heads, int kvHeads, int headDim, float scale)
+    int maxSpanLen, int heads, int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 64) return;
-    pfs_row_stats_kv16_impl<64, 8>(q, k16, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
+    pfs_row_stats_kv16_impl<64, 8>(q, k16, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale, window);
 }
 
 extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64(
     const float* q, const float* k, const int* spanStart, const int* spanEnd, const float* rowMax, const float* rowSum,
     float* col, const int* tileList, int tileStride, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim,
-    float scale)
+    float scale, int window)
 {
     if (headDim != 64) return;
-    pfs_column_mass_mma_impl<64, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
-                                         heads, kvHeads, scale);
+    pfs_column_mass_mma_impl<64, 1, true>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
+                                         heads, kvHeads, scale, window);
 }
 
-// As pfs_column_mass_mma64, launched on grid (ceil(maxStart / 256), nSpans).
+// As pfs_column_mass_mma64 without a window, launched on grid (ceil(maxStart / 256), nSpans): the window's per-key row
+// limits would take this kernel past 80 registers (3 blocks an SM); a windowed layer's pass 2 runs pfs_column_mass_mma64.
 extern "C" __global__ __launch_bounds__(256) void pfs_column_mass_mma64_wide(
     const float* q, const float* k, const int* spanStart, const int* spanEnd, const float* rowMax, const float* rowSum,
     float* col, const int* tileList, int tileStride, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim,
     float scale)
 {
     if (headDim != 64) return;
-    pfs_column_mass_mma_impl<64, 2>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
-                                         heads, kvHeads, scale);
+    pfs_column_mass_mma_impl<64, 2, false>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
+                                         heads, kvHeads, scale, 0);
 }
 
 extern "C" __global__ __launch_bounds__(128) void pfs_row_stats_mma128(
     const float* q, const float* k, const int* spanStart, const int* spanEnd, float* rowMax, float* rowSum, int nSpans,
-    int maxSpanLen, int heads, int kvHeads, int headDim, float scale)
+    int maxSpanLen, int heads, int kvHeads, int headDim, float scale, int window)
 {
     if (headDim != 128) return;
-    pfs_row_stats_mma_impl<128, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale);
+    pfs_row_stats_mma_impl<128, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, nSpans, maxSpanLen, heads, kvHeads, scale, window);
 }
 
 // At most 85 registers (3 blocks of 256 threads an SM): without the bound ptxas takes 90 and fits 2 (80 suffice, no spills).
 extern "C" __global__ __launch_bounds__(256, 3) void pfs_column_mass_mma128(
     const float* q, const float* k, const int* spanStart, const int* spanEnd, const float* rowMax, const float* rowSum,
     float* col, const int* tileList, int tileStride, int nSpans, int maxSpanLen, int T, int heads, int kvHeads, int headDim,
-    float scale)
+    float scale, int window)
 {
     if (headDim != 128) return;
-    pfs_column_mass_mma_impl<128, 1>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
-                                         heads, kvHeads, scale);
+    pfs_column_mass_mma_impl<128, 1, true>(q, k, spanStart, spanEnd, rowMax, rowSum, col, tileList, tileStride, nSpans, maxSpanLen, T,
+                                         heads, kvHeads, scale, window);
 }

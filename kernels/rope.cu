@@ -2,9 +2,10 @@
 //   x[row, head * headDim + ...] rotated by angle = positions[row] * invFreq[i], i in [0, headDim/2).
 //   style 0 (adjacent pairs): (x[2i], x[2i+1]);  style 1 (halves): (x[i], x[i + headDim/2]).
 //   (a, b) -> (a cos - b sin, a sin + b cos)
-// invFreq[i] = theta^(-2i/headDim) is computed once on the host in float64; the angle and its
-// sine/cosine are float64 here too, because positions reach 128K and a float32 angle would be
-// off by ~1e-2 radians there.
+// invFreq[i] is the layer's inverse frequency (theta^(-2i/headDim), changed by the model's RoPE scaling: linear,
+// dynamic NTK, llama3, yarn, longrope), computed on the host in float64; the angle and its sine/cosine are float64
+// here too, because positions reach 128K and a float32 angle would be off by ~1e-2 radians there. cos and sin are
+// multiplied by `scale` (the scaling's attention factor: yarn, longrope; 1 otherwise) in float64 before rounding.
 // One block per row: the row's headDim/2 sine/cosine pairs are computed once into shared memory and serve all its
 // heads of q and of k (a float64 sincos per head and pair would cost (heads + kvHeads) times as many).
 // k may be null (kvHeads is then ignored): q alone.
@@ -12,7 +13,7 @@
 #include "common.cuh"
 
 extern "C" __global__ void rope_qk(float* q, float* k, const int* positions, const double* invFreq, int rows,
-                                   int heads, int kvHeads, int headDim, int qStride, int kStride, int style)
+                                   int heads, int kvHeads, int headDim, int qStride, int kStride, int style, float scale)
 {
     __shared__ float2 cs[128];
     const int row = blockIdx.x;
@@ -23,7 +24,7 @@ extern "C" __global__ void rope_qk(float* q, float* k, const int* positions, con
     {
         double s, c;
         sincos(position * invFreq[i], &s, &c);
-        cs[i] = make_float2((float)c, (float)s);
+        cs[i] = make_float2((float)(c * (double)scale), (float)(s * (double)scale));
     }
     __syncthreads();
     const int qPairs = heads * half;

@@ -1,4 +1,6 @@
-// SwiGLU: out[i] = silu(gate[i]) * up[i] = gate / (1 + exp(-gate)) * up, computed in float32.
+// Gated feed-forward activations, out[i] = act(gate[i]) * up[i], computed in float32:
+//   swiglu_*:     act = silu(g) = g / (1 + exp(-g))                                   (Llama, Qwen, Mistral, Phi-3)
+//   geglu_tanh_*: act = gelu_tanh(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3)))  (Gemma)
 // gate, up and out are in the type T of the next GEMM's inputs (f32, f16 or bf16): the forward's gate/up GEMMs write
 // that type directly, as the reference model's layers do, so this pass reads half the bytes of float32 inputs.
 // Each thread handles groups of 8 consecutive elements: 16-byte loads and stores when the three addresses are 16-byte
@@ -6,16 +8,29 @@
 // Launch: 1-D, any grid (grid-stride over the ceil(n/8) groups), e.g. block.x = 256.
 #include "common.cuh"
 
-template <typename T>
-__device__ __forceinline__ T swiglu_one(T gate, T up)
+struct SiluGate
 {
-    const float g = longdep::to_f32(gate);
-    return longdep::from_f32<T>(g / (1.0f + expf(-g)) * longdep::to_f32(up));
+    static __device__ __forceinline__ float apply(float g) { return g / (1.0f + expf(-g)); }
+};
+
+struct GeluTanhGate
+{
+    static __device__ __forceinline__ float apply(float g)
+    {
+        const float inner = 0.7978845608028654f * fmaf(0.044715f * g * g, g, g); // sqrt(2/pi) (g + 0.044715 g^3)
+        return 0.5f * g * (1.0f + tanhf(inner));
+    }
+};
+
+template <typename Act, typename T>
+__device__ __forceinline__ T gated_one(T gate, T up)
+{
+    return longdep::from_f32<T>(Act::apply(longdep::to_f32(gate)) * longdep::to_f32(up));
 }
 
-template <typename T>
-__device__ __forceinline__ void swiglu_impl(const T* __restrict__ gate, const T* __restrict__ up, T* __restrict__ out,
-                                            long long n)
+template <typename Act, typename T>
+__device__ __forceinline__ void gated_impl(const T* __restrict__ gate, const T* __restrict__ up, T* __restrict__ out,
+                                           long long n)
 {
     constexpr int kPerThread = 8;
     constexpr int kWords = kPerThread * (int)sizeof(T) / 16; // uint4 words per group: 1 (f16/bf16) or 2 (f32)
@@ -39,29 +54,44 @@ __device__ __forceinline__ void swiglu_impl(const T* __restrict__ gate, const T*
             const T* uv = reinterpret_cast<const T*>(uw);
             T* ov = reinterpret_cast<T*>(ow);
 #pragma unroll
-            for (int j = 0; j < kPerThread; ++j) ov[j] = swiglu_one(gv[j], uv[j]);
+            for (int j = 0; j < kPerThread; ++j) ov[j] = gated_one<Act>(gv[j], uv[j]);
 #pragma unroll
             for (int w = 0; w < kWords; ++w) reinterpret_cast<uint4*>(out + i0)[w] = ow[w];
         }
         else
         {
             const size_t end = i0 + kPerThread < total ? i0 + kPerThread : total;
-            for (size_t i = i0; i < end; ++i) out[i] = swiglu_one(gate[i], up[i]);
+            for (size_t i = i0; i < end; ++i) out[i] = gated_one<Act>(gate[i], up[i]);
         }
     }
 }
 
 extern "C" __global__ void swiglu_f32(const float* gate, const float* up, float* out, long long n)
 {
-    swiglu_impl<float>(gate, up, out, n);
+    gated_impl<SiluGate, float>(gate, up, out, n);
 }
 
 extern "C" __global__ void swiglu_f16(const __half* gate, const __half* up, __half* out, long long n)
 {
-    swiglu_impl<__half>(gate, up, out, n);
+    gated_impl<SiluGate, __half>(gate, up, out, n);
 }
 
 extern "C" __global__ void swiglu_bf16(const __nv_bfloat16* gate, const __nv_bfloat16* up, __nv_bfloat16* out, long long n)
 {
-    swiglu_impl<__nv_bfloat16>(gate, up, out, n);
+    gated_impl<SiluGate, __nv_bfloat16>(gate, up, out, n);
+}
+
+extern "C" __global__ void geglu_tanh_f32(const float* gate, const float* up, float* out, long long n)
+{
+    gated_impl<GeluTanhGate, float>(gate, up, out, n);
+}
+
+extern "C" __global__ void geglu_tanh_f16(const __half* gate, const __half* up, __half* out, long long n)
+{
+    gated_impl<GeluTanhGate, __half>(gate, up, out, n);
+}
+
+extern "C" __global__ void geglu_tanh_bf16(const __nv_bfloat16* gate, const __nv_bfloat16* up, __nv_bfloat16* out, long long n)
+{
+    gated_impl<GeluTanhGate, __nv_bfloat16>(gate, up, out, n);
 }

@@ -3,6 +3,7 @@
 // src/LongDep.Cuda/KernelNames.cs; a test checks that every listed name is in the fatbin.
 #include "../kernels/embedding.cu"
 #include "../kernels/rmsnorm.cu"
+#include "../kernels/layernorm.cu"
 #include "../kernels/rope.cu"
 #include "../kernels/elementwise.cu"
 #include "../kernels/swiglu.cu"

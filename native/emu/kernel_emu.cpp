@@ -512,6 +512,13 @@ const Entry kEntries[] = {
     LONGDEP_EMU_ENTRY(attention_mma64_kv16_wide8_f32), LONGDEP_EMU_ENTRY(attention_mma64_kv16_wide8_f16),
     LONGDEP_EMU_ENTRY(attention_mma64_kv16_wide8_bf16), LONGDEP_EMU_ENTRY(pfs_row_stats_mma64_kv16_wide),
     LONGDEP_EMU_ENTRY(pfs_row_stats_mma64_kv16_wide8),
+    LONGDEP_EMU_ENTRY(embed_add_positions),
+    LONGDEP_EMU_ENTRY(layernorm_f32),         LONGDEP_EMU_ENTRY(layernorm_f16),
+    LONGDEP_EMU_ENTRY(layernorm_bf16),        LONGDEP_EMU_ENTRY(rmsnorm_add_f32),
+    LONGDEP_EMU_ENTRY(qk_rmsnorm),            LONGDEP_EMU_ENTRY(bias_relu_f32),
+    LONGDEP_EMU_ENTRY(bias_relu_f16),         LONGDEP_EMU_ENTRY(bias_relu_bf16),
+    LONGDEP_EMU_ENTRY(geglu_tanh_f32),        LONGDEP_EMU_ENTRY(geglu_tanh_f16),
+    LONGDEP_EMU_ENTRY(geglu_tanh_bf16),
     LONGDEP_EMU_ENTRY(emu_test_mixed_warp_calls), LONGDEP_EMU_ENTRY(emu_test_split_barriers),
     LONGDEP_EMU_ENTRY(emu_test_ldmatrix),
 };

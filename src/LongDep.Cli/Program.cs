@@ -21,6 +21,7 @@ public static class Program
         var spec = DeviceSpec.Parse(device);
         if (spec.Cpu) return null;
         int ordinal = spec.Gpus is [var g] ? g : spec.Auto ? 0 : throw new CliException("ppl runs on one GPU: use --device cuda:N", ExitCodes.Usage);
+        if (spec.Auto && Cuda.CudaModel.Unsupported(model.Weights.Config) is not null) return new Reports.CpuSequenceNll(new Models.Cpu.CpuForward(model.Weights));
         if (!Cuda.CudaDevice.TryOpen(ordinal, out var gpu, out string reason))
         {
             if (spec.Auto) return new Reports.CpuSequenceNll(new Models.Cpu.CpuForward(model.Weights));

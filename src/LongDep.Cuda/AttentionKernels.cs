@@ -84,3 +84,17 @@ public static class AttentionKernelNames
         return string.IsNullOrWhiteSpace(value) ? AttentionKernels.TensorCores : Parse(value, EnvironmentVariable);
     }
 }
+
+/// <summary>
+/// How one layer's attention scores are formed beyond q·k, for the attention and PFS kernels: the score scale, the sliding
+/// window (query t sees key s only when t − s &lt; <see cref="Window"/>; 0: every earlier key) and the soft-cap
+/// (z → cap · tanh(z / cap) after scaling; 0: none). Soft-capped scores run on the scalar kernels only.
+/// </summary>
+internal readonly record struct ScoreOptions(float Scale, int Window = 0, float SoftCap = 0f)
+{
+    /// <summary>Plain causal attention with the scale 1/sqrt(headDim).</summary>
+    public static ScoreOptions Plain(int headDim) => new(KernelOps.Scale(headDim));
+
+    public override string ToString() =>
+        $"scale {Scale:G6}{(Window > 0 ? $", window {Window}" : "")}{(SoftCap > 0 ? $", soft-cap {SoftCap:G6}" : "")}";
+}

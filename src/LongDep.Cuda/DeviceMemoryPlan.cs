@@ -53,37 +53,61 @@ public static class DeviceMemoryPlan
     {
         ArgumentNullException.ThrowIfNull(config);
         var c = config;
-        long layer = 2L * c.Dim + (2L * c.QDim + 2L * c.KvDim) * c.Dim + 3L * c.FfDim * c.Dim + (c.QkvBias ? c.QDim + 2L * c.KvDim : 0);
-        long embeddings = (c.TiedEmbedding ? 1L : 2L) * c.VocabSize * c.Dim;
-        return 4 * (layer + embeddings + c.Dim);
+        long norm = c.NormHasBias ? 2L * c.Dim : c.Dim;
+        long layer = (c.NormPlacement == NormPlacement.Sandwich ? 4 : 2) * norm
+            + (2L * c.QDim + 2L * c.KvDim) * c.Dim + (c.HasGate ? 3L : 2L) * c.FfDim * c.Dim
+            + (c.QkvBias ? c.QDim + 2L * c.KvDim : 0) + (c.OutputProjectionBias ? c.Dim : 0) + (c.QkNorm ? 2L * c.HeadDim : 0)
+            + (c.FeedForwardBias ? c.FfDim + (long)c.Dim : 0);
+        long e = c.EmbeddingWidth;
+        long embeddings = (c.TiedEmbedding ? 1L : 2L) * c.VocabSize * e
+            + (c.Positions == PositionKind.Learned ? (long)c.PositionRows * c.Dim : 0)
+            + (c.HasProjections ? 2L * c.Dim * e : 0);
+        return 4 * (layer + embeddings + (c.FinalNorm ? norm : 0));
     }
 
     /// <summary>Zero weights of <paramref name="config"/>'s shapes; every layer shares one set of arrays (only the shapes matter here).</summary>
     private static ModelWeights Placeholder(ModelConfig c)
     {
+        float[] V(long n) => new float[n];
+        float[]? If(bool wanted, long n) => wanted ? new float[n] : null;
+        bool sandwich = c.NormPlacement == NormPlacement.Sandwich;
         var layer = new LayerWeights
         {
-            AttnNorm = new float[c.Dim],
-            Wq = new float[(long)c.QDim * c.Dim],
-            Wk = new float[(long)c.KvDim * c.Dim],
-            Wv = new float[(long)c.KvDim * c.Dim],
-            Wo = new float[(long)c.Dim * c.QDim],
-            Bq = c.QkvBias ? new float[c.QDim] : null,
-            Bk = c.QkvBias ? new float[c.KvDim] : null,
-            Bv = c.QkvBias ? new float[c.KvDim] : null,
-            FfnNorm = new float[c.Dim],
-            WGate = new float[(long)c.FfDim * c.Dim],
-            WUp = new float[(long)c.FfDim * c.Dim],
-            WDown = new float[(long)c.Dim * c.FfDim],
+            AttnNorm = V(c.Dim),
+            AttnNormBias = If(c.NormHasBias, c.Dim),
+            Wq = V((long)c.QDim * c.Dim),
+            Wk = V((long)c.KvDim * c.Dim),
+            Wv = V((long)c.KvDim * c.Dim),
+            Wo = V((long)c.Dim * c.QDim),
+            Bq = If(c.QkvBias, c.QDim),
+            Bk = If(c.QkvBias, c.KvDim),
+            Bv = If(c.QkvBias, c.KvDim),
+            Bo = If(c.OutputProjectionBias, c.Dim),
+            QNorm = If(c.QkNorm, c.HeadDim),
+            KNorm = If(c.QkNorm, c.HeadDim),
+            PostAttnNorm = If(sandwich, c.Dim),
+            FfnNorm = V(c.Dim),
+            FfnNormBias = If(c.NormHasBias, c.Dim),
+            WGate = If(c.HasGate, (long)c.FfDim * c.Dim),
+            WUp = V((long)c.FfDim * c.Dim),
+            WDown = V((long)c.Dim * c.FfDim),
+            BUp = If(c.FeedForwardBias, c.FfDim),
+            BDown = If(c.FeedForwardBias, c.Dim),
+            PostFfnNorm = If(sandwich, c.Dim),
         };
-        var embedding = new float[(long)c.VocabSize * c.Dim];
+        int e = c.EmbeddingWidth;
+        var embedding = V((long)c.VocabSize * e);
         return new ModelWeights
         {
             Config = c,
             TokenEmbedding = embedding,
             Layers = Enumerable.Repeat(layer, c.Layers).ToArray(),
-            OutputNorm = new float[c.Dim],
-            Output = c.TiedEmbedding ? embedding : new float[(long)c.VocabSize * c.Dim],
+            OutputNorm = If(c.FinalNorm, c.Dim),
+            OutputNormBias = If(c.FinalNorm && c.NormHasBias, c.Dim),
+            Output = c.TiedEmbedding ? embedding : V((long)c.VocabSize * e),
+            PositionEmbedding = If(c.Positions == PositionKind.Learned, (long)c.PositionRows * c.Dim),
+            ProjectIn = If(c.HasProjections, (long)c.Dim * e),
+            ProjectOut = If(c.HasProjections, (long)e * c.Dim),
         };
     }
 }

@@ -108,6 +108,37 @@ public class EmulatedGpuRunTests
         Assert.That(stdout, Does.Contain("cuda:0"), "the run summary names the device");
     }
 
+    [TestCase("opt-tiny", "hf", "prolong")]     // post-norm LayerNorm blocks, learned positions, ReLU, projections
+    [TestCase("tiny-gemma2", "gguf", "ladm")]   // sandwich norms, GeGLU, soft-caps, a sliding-window layer
+    public void DeviceAuto_TakesTheGpu_ForEveryFamily_AndScoresAsTheCpu(string shape, string format, string method)
+    {
+        using var dir = new TempDir();
+        string model = dir.File(format == "hf" ? "m" : "m.gguf"), corpus = dir.File("c.jsonl");
+        var (code, _, err) = CliHarness.RunChild("make-model", "--shape", shape, "--format", format, "--output", model);
+        Assert.That(code, Is.EqualTo(0), err);
+        var (inspectCode, inspect, _) = CliHarness.RunChild("inspect", model, "--window", "512");
+        Assert.That(inspectCode, Is.EqualTo(0));
+        Assert.That(inspect, Does.Contain("device paths").And.Contain("CPU and GPU"));
+        Corpus(corpus, 2);
+        string[] Args(string output, string device) => method == "prolong"
+            ? ProLong(model, corpus, output, device)
+            : ["score", "--method", "ladm", "--chunk", "16", "--d-afs", "2", "--window", "256", "--model", model, "--input", corpus,
+               "--output", output, "--device", device];
+        (code, _, err) = CliHarness.RunChildWith(Gpus(1), Args(dir.File("gpu.jsonl"), "auto"));
+        Assert.That(code, Is.EqualTo(0), err);
+        Assert.That(err, Does.Contain($"scoring with {method} on cuda:0 ("));
+        if (shape == "tiny-gemma2") Assert.That(err, Does.Contain("simple kernels (the model's soft-capped scores)"));
+        (code, _, err) = CliHarness.RunChild(Args(dir.File("cpu.jsonl"), "cpu"));
+        Assert.That(code, Is.EqualTo(0), err);
+        double[] Scores(string file) => File.ReadAllLines(file)
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("score").GetDouble()).ToArray();
+        var gpu = Scores(dir.File("gpu.jsonl"));
+        var cpu = Scores(dir.File("cpu.jsonl"));
+        Assert.That(gpu, Has.Length.EqualTo(2));
+        // f16 weights on the GPU against float32 on the CPU: the SPEC's tolerance
+        for (int i = 0; i < 2; i++) Assert.That(gpu[i], Is.EqualTo(cpu[i]).Within(2e-3 * Math.Abs(cpu[i]) + 1e-4), $"record {i}");
+    }
+
     [Test]
     public void AGpuTooSmallForTheWindow_IsOneLineNamingTheSetting()
     {

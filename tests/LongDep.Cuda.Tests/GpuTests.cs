@@ -52,14 +52,40 @@ public class GpuTests
     {
         var k = Checks();
         var types = new[] { CudaPrecision.F32, CudaPrecision.F16, CudaPrecision.BF16 };
-        AllPass(types.Select(k.Embed)
+        AllPass(types.Select(t => k.Embed(t))
             .Concat(types.Select(k.RmsNorm))
             .Append(k.Rope(RopeStyle.AdjacentPairs, 10000f))
             .Append(k.Rope(RopeStyle.Halves, 500000f))
             .Append(k.AddBias())
             .Append(k.Convert(CudaPrecision.F16))
             .Append(k.Convert(CudaPrecision.BF16))
-            .Concat(types.Select(k.SwiGlu)));
+            .Concat(types.Select(t => k.SwiGlu(t))));
+    }
+
+    [Test]
+    public void TheOperationsOfEveryFamily()
+    {
+        // LayerNorm, sandwich and q/k norms, scaled embeddings, learned positions, scaled RoPE tables, GeGLU, bias + ReLU,
+        // windowed and soft-capped attention and PFS, the final soft-cap.
+        var k = Checks();
+        var types = new[] { CudaPrecision.F32, CudaPrecision.F16, CudaPrecision.BF16 };
+        AllPass(types.Select(t => k.LayerNorm(t))
+            .Append(k.LayerNorm(CudaPrecision.F32, inPlace: true))
+            .Append(k.RmsNormAdd())
+            .Append(k.QkRmsNorm(128, 0.25f))
+            .Append(k.Embed(CudaPrecision.BF16, 8f))
+            .Append(k.EmbedAddPositions())
+            .Append(k.RopeScaled(RopeScalingType.Yarn))
+            .Append(k.RopeScaled(RopeScalingType.Llama3))
+            .Concat(types.Select(t => k.SwiGlu(t, geglu: true)))
+            .Concat(types.Select(t => k.BiasRelu(t, withBias: true)))
+            .Append(k.Attention(CudaPrecision.F32, 2, 300, 0, 4, 2, 64, scores: new ScoreOptions(0.1f, Window: 100, SoftCap: 20f)))
+            .Append(k.Attention(CudaPrecision.F16, 3, 130, 128, 4, 2, 128, AttentionKernels.TensorCores, scores: new ScoreOptions(0.08f, Window: 150)))
+            .Append(k.Attention(CudaPrecision.BF16, 1, 700, 0, 4, 1, 64, AttentionKernels.TensorCores, packedKv: true,
+                scores: new ScoreOptions(0.125f, Window: 200)))
+            .Concat(k.Pfs(1100, 8, 2, 64, [(1000, 1100), (700, 828), (401, 402)], AttentionKernels.TensorCores, new ScoreOptions(0.125f, Window: 300)))
+            .Concat(k.Pfs(600, 4, 2, 96, [(500, 600), (300, 428)], scores: new ScoreOptions(0.1f, Window: 120, SoftCap: 30f)))
+            .Concat(k.Loss(softCap: 30f)));
     }
 
     [TestCase(CudaPrecision.F32, 1, 77, 0, 4, 2, 64)]
@@ -216,7 +242,7 @@ public class GpuTests
     {
         var log = new StringWriter();
         bool ok = CudaSelfTest.Run(Gpu.Backend, log, new SelfTestOptions { Quick = true },
-            w => new ReferenceLadmProbe(w), w => new ReferenceProLongProbe(w));
+            ReferenceProbes.Ladm, ReferenceProbes.ProLong);
         TestContext.Out.WriteLine(log.ToString());
         Assert.That(ok, Is.True);
     }

@@ -80,6 +80,12 @@ public class KernelEmulatorTests
         using var backend = new SimulatedBackend(emulator: Emulator());
         AllPass(new KernelChecks(backend).All());
         Assert.That(backend.Launches.Keys, Does.Contain("attention_fwd_f16").And.Contain("pfs_column_mass").And.Contain("loss_segment_sum"));
+        // every family's operations, each from its source
+        Assert.That(backend.Launches.Keys, Is.SupersetOf(new[]
+        {
+            "layernorm_f32", "layernorm_f16", "layernorm_bf16", "rmsnorm_add_f32", "qk_rmsnorm", "embed_add_positions",
+            "geglu_tanh_f32", "geglu_tanh_f16", "geglu_tanh_bf16", "bias_relu_f32", "bias_relu_f16", "bias_relu_bf16",
+        }));
     }
 
     [Test]
@@ -176,14 +182,16 @@ public class KernelEmulatorTests
         Assert.That(values, Is.GreaterThan(10), "the measurement has non-zero PFS values to compare");
     }
 
-    [TestCase(null, 4)] // wide pass 2 (256-key blocks, 32 keys a warp), 128-key windows every 512 keys
-    [TestCase("0", 2)]  // 16-row kernels (128-key blocks), windows every 256 keys
-    public void LadmProbe_WithTheKeyTileList_GivesTheMeasurementOfEveryKeyColumn(string? wide, int dAfs)
+    [TestCase(null, 4, 0)]   // wide pass 2 (256-key blocks, 32 keys a warp), 128-key windows every 512 keys
+    [TestCase("0", 2, 0)]    // 16-row kernels (128-key blocks), windows every 256 keys
+    [TestCase(null, 4, 300)] // a sliding window of 300 keys on layer 0: its list drops the tiles no row of a span sees
+    public void LadmProbe_WithTheKeyTileList_GivesTheMeasurementOfEveryKeyColumn(string? wide, int dAfs, int window)
     {
         // Pass 2 computes only the listed 16-key tiles the PFS windows read; the windows' sums must be those of the pass over
-        // every column, bit for bit (each column is the same sum in the same order). T = 1000 is not a multiple of 16,
-        // so windows straddle tiles.
+        // every column, bit for bit (each column is the same sum in the same order; a column no row sees is 0 either way).
+        // T = 1000 is not a multiple of 16, so windows straddle tiles.
         var config = RandomModel.TinyConfig() with { Dim = 128, FfDim = 64, Heads = 2, KvHeads = 1, HeadDim = 64, Layers = 2 };
+        if (window > 0) config = config with { SlidingWindow = window, SlidingLayers = [true, false] };
         var weights = RandomModel.Create(config, 17);
         var schedule = LadmSchedule.Create(1000, chunk: 32, dAfs: dAfs, dCds: 4);
         Assert.That(schedule.Spans, Has.Count.GreaterThan(3));
@@ -206,6 +214,8 @@ public class KernelEmulatorTests
                 values += masked.Pfs[layer][s].Count(v => v > 0 && double.IsFinite(v));
             }
         Assert.That(values, Is.GreaterThan(10), "the measurement has non-zero PFS values to compare");
+        if (window > 0)
+            Assert.That(masked.Pfs[0].SelectMany(x => x).Count(v => v == 0), Is.GreaterThan(0), "PFS windows past the sliding window are 0");
     }
 
     [Test]
@@ -216,7 +226,7 @@ public class KernelEmulatorTests
         using var backend = new SimulatedBackend(emulator: Emulator());
         var log = new StringWriter();
         bool ok = CudaSelfTest.Run(backend, log, new SelfTestOptions { Quick = true },
-            w => new ReferenceLadmProbe(w), w => new ReferenceProLongProbe(w));
+            ReferenceProbes.Ladm, ReferenceProbes.ProLong);
         string text = log.ToString();
         TestContext.Out.WriteLine(text);
         Assert.That(ok, Is.True, text);

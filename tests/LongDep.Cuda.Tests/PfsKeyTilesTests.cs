@@ -34,6 +34,27 @@ public class PfsKeyTilesTests
     }
 
     [Test]
+    public void WithinWindow_DropsTheTilesNoRowOfTheSpanSees()
+    {
+        // span start 600, window 200: its first row sees keys 401.., so tiles whose last key is at most 400 (tiles 0..24,
+        // keys 0..399) go; tile 25 (keys 400..415) holds key 401 and stays. Span 1 (start 100) with every tile marked:
+        // keys 0..99 seen from key 0 on (100 − 200 < 0), nothing goes.
+        var mask = PfsKeyTiles.Build(nSpans: 2, T: 1000, itemSpan: [0, 1], itemLo: [0, 0], itemHi: [600, 100]);
+        var within = PfsKeyTiles.WithinWindow(mask, [600, 100], 1000, 200);
+        for (int key = 0; key < 600; key++)
+            Assert.That(PfsKeyTiles.IsMarked(within, 0, 1000, key), Is.EqualTo(key >= 400), $"span 0 key {key}");
+        for (int key = 0; key < 100; key++)
+            Assert.That(PfsKeyTiles.IsMarked(within, 1, 1000, key), Is.True, $"span 1 key {key}");
+        Assert.That(mask[0], Is.EqualTo(uint.MaxValue), "the mask given is not changed");
+        // a window of one key: no row sees a key before the span; only the tile holding each start stays (a tile goes only
+        // when all its keys are unseen, and tile 37 = keys 592..607, tile 6 = keys 96..111 hold keys past the start)
+        var none = PfsKeyTiles.WithinWindow(mask, [600, 100], 1000, 1);
+        var list = PfsKeyTiles.List(none, [600, 100], 1000);
+        Assert.That(list.Rows, Is.EqualTo(new[] { 1, 37, 1, 6 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => PfsKeyTiles.WithinWindow(mask, [600, 100], 1000, 0));
+    }
+
+    [Test]
     public void EmptyMask_MarksEverything_AndBadItemsAreRejected()
     {
         Assert.That(PfsKeyTiles.IsMarked([], 3, 100, 99), Is.True);

@@ -1,5 +1,6 @@
 using LongDep.Core.Probes;
 using LongDep.Models;
+using LongDep.Models.Cpu;
 
 namespace LongDep.Cuda.Tests;
 
@@ -135,6 +136,25 @@ internal sealed class ReferenceModel(ModelWeights weights)
         double sum = e.Sum();
         return e.Select(x => x / sum).ToArray();
     }
+}
+
+/// <summary>
+/// The references whole GPU measurements are compared with in these tests: the float64 Llama forward above for models of
+/// the Llama block it implements; the CPU probes for the other families (LongDep.Models.Tests checks the CPU forward of
+/// every family against a float64 forward written from its published architecture).
+/// </summary>
+internal static class ReferenceProbes
+{
+    /// <summary>Whether <see cref="ReferenceModel"/> implements <paramref name="c"/>'s block.</summary>
+    public static bool IsLlamaBlock(ModelConfig c) =>
+        c.Norm == NormKind.Rms && c.NormPlacement == NormPlacement.Pre && c.FinalNorm && c.Positions == PositionKind.Rope
+        && c.RopeScaling.Type == RopeScalingType.None && c.LocalRopeTheta is null && !c.OutputProjectionBias && !c.FeedForwardBias
+        && !c.QkNorm && c.AttentionScale is null && !c.ScaleQueries && c.AttentionSoftCap is null && c.FinalSoftCap is null
+        && !c.HasSlidingWindow && c.EmbedScale == 1f && c.FeedForward == FeedForwardKind.SwiGlu && !c.HasProjections;
+
+    public static ILadmProbe Ladm(ModelWeights w) => IsLlamaBlock(w.Config) ? new ReferenceLadmProbe(w) : new CpuLadmProbe(new CpuForward(w));
+
+    public static IProLongProbe ProLong(ModelWeights w) => IsLlamaBlock(w.Config) ? new ReferenceProLongProbe(w) : new CpuProLongProbe(new CpuForward(w));
 }
 
 /// <summary>LADM's PFS straight from SPEC §2 on the float64 reference forward (the probability matrix is materialized).</summary>

@@ -131,7 +131,7 @@ public class SimulatedBackendTests
         using var backend = new SimulatedBackend();
         var log = new StringWriter();
         bool ok = CudaSelfTest.Run(backend, log, new SelfTestOptions { Quick = true },
-            w => new ReferenceLadmProbe(w), w => new ReferenceProLongProbe(w));
+            ReferenceProbes.Ladm, ReferenceProbes.ProLong);
         string text = log.ToString();
         TestContext.Out.WriteLine(text);
         Assert.That(ok, Is.True);
@@ -139,6 +139,10 @@ public class SimulatedBackendTests
         Assert.That(text, Does.Contain("attention_fwd").And.Contain("pfs_column_mass").And.Contain("ProLong").And.Contain("all"));
         Assert.That(text, Does.Not.Contain("FAIL"));
         Assert.That(text, Does.Contain("attention_mma").And.Contain("tensor cores").And.Contain("tensor kernels"));
+        foreach (var (name, _) in CudaSelfTest.FamilyConfigs())
+            Assert.That(text, Does.Contain($"{name} LADM PFS (F32").And.Contain($"{name} ProLong (F16"), name);
+        Assert.That(CudaSelfTest.FamilyConfigs().Select(f => f.Config.Architecture).Distinct(),
+            Is.SupersetOf(new[] { "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "opt" }));
         Assert.That(backend.Launches.Keys, Has.Some.Contains("mma"));
         Assert.That(backend.LiveAllocations, Is.Zero);
     }
@@ -148,8 +152,8 @@ public class SimulatedBackendTests
     {
         using var backend = new SimulatedBackend();
         var log = new StringWriter();
-        bool ok = CudaSelfTest.Run(backend, log, new SelfTestOptions { Quick = true, Kernels = AttentionKernels.Simple },
-            w => new ReferenceLadmProbe(w), w => new ReferenceProLongProbe(w));
+        bool ok = CudaSelfTest.Run(backend, log, new SelfTestOptions { Quick = true, Kernels = AttentionKernels.Simple, Families = false },
+            ReferenceProbes.Ladm, ReferenceProbes.ProLong);
         string text = log.ToString();
         Assert.That(ok, Is.True, text);
         Assert.That(text, Does.Contain("the tensor-core kernels are not checked").And.Contain("head dim 64"));
@@ -162,8 +166,8 @@ public class SimulatedBackendTests
     {
         using var backend = new SimulatedBackend();
         var log = new StringWriter();
-        bool ok = CudaSelfTest.Run(backend, log, new SelfTestOptions { Quick = true },
-            w => new ScaledLadm(new ReferenceLadmProbe(w), 1.01), w => new ReferenceProLongProbe(w));
+        bool ok = CudaSelfTest.Run(backend, log, new SelfTestOptions { Quick = true, Families = false },
+            w => new ScaledLadm(ReferenceProbes.Ladm(w), 1.01), ReferenceProbes.ProLong);
         Assert.That(ok, Is.False);
         Assert.That(log.ToString(), Does.Contain("LADM PFS").And.Contain("FAIL"));
     }

@@ -281,6 +281,151 @@ public class TwinTests
     }
 
     [Test]
+    public void LayerNorm_HandWorked_AndInPlace()
+    {
+        // x = [1, 3]: mean 2, variance 1; w = [2, 0.5], b = [1, -1] → [(−1)·2 + 1, 1·0.5 − 1] = [−1, −0.5]
+        var y = new float[2];
+        LayerNormTwin.Apply([1f, 3f], [2f, 0.5f], [1f, -1f], y, 1, 2, 0f);
+        Assert.That(y, Is.EqualTo(new[] { -1f, -0.5f }).Within(1e-6));
+        // eps enters under the root: var 1 + eps 3 → 1/2
+        float[] x = [1f, 3f];
+        LayerNormTwin.Apply(x, [1f, 1f], [0f, 0f], x, 1, 2, 3f);
+        Assert.That(x, Is.EqualTo(new[] { -0.5f, 0.5f }).Within(1e-6), "y may be x");
+    }
+
+    [Test]
+    public void RmsNormAdd_AndHeadNorm_AreRmsNormsOfTheirParts()
+    {
+        // h += RMSNorm([3, 4]) with w = [1, 2]: 3 / sqrt(12.5), 8 / sqrt(12.5)
+        float[] h = [10f, 20f];
+        RmsNormTwin.ApplyAdd([3f, 4f], [1f, 2f], h, 1, 2, 0f);
+        Assert.That(h[0], Is.EqualTo(10 + 3 / Math.Sqrt(12.5)).Within(1e-5));
+        Assert.That(h[1], Is.EqualTo(20 + 8 / Math.Sqrt(12.5)).Within(1e-5));
+        // two heads of 2 in a row of stride 5 (the fifth value untouched); each head normed alone; pre-scale cancels
+        float[] x = [3f, 4f, 0f, 2f, 9f];
+        RmsNormTwin.HeadNorm(x, [1f, 1f], 1, 2, 2, 5, 0f, preScale: 10f);
+        Assert.That(x[0], Is.EqualTo(3 / Math.Sqrt(12.5)).Within(1e-6));
+        Assert.That(x[1], Is.EqualTo(4 / Math.Sqrt(12.5)).Within(1e-6));
+        Assert.That(x[2..4], Is.EqualTo(new[] { 0f, (float)Math.Sqrt(2) }).Within(1e-6));
+        Assert.That(x[4], Is.EqualTo(9f));
+    }
+
+    [Test]
+    public void Embedding_Scale_AndLearnedPositions()
+    {
+        var output = new float[4];
+        EmbeddingTwin.Gather([1, 0], [1f, 2f, 3f, 4f], output, 2, 2, 2, scale: 0.5f);
+        Assert.That(output, Is.EqualTo(new[] { 1.5f, 2f, 0.5f, 1f }));
+        // table rows offset + position: positions 0 and 2 with offset 2 read rows 2 and 4
+        float[] table = [0, 0, 0, 0, 10, 11, 0, 0, 40, 41];
+        EmbeddingTwin.AddPositions([0, 2], table, output, 2, 2, 2, 5);
+        Assert.That(output, Is.EqualTo(new[] { 11.5f, 13f, 40.5f, 42f }));
+        EmbeddingTwin.AddPositions([3], table, output, 1, 2, 2, 5);
+        Assert.That(float.IsNaN(output[0]) && float.IsNaN(output[1]), Is.True, "a position past the table is a NaN row");
+    }
+
+    [Test]
+    public void GeGlu_And_BiasRelu_HandWorked()
+    {
+        // gelu_tanh(1) = 0.5 (1 + tanh(sqrt(2/pi) · 1.044715)) = 0.8411920; gelu_tanh(0) = 0
+        var y = new float[2];
+        ElementwiseTwin.GeGluTanh([1f, 0f], [2f, 5f], y, 2);
+        Assert.That(y[0], Is.EqualTo(2 * 0.5 * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * 1.044715))).Within(1e-6));
+        Assert.That(y[0], Is.EqualTo(2 * 0.841192f).Within(1e-5));
+        Assert.That(y[1], Is.EqualTo(0f));
+        var r = new float[4];
+        ElementwiseTwin.BiasRelu([1f, -1f, -3f, 0.5f], [0.5f, 2f], r, 2, 2);
+        Assert.That(r, Is.EqualTo(new[] { 1.5f, 1f, 0f, 2.5f }));
+        ElementwiseTwin.BiasRelu([1f, -1f], default, r, 1, 2);
+        Assert.That(r[..2], Is.EqualTo(new[] { 1f, 0f }));
+    }
+
+    [Test]
+    public void Rope_AttentionFactor_ScalesTheRotation()
+    {
+        // position 1, invFreq 0: no rotation, so the factor multiplies the pair
+        float[] x = [3f, 4f];
+        RopeTwin.Apply(x, [1], [0.0], 1, 1, 2, 2, RopeStyle.Halves, scale: 1.5f);
+        Assert.That(x, Is.EqualTo(new[] { 4.5f, 6f }).Within(1e-6));
+    }
+
+    [Test]
+    public void Attention_WindowAndSoftCap_MatchExplicitMasks()
+    {
+        const int T = 12, heads = 2, kvHeads = 1, d = 4, window = 3;
+        const float cap = 0.8f, scale = 0.9f;
+        var r = new Random(8);
+        var q = RandomFloats(r, T * heads * d, 2);
+        var k = RandomFloats(r, T * kvHeads * d, 2);
+        var v = RandomFloats(r, T * kvHeads * d);
+        var output = new float[T * heads * d];
+        AttentionTwin.Forward(q, k, v, default, default, default, output, 1, T, 0, heads, kvHeads, d, scale, window, cap);
+        for (int h = 0; h < heads; h++)
+            for (int t = 0; t < T; t++)
+            {
+                // keys t − 2 .. t only, scores cap · tanh(z / cap)
+                var keys = Enumerable.Range(0, t + 1).Where(s => t - s < window).ToArray();
+                var scores = keys.Select(s =>
+                {
+                    double z = 0;
+                    for (int c = 0; c < d; c++) z += (double)q[t * heads * d + h * d + c] * k[s * d + c] * scale;
+                    return cap * Math.Tanh(z / cap);
+                }).ToArray();
+                var p = ReferenceModel.Softmax(scores);
+                for (int c = 0; c < d; c++)
+                {
+                    double expected = keys.Select((s, i) => p[i] * v[s * d + c]).Sum();
+                    Assert.That(output[t * heads * d + h * d + c], Is.EqualTo(expected).Within(1e-6), $"head {h} row {t}");
+                }
+            }
+    }
+
+    [Test]
+    public void Pfs_WithAWindow_IsTheSoftmaxOverTheWindowsKeys_AndRowsThatSeeNoneGiveNothing()
+    {
+        const int T = 30, heads = 2, kvHeads = 1, d = 4, window = 4;
+        var r = new Random(9);
+        var q = RandomFloats(r, T * heads * d, 2);
+        var k = RandomFloats(r, T * kvHeads * d, 2);
+        int[] starts = [20];
+        int[] ends = [26];
+        const int maxSpanLen = 6;
+        var rowMax = new float[heads * maxSpanLen];
+        var rowSum = new float[heads * maxSpanLen];
+        var col = new float[T];
+        PfsTwin.RowStats(q, k, starts, ends, rowMax, rowSum, 1, maxSpanLen, heads, kvHeads, d, 1f, window);
+        PfsTwin.ColumnMass(q, k, starts, ends, rowMax, rowSum, col, 1, maxSpanLen, T, heads, kvHeads, d, 1f, default, window);
+        var expected = new double[T];
+        for (int h = 0; h < heads; h++)
+            for (int t = 20; t < 26; t++)
+            {
+                // row t sees keys max(0, t − 3) .. 19: rows 20..22; rows 23..25 see none of the keys before the span
+                var keys = Enumerable.Range(0, 20).Where(s => t - s < window).ToArray();
+                if (t >= 23)
+                {
+                    Assert.That(keys, Is.Empty);
+                    Assert.That(rowSum[h * maxSpanLen + t - 20], Is.Zero);
+                    Assert.That(rowMax[h * maxSpanLen + t - 20], Is.EqualTo(float.NegativeInfinity));
+                    continue;
+                }
+                var p = ReferenceModel.Softmax(keys.Select(s => Enumerable.Range(0, d).Sum(c => (double)q[t * heads * d + h * d + c] * k[s * d + c])).ToArray());
+                for (int i = 0; i < keys.Length; i++) expected[keys[i]] += p[i] / heads;
+            }
+        for (int s = 0; s < T; s++) Assert.That(col[s], Is.EqualTo(expected[s]).Within(1e-6), $"col {s}");
+        Assert.That(col.Sum(), Is.EqualTo(3).Within(1e-5), "three rows see a key");
+    }
+
+    [Test]
+    public void Loss_SoftCap_CapsTheLogitsBeforeTheSoftmax()
+    {
+        // logits [0, 10] capped at 2: [0, 2 tanh 5]; target 0
+        var nll = new float[1];
+        LossTwin.RowNll([0f, 10f], [0], nll, 1, 2, softCap: 2f);
+        double z = 2 * Math.Tanh(5);
+        Assert.That(nll[0], Is.EqualTo(Math.Log(1 + Math.Exp(z))).Within(1e-6));
+    }
+
+    [Test]
     public void Loss_RowNll_AndSegments_HandWorked()
     {
         // row 0: logits [0, ln 3], target 1 → p = 3/4 → nll = ln(4/3); row 1 skipped; row 2: uniform over 2 → ln 2

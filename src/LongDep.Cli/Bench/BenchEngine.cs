@@ -62,10 +62,10 @@ public abstract class BenchEngine : IDisposable
         return spec;
     }
 
-    /// <summary>The engine for a parsed <c>--device</c> (auto: the first GPU when one can be used, else the CPU).</summary>
+    /// <summary>The engine for a parsed <c>--device</c> (auto: the first GPU when one can be used and runs the model, else the CPU).</summary>
     public static BenchEngine Create(DeviceSpec spec, ModelWeights weights, int threads, int pairBatch, bool bf16, AttentionKernels kernels, double? peakOverride)
     {
-        if (spec.Cpu || (spec.Auto && !CudaDevice.Available(out _)))
+        if (spec.Cpu || (spec.Auto && (CudaModel.Unsupported(weights.Config) is not null || !CudaDevice.Available(out _))))
             return new CpuEngine(weights, threads) { PeakTflops = peakOverride };
         return CudaEngine.Open(spec.Gpus![0], weights, pairBatch, bf16, kernels, peakOverride);
     }
@@ -114,7 +114,8 @@ public abstract class BenchEngine : IDisposable
                 var (free, total) = device.MemoryInfo();
                 var precision = bf16 ? CudaPrecision.BF16 : CudaPrecision.F16;
                 var model = new CudaModel(device, weights, new CudaModelOptions { Precision = precision, Kernels = kernels });
-                string description = $"cuda:{ordinal} ({device.Describe()}; weights {(bf16 ? "bf16" : "f16")}, f32 accumulation, {kernels.Describe()}, " +
+                string description = $"cuda:{ordinal} ({device.Describe()}; weights {(bf16 ? "bf16" : "f16")}, f32 accumulation, " +
+                                     $"{Runtime.CudaBackend.KernelsDescription(weights.Config, kernels)}, " +
                                      $"ProLong pair batch {pairBatch}{(NvtxRanges.Available ? ", NVTX on" : "")})";
                 return new CudaEngine(device, model, total - free, pairBatch, description)
                 {

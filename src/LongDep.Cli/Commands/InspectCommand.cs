@@ -48,6 +48,7 @@ public static class InspectCommand
             var types = d.Tensors.GroupBy(x => x.TypeName).Select(g => $"{g.Key}×{g.Count()}");
             Row("tensors", $"{d.Tensors.Count} ({string.Join(", ", types)})");
             Row("weights at f16", Gib(MemoryEstimate.WeightBytesF16(c)));
+            Row("device paths", Cuda.CudaModel.DevicePaths(c));
             foreach (var (label, value) in GpuMemoryRows(c, t, pairCount, batch)) Row(label, value);
             Row("tokenizer", d.Tokenizer is { } tok ? $"{tok.Kind}, {tok.VocabSize:N0} tokens, BOS {tok.BosId?.ToString(CultureInfo.InvariantCulture) ?? "none"}, EOS {tok.EosId?.ToString(CultureInfo.InvariantCulture) ?? "none"}" : $"none ({d.TokenizerProblem})");
             Row("--add-bos default", d.AddBosDefault && d.Tokenizer?.BosId is not null ? "true (the tokenizer config adds BOS)" : "false");
@@ -119,11 +120,7 @@ public static class InspectCommand
     private static IEnumerable<(string, string)> GpuMemoryRows(ModelConfig c, int t, int pairs, int pairBatch)
     {
         const string extra = "+ CUDA context and cuBLAS workspace";
-        if (Cuda.CudaModel.UnsupportedFeature(c) is not null)
-        {
-            yield return ("GPU memory", "not counted: the model runs on the CPU only");
-            yield break;
-        }
+        if (Cuda.CudaModel.Unsupported(c) is not null) yield break; // the GPU cannot run it (see "device paths")
         if (Cuda.DeviceMemoryPlan.PlaceholderHostBytes(c) > 4L << 30 || t < 2 * 128 + 1)
         {
             yield return ($"GPU memory, one LADM pass at T={t:N0}", $"{Gib(MemoryEstimate.LadmGpuBytes(c, t))} (weights f16 + activations, estimate)");
@@ -137,7 +134,7 @@ public static class InspectCommand
                 ? $"none: T is below the {minimum:N0} tokens LADM's default schedule needs"
                 : $"{Gib(Cuda.DeviceMemoryPlan.Ladm(c, t))} engine buffers {extra}";
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or NotSupportedException)
         {
             ladm = $"not counted: {e.Message}";
         }
@@ -147,7 +144,7 @@ public static class InspectCommand
         {
             proLong = $"{Gib(Cuda.DeviceMemoryPlan.ProLong(c, chunks, 128, usable, proLongOptions: new Cuda.CudaProLongOptions { PairBatch = pairBatch }))} engine buffers {extra}";
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is ArgumentException or NotSupportedException)
         {
             proLong = $"not counted: {e.Message}";
         }

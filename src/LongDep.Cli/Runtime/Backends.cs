@@ -47,9 +47,10 @@ public static class Backends
         if (device.Cpu) return ([Cpu(model, settings, options)], CpuDescription(options));
         if (device.Auto)
         {
-            if (Cuda.CudaModel.UnsupportedFeature(model.Config) is { } feature)
-                return ([Cpu(model, settings, options)], $"{CpuDescription(options)} (auto: the CUDA forward does not run {feature} yet)");
-            // Device 0 is opened once: the probe for auto is the device the run uses.
+            // A model the CUDA forward cannot run stays on the CPU; otherwise device 0 is opened once: the probe for auto is
+            // the device the run uses.
+            if (Cuda.CudaModel.Unsupported(model.Weights.Config) is { } unsupported)
+                return ([Cpu(model, settings, options)], $"{CpuDescription(options)} (auto: {unsupported})");
             if (Cuda.CudaDevice.TryOpen(0, out var gpu, out string reason))
                 return CudaBackend.Create([gpu], model, settings, options);
             return ([Cpu(model, settings, options)], $"{CpuDescription(options)} (auto: {reason})");

@@ -61,7 +61,14 @@ public static class CudaBackend
         NvtxRanges.Install();
         string names = string.Join(", ", devices.Select(d => $"cuda:{d.Ordinal}"));
         string precision = options.Bf16 ? "bf16" : "f16";
-        return (workers, $"{names} ({devices[0].Describe()}; weights {precision}, f32 accumulation, {options.Kernels.Describe()}{(NvtxRanges.Available ? ", NVTX on" : "")})");
+        return (workers, $"{names} ({devices[0].Describe()}; weights {precision}, f32 accumulation, {KernelsDescription(model.Weights.Config, options.Kernels)}{(NvtxRanges.Available ? ", NVTX on" : "")})");
+    }
+
+    /// <summary>The kernel set a model's attention and PFS run on, and why when it is not the one asked for (soft-capped scores).</summary>
+    public static string KernelsDescription(Models.ModelConfig config, AttentionKernels requested)
+    {
+        var kernels = CudaModel.KernelsFor(config, requested);
+        return kernels == requested ? kernels.Describe() : $"{kernels.Describe()} (the model's soft-capped scores)";
     }
 
     private static IScoringWorker Worker(CudaDevice device, LoadedModel model, ScoreSettings settings, BackendOptions options)

@@ -19,8 +19,9 @@ public sealed record CudaLadmOptions
 /// <summary>
 /// LADM's measurement on the GPU (SPEC §2): one sample at a time, every layer's PFS through the fused span-sum kernels
 /// (pfs.cu); the span's attention matrix never exists, memory is linear in T. Pass 2 computes only the key columns the
-/// PFS windows sum (<see cref="PfsKeyTiles"/>). The last layer needs only its q and k,
-/// so its attention output, feed-forward and the output head are skipped.
+/// PFS windows sum (<see cref="PfsKeyTiles"/>), and on a sliding-window layer only those some row of the span sees. The
+/// scores are the model's own: its scale, soft-cap and each layer's window (<see cref="CudaModel.Scores"/>). The last
+/// layer needs only its q and k, so its attention output, feed-forward and the output head are skipped.
 /// </summary>
 public sealed class CudaLadmProbe : ILadmProbe
 {
@@ -73,7 +74,9 @@ public sealed class CudaLadmProbe : ILadmProbe
             return new LadmMeasurement(schedule, pfs);
         }
         TokenChecks.CheckTokens(tokens, c.VocabSize, "sample");
+        model.CheckPositions(T, "a shorter --window");
         var plan = SpanPlan.Build(spans, T, options.ColumnBufferBytes);
+        var windows = Enumerable.Range(0, c.Layers).Select(l => model.Scores(l).Window).Distinct().ToArray();
 
         var backend = model.Backend;
         var ops = model.Ops;
@@ -94,7 +97,14 @@ public sealed class CudaLadmProbe : ILadmProbe
         using var rowSum = backend.Allocate<float>((long)plan.GroupSize * c.Heads * plan.MaxSpanLen, "LADM softmax statistics", Hint);
         using var col = backend.Allocate<float>((long)plan.GroupSize * T, "LADM key-column mass", Hint);
         using var pfsDevice = backend.Allocate<double>((long)c.Layers * plan.Items, "LADM PFS values", Hint);
-        using var tileList = backend.Allocate<int>(plan.Tiles.Rows.Length, "LADM key-tile list", Hint);
+        // Pass 2's tile list per distinct window of the model's layers (0: every layer's without one).
+        var tileLists = new Dictionary<int, (TileList Tiles, DeviceBuffer<int> Device)>();
+        using var freeTileLists = new DisposableList();
+        foreach (int w in windows)
+        {
+            var tiles = plan.TilesFor(w);
+            tileLists[w] = (tiles, freeTileLists.Add(backend.Allocate<int>(tiles.Rows.Length, "LADM key-tile list", Hint)));
+        }
 
         using (backend.Range("h2d"))
         {
@@ -107,8 +117,9 @@ public sealed class CudaLadmProbe : ILadmProbe
             itemSpan.CopyFrom(plan.ItemSpanInGroup);
             itemLo.CopyFrom(plan.ItemLo);
             itemHi.CopyFrom(plan.ItemHi);
-            tileList.CopyFrom(plan.Tiles.Rows);
+            foreach (var (tiles, device) in tileLists.Values) device.CopyFrom(tiles.Rows);
         }
+        model.PrepareRope(T);
 
         // With the wide kernels the layer's keys and values are packed as f16 once, before PFS: pass 1 and the attention
         // both read the packed keys.
@@ -126,20 +137,22 @@ public sealed class CudaLadmProbe : ILadmProbe
             }
             using (backend.Range($"pfs layer {layer}"))
             {
+                var scores = model.Scores(layer);
+                var (tiles, tileList) = tileLists[scores.Window];
                 foreach (var g in plan.Groups)
                 {
                     col.Clear(0, (long)g.SpanCount * T);
                     if (packed)
                         ops.PfsRowStatsPacked(ws.Q.Pointer, ws.KvHalf!, T, spanStart.At(g.FirstSpan), spanEnd.At(g.FirstSpan),
-                            rowMax.Pointer, rowSum.Pointer, g.SpanCount, plan.MaxSpanLen, c.Heads, c.KvHeads, c.HeadDim);
+                            rowMax.Pointer, rowSum.Pointer, g.SpanCount, plan.MaxSpanLen, c.Heads, c.KvHeads, c.HeadDim, scores);
                     else
                         ops.PfsRowStats(ws.Q.Pointer, ws.K.Pointer, spanStart.At(g.FirstSpan), spanEnd.At(g.FirstSpan),
-                            rowMax.Pointer, rowSum.Pointer, g.SpanCount, plan.MaxSpanLen, c.Heads, c.KvHeads, c.HeadDim);
-                    // Only the key columns the group's windows sum (a quarter of them with d_afs = 4).
+                            rowMax.Pointer, rowSum.Pointer, g.SpanCount, plan.MaxSpanLen, c.Heads, c.KvHeads, c.HeadDim, scores);
+                    // Only the key columns the group's windows sum (a quarter of them with d_afs = 4) and its rows see.
                     ops.PfsColumnMass(ws.Q.Pointer, ws.K.Pointer, spanStart.At(g.FirstSpan), spanEnd.At(g.FirstSpan),
                         rowMax.Pointer, rowSum.Pointer, col.Pointer,
-                        options.EveryKeyColumn ? DevicePtr.Null : tileList.At((long)g.FirstSpan * plan.Tiles.Stride), plan.Tiles.Stride,
-                        g.MostTiles(plan.Tiles), g.SpanCount, plan.MaxSpanLen, g.MaxStart, T, c.Heads, c.KvHeads, c.HeadDim);
+                        options.EveryKeyColumn ? DevicePtr.Null : tileList.At((long)g.FirstSpan * tiles.Stride), tiles.Stride,
+                        g.MostTiles(tiles), g.SpanCount, plan.MaxSpanLen, g.MaxStart, T, c.Heads, c.KvHeads, c.HeadDim, scores);
                     ops.PfsWindowSum(col.Pointer, itemSpan.At(g.FirstItem), itemLo.At(g.FirstItem), itemHi.At(g.FirstItem),
                         pfsDevice.At((long)layer * plan.Items + g.FirstItem), g.ItemCount, T);
                 }
@@ -189,7 +202,17 @@ public sealed class CudaLadmProbe : ILadmProbe
         public required IReadOnlyList<Group> Groups { get; init; }
         /// <summary>Pass 2's tile list (<see cref="PfsKeyTiles.List"/>), one row per span of the sample.</summary>
         public required TileList Tiles { get; init; }
+        /// <summary>The mask <see cref="Tiles"/> lists (<see cref="PfsKeyTiles.Build(IReadOnlyList{LadmSpan}, int)"/>).</summary>
+        public required uint[] Mask { get; init; }
+        public required int T { get; init; }
         public int Items => ItemLo.Length;
+
+        /// <summary>
+        /// The tile list of a layer with a sliding window of <paramref name="window"/> keys (0: none, <see cref="Tiles"/>):
+        /// without the tiles no row of the span sees (<see cref="PfsKeyTiles.WithinWindow"/>), whose columns stay 0.
+        /// </summary>
+        public TileList TilesFor(int window) =>
+            window <= 0 ? Tiles : PfsKeyTiles.List(PfsKeyTiles.WithinWindow(Mask, SpanStart, T, window), SpanStart, T);
 
         internal readonly record struct Group(int FirstSpan, int SpanCount, int FirstItem, int ItemCount, int MaxStart)
         {
@@ -220,6 +243,7 @@ public sealed class CudaLadmProbe : ILadmProbe
                 maxSpanLen = Math.Max(maxSpanLen, span.End - span.Start);
             }
             int groupSize = (int)Math.Clamp(columnBufferBytes / ((long)T * sizeof(float)), 1, Math.Min(65535, spans.Count));
+            var mask = PfsKeyTiles.Build(spans, T);
             var itemSpan = new List<int>();
             var lo = new List<int>();
             var hi = new List<int>();
@@ -244,10 +268,28 @@ public sealed class CudaLadmProbe : ILadmProbe
             return new SpanPlan
             {
                 SpanStart = starts, SpanEnd = ends, ItemSpanInGroup = itemSpan.ToArray(), ItemLo = lo.ToArray(), ItemHi = hi.ToArray(),
-                MaxSpanLen = maxSpanLen, GroupSize = groupSize, Groups = groups,
-                Tiles = PfsKeyTiles.List(PfsKeyTiles.Build(spans, T), starts, T),
+                MaxSpanLen = maxSpanLen, GroupSize = groupSize, Groups = groups, Mask = mask, T = T,
+                Tiles = PfsKeyTiles.List(mask, starts, T),
             };
         }
+    }
+}
+
+/// <summary>Device buffers freed together.</summary>
+internal sealed class DisposableList : IDisposable
+{
+    private readonly List<IDisposable> items = [];
+
+    public T Add<T>(T item) where T : IDisposable
+    {
+        items.Add(item);
+        return item;
+    }
+
+    public void Dispose()
+    {
+        for (int i = items.Count - 1; i >= 0; i--) items[i].Dispose();
+        items.Clear();
     }
 }
 

@@ -14,7 +14,9 @@ public sealed record CudaProLongOptions
 /// ProLong's measurement on the GPU (SPEC §3). All chunks of a record run in one batch at positions 0..l−1, each attending
 /// only within itself; their per-layer keys and values stay on the GPU. Drawn pairs then run in batches: only chunk i's
 /// l tokens, at positions l..2l−1, attending to chunk j's cached keys/values followed by their own (causal) — chunk j is
-/// never recomputed. Losses are reduced per chunk or pair on the GPU (loss.cu); only the sums come back.
+/// never recomputed. Losses are reduced per chunk or pair on the GPU (loss.cu); only the sums come back. The reuse is
+/// refused, as on the CPU, where it would change the numbers (RoPE scaling that depends on the length, a pair past a
+/// learned position table).
 /// </summary>
 public sealed class CudaProLongProbe : IProLongProbe
 {
@@ -80,6 +82,8 @@ public sealed class CudaProLongProbe : IProLongProbe
             if (i < 0 || i >= n || j < 0 || j >= i)
                 throw new ArgumentException($"pair {p} = (i {i}, j {j}) must satisfy 0 <= j < i < {n}", nameof(pairs));
         }
+        if (pairs.Count > 0) LongDep.Models.Cpu.CpuProLongProbe.CheckPrefixReuse(c, l);
+        model.CheckPositions(l, "a smaller --chunk");
         long singleRows = (long)n * l;
         if (singleRows > int.MaxValue / 2) throw new ArgumentException($"{n} chunks of {l} tokens are too many for one batch");
         int batch = Math.Min(options.PairBatch, Math.Max(1, pairs.Count));
@@ -119,6 +123,7 @@ public sealed class CudaProLongProbe : IProLongProbe
         using (backend.Range("prolong singles"))
         {
             UploadBatch(ws, segStart, segLen, Enumerable.Range(0, n).Select(i => chunks[i]).ToList(), positionOffset: 0);
+            model.PrepareRope(l);
             model.Embed(ws, (int)singleRows);
             for (int layer = 0; layer < c.Layers; layer++)
             {
@@ -149,6 +154,7 @@ public sealed class CudaProLongProbe : IProLongProbe
             }
             UploadBatch(ws, segStart, segLen, batchChunks, positionOffset: l);
             prefixStart.CopyFrom(starts);
+            model.PrepareRope(2 * l); // the same tables as the singles' (CheckPrefixReuse)
             model.Embed(ws, rows);
             for (int layer = 0; layer < c.Layers; layer++)
             {

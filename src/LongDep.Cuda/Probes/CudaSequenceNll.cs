@@ -42,6 +42,7 @@ public sealed class CudaSequenceNll : ISequenceNll, IDisposable
             positions[i] = i;
             targets[i] = i + 1 < t ? tokens[i + 1] : -1;
         }
+        model.CheckPositions(t, "a shorter sequence");
         if (workspace is null || workspace.Capacity < t)
         {
             workspace?.Dispose();
@@ -56,6 +57,7 @@ public sealed class CudaSequenceNll : ISequenceNll, IDisposable
             ws.Positions.CopyFrom(positions);
             ws.Targets!.CopyFrom(targets);
         }
+        model.PrepareRope(t);
         model.Embed(ws, t);
         for (int layer = 0; layer < c.Layers; layer++)
         {

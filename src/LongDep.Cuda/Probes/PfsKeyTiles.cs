@@ -100,6 +100,28 @@ internal static class PfsKeyTiles
         return new TileList(rows, stride, most);
     }
 
+    /// <summary>
+    /// <paramref name="mask"/> without the tiles no row of a span sees on a layer with a sliding window of
+    /// <paramref name="window"/> keys: row t sees keys s &gt; t − window, so the span's first row (its start) sees the most,
+    /// and a tile whose last key is at most start − window is seen by none. Their columns get no probability mass.
+    /// </summary>
+    public static uint[] WithinWindow(ReadOnlySpan<uint> mask, ReadOnlySpan<int> starts, int T, int window)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(window);
+        int words = WordsPerSpan(T);
+        if (mask.Length != (long)starts.Length * words)
+            throw new ArgumentException($"a mask of {mask.Length} words for {starts.Length} spans of {words} words");
+        var result = mask.ToArray();
+        for (int s = 0; s < starts.Length; s++)
+        {
+            // tiles 0 .. last: every key 16 tile + 15 <= start - window
+            int last = (starts[s] - window - (TileKeys - 1)) / TileKeys;
+            if (starts[s] - window - (TileKeys - 1) < 0) continue;
+            for (int tile = 0; tile <= last; tile++) result[s * words + (tile >> 5)] &= ~(1u << (tile & 31));
+        }
+        return result;
+    }
+
     /// <summary>The mask of a tile list: the listed tiles of each of its <paramref name="nSpans"/> rows.</summary>
     public static uint[] MaskOf(ReadOnlySpan<int> rows, int stride, int nSpans, int T)
     {

@@ -10,8 +10,10 @@ public sealed record SelfTestOptions
 {
     /// <summary>CUDA device ordinal.</summary>
     public int Device { get; init; }
-    /// <summary>Only the kernel checks and the tiny model (seconds); skips the TinyLlama-shaped runs.</summary>
+    /// <summary>Only the kernel checks and the tiny models (seconds); skips the TinyLlama-shaped runs.</summary>
     public bool Quick { get; init; }
+    /// <summary>Whether the tiny models include one of every family beyond Llama (<see cref="CudaSelfTest.FamilyConfigs"/>).</summary>
+    public bool Families { get; init; } = true;
     /// <summary>Tokens of the TinyLlama-shaped LADM and ProLong comparison.</summary>
     public int ShapeTokens { get; init; } = 4096;
     /// <summary>Tokens of the long PFS comparison (a few layers only).</summary>
@@ -115,20 +117,21 @@ public static class CudaSelfTest
         }
 
         // Tiny random models: float32 GPU (tight) and the default f16 (SPEC tolerance), both RoPE styles, bias and tying.
-        // The head-dimension-64 model runs attention and PFS on tensor cores (f16 inputs) as well as on the scalar kernels.
+        // The head-dimension-64 models run attention and PFS on tensor cores (f16 inputs) as well as on the scalar kernels.
         var tinyConfigs = new (string Name, ModelConfig Config)[]
         {
             ("tiny llama (adjacent-pair RoPE)", RandomModel.TinyConfig()),
             ("tiny qwen2 (halves RoPE, qkv bias, tied)", RandomModel.TinyConfig(RopeStyle.Halves, qkvBias: true, tied: true)),
             ("tiny llama, head dim 64", RandomModel.TinyConfig() with { Dim = 256, FfDim = 192, Heads = 4, KvHeads = 2, HeadDim = 64 }),
         };
-        foreach (var (name, config) in tinyConfigs)
+        // Then one tiny model of every other family, each with the parts of its block the Llama one lacks (see FamilyConfigs).
+        foreach (var (name, config) in tinyConfigs.Concat(options.Families ? FamilyConfigs() : []))
         {
             var weights = RandomModel.Create(config, options.Seed);
             var schedule = LadmSchedule.Create(200, chunk: 8, dAfs: 2, dCds: 3);
             var (chunks, pairs) = ProLongInputs(config.VocabSize, chunkCount: 9, chunkLength: 12, pairCount: 20, seed: options.Seed);
             var tokens = RandomTokens(schedule.T, config.VocabSize, options.Seed + 1);
-            bool tensorCores = KernelNames.HasTensorCoreKernels(config.HeadDim);
+            bool tensorCores = KernelNames.HasTensorCoreKernels(config.HeadDim) && CudaModel.KernelsFor(config, AttentionKernels.TensorCores) == AttentionKernels.TensorCores;
             var variants = new List<(CudaPrecision Precision, AttentionKernels Kernels, double Tol)>
             {
                 (CudaPrecision.F32, AttentionKernels.Simple, options.F32Tolerance),
@@ -180,6 +183,34 @@ public static class CudaSelfTest
             ? $"selftest: all {results.Count} checks passed"
             : $"selftest: {failed} of {results.Count} checks FAILED");
         return failed == 0;
+    }
+
+    /// <summary>
+    /// Tiny models (vocabulary 97, 2 to 6 layers) of the families beyond Llama, each with what sets its block apart: RoPE
+    /// scaling (llama3, yarn, longrope), sliding windows (narrowed so that the self-test's 200-token sample and 24-token
+    /// pairs reach past them), q/k norms, Gemma's sandwich norms, GeGLU, embedding scale and soft-caps, OPT's LayerNorm
+    /// blocks (post- and pre-norm), learned positions, ReLU feed-forward with biases and projections; and a windowed model of
+    /// head dimension 64, so that the tensor-core kernels run the window masks in a whole measurement.
+    /// </summary>
+    internal static IEnumerable<(string Name, ModelConfig Config)> FamilyConfigs()
+    {
+        ModelConfig S(string shape) => RandomModel.Shape(shape, vocabSize: 97);
+        yield return ("tiny llama3 (llama3 RoPE)", S("tiny-llama3"));
+        yield return ("tiny mistral (window 16)", S("tiny-mistral") with { SlidingWindow = 16 });
+        yield return ("tiny qwen2 (yarn RoPE)", S("tiny-qwen2"));
+        yield return ("tiny qwen3 (q/k norm)", S("tiny-qwen3"));
+        yield return ("tiny gemma2 (sandwich, GeGLU, caps)", S("tiny-gemma2") with { SlidingWindow = 16 });
+        yield return ("tiny gemma3 (q/k norm, local RoPE)", S("tiny-gemma3") with { Layers = 2, SlidingLayers = [true, false] });
+        yield return ("tiny phi3 (longrope, window 40)", S("tiny-phi3") with { SlidingWindow = 40 });
+        yield return ("opt tiny (post-norm, projections)", S("opt-tiny") with { PositionRows = 2 + 256 });
+        yield return ("opt tiny pre-norm", S("opt-tiny") with
+        {
+            NormPlacement = NormPlacement.Pre, FinalNorm = true, EmbedDim = null, PositionRows = 2 + 256,
+        });
+        yield return ("tiny mistral, head dim 64, window 20", S("tiny-mistral") with
+        {
+            Dim = 256, FfDim = 192, Heads = 4, KvHeads = 2, HeadDim = 64, SlidingWindow = 20,
+        });
     }
 
     /// <summary>Runs a group of checks; an exception becomes one failed row instead of ending the self-test.</summary>

@@ -2,7 +2,9 @@ namespace LongDep.Cuda.Twins;
 
 /// <summary>
 /// Twin of attention.cu: causal grouped-query attention over a batch of equal-length sequences, each optionally reading
-/// a prefix of keys/values from other buffers first. Scores, softmax and the weighted sum are float64 here.
+/// a prefix of keys/values from other buffers first. Scores, softmax and the weighted sum are float64 here. A positive
+/// <c>window</c> is a sliding window (query t sees virtual key kk only when prefixLen + t − kk &lt; window), a positive
+/// <c>softCap</c> turns each scaled score z into softCap · tanh(z / softCap).
 /// </summary>
 public static class AttentionTwin
 {
@@ -13,7 +15,7 @@ public static class AttentionTwin
     /// </summary>
     public static void Forward(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<float> v,
         ReadOnlySpan<float> kPrefix, ReadOnlySpan<float> vPrefix, ReadOnlySpan<int> prefixStart, Span<float> output,
-        int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale)
+        int nSeq, int seqLen, int prefixLen, int heads, int kvHeads, int headDim, float scale, int window = 0, float softCap = 0f)
     {
         int group = heads / kvHeads;
         int qStride = heads * headDim, kvStride = kvHeads * headDim;
@@ -29,23 +31,24 @@ public static class AttentionTwin
                     int g = h / group;
                     var qv = q.Slice((int)(row * qStride) + h * headDim, headDim);
                     int keys = prefixLen + t + 1;
+                    int first = window > 0 ? Math.Max(0, keys - window) : 0;
                     double max = double.NegativeInfinity;
-                    for (int kk = 0; kk < keys; kk++)
+                    for (int kk = first; kk < keys; kk++)
                     {
                         var kv = KeyRow(k, kPrefix, prefixStart, b, kk, seqLen, prefixLen, kvStride, g, headDim);
                         double dot = 0;
                         for (int c = 0; c < headDim; c++) dot += (double)qv[c] * kv[c];
-                        scores[kk] = dot * scale;
+                        scores[kk] = Cap(dot * scale, softCap);
                         max = Math.Max(max, scores[kk]);
                     }
                     double sum = 0;
-                    for (int kk = 0; kk < keys; kk++)
+                    for (int kk = first; kk < keys; kk++)
                     {
                         scores[kk] = Math.Exp(scores[kk] - max);
                         sum += scores[kk];
                     }
                     Array.Clear(acc);
-                    for (int kk = 0; kk < keys; kk++)
+                    for (int kk = first; kk < keys; kk++)
                     {
                         var vv = KeyRow(v, vPrefix, prefixStart, b, kk, seqLen, prefixLen, kvStride, g, headDim);
                         double p = scores[kk] / sum;
@@ -57,6 +60,9 @@ public static class AttentionTwin
             }
         }
     }
+
+    /// <summary>z, or softCap · tanh(z / softCap) when <paramref name="softCap"/> is positive.</summary>
+    internal static double Cap(double z, float softCap) => softCap > 0 ? softCap * Math.Tanh(z / softCap) : z;
 
     /// <summary>Virtual key kk of sequence b: a prefix row for kk &lt; prefixLen, else own row kk − prefixLen.</summary>
     private static ReadOnlySpan<float> KeyRow(ReadOnlySpan<float> own, ReadOnlySpan<float> prefix, ReadOnlySpan<int> prefixStart,

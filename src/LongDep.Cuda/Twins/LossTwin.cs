@@ -3,8 +3,11 @@ namespace LongDep.Cuda.Twins;
 /// <summary>Twin of loss.cu: per-row negative log-likelihood and per-segment sums.</summary>
 public static class LossTwin
 {
-    /// <summary>nll[r] = logsumexp(logits[r, :]) − logits[r, targets[r]]; 0 when targets[r] &lt; 0; NaN when ≥ vocab.</summary>
-    public static void RowNll(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> nll, int rows, int vocab)
+    /// <summary>
+    /// nll[r] = logsumexp(z[r, :]) − z[r, targets[r]]; 0 when targets[r] &lt; 0; NaN when ≥ vocab. z = the logits, or
+    /// softCap · tanh(logits / softCap) when <paramref name="softCap"/> is positive (in float64).
+    /// </summary>
+    public static void RowNll(ReadOnlySpan<float> logits, ReadOnlySpan<int> targets, Span<float> nll, int rows, int vocab, float softCap = 0f)
     {
         for (int r = 0; r < rows; r++)
         {
@@ -16,10 +19,10 @@ public static class LossTwin
             }
             var x = logits.Slice(r * vocab, vocab);
             double max = double.NegativeInfinity;
-            foreach (float v in x) max = Math.Max(max, v);
+            foreach (float v in x) max = Math.Max(max, AttentionTwin.Cap(v, softCap));
             double sum = 0;
-            foreach (float v in x) sum += Math.Exp(v - max);
-            nll[r] = target < vocab ? (float)(max + Math.Log(sum) - x[target]) : float.NaN;
+            foreach (float v in x) sum += Math.Exp(AttentionTwin.Cap(v, softCap) - max);
+            nll[r] = target < vocab ? (float)(max + Math.Log(sum) - AttentionTwin.Cap(x[target], softCap)) : float.NaN;
         }
     }
 

@@ -4,12 +4,15 @@ namespace LongDep.Cuda.Twins;
 /// Twin of pfs.cu, the three passes of LADM's PFS for one layer (SPEC §2). For span sp with query rows
 /// [start, end) and keys s &lt; start: P_h[t, s] = softmax_s(q[t, h]·k[s, g(h)]·scale);
 /// col[sp, s] = mean over h of Σ_t P_h[t, s]; PFS(item) = Σ col[sp, s] over the item's window [lo, hi).
+/// The model's extras as in <see cref="AttentionTwin"/>: with a positive <c>window</c> row t takes only keys s with
+/// t − s &lt; window (a row that sees none has max −∞ and sum 0 and adds nothing), a positive <c>softCap</c> caps the scores.
 /// </summary>
 public static class PfsTwin
 {
     /// <summary>Pass 1: per (span, head, row) the softmax max and Σ exp(score − max); layout [nSpans][heads][maxSpanLen].</summary>
     public static void RowStats(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<int> spanStart, ReadOnlySpan<int> spanEnd,
-        Span<float> rowMax, Span<float> rowSum, int nSpans, int maxSpanLen, int heads, int kvHeads, int headDim, float scale)
+        Span<float> rowMax, Span<float> rowSum, int nSpans, int maxSpanLen, int heads, int kvHeads, int headDim, float scale,
+        int window = 0, float softCap = 0f)
     {
         int group = heads / kvHeads;
         for (int sp = 0; sp < nSpans; sp++)
@@ -20,11 +23,12 @@ public static class PfsTwin
             {
                 for (int r = 0; r < len; r++)
                 {
-                    Scores(q, k, start + r, h, h / group, start, heads, kvHeads, headDim, scale, scores);
+                    Scores(q, k, start + r, h, h / group, start, heads, kvHeads, headDim, scale, scores, softCap);
+                    int first = FirstKey(start + r, window);
                     double max = double.NegativeInfinity;
-                    foreach (double s in scores) max = Math.Max(max, s);
+                    for (int s = first; s < start; s++) max = Math.Max(max, scores[s]);
                     double sum = 0;
-                    foreach (double s in scores) sum += Math.Exp(s - max);
+                    for (int s = first; s < start; s++) sum += Math.Exp(scores[s] - max);
                     int at = (sp * heads + h) * maxSpanLen + r;
                     rowMax[at] = (float)max;
                     rowSum[at] = (float)sum;
@@ -40,7 +44,7 @@ public static class PfsTwin
     /// </remarks>
     public static void ColumnMass(ReadOnlySpan<float> q, ReadOnlySpan<float> k, ReadOnlySpan<int> spanStart, ReadOnlySpan<int> spanEnd,
         ReadOnlySpan<float> rowMax, ReadOnlySpan<float> rowSum, Span<float> col, int nSpans, int maxSpanLen, int T, int heads,
-        int kvHeads, int headDim, float scale, ReadOnlySpan<uint> keyTiles = default)
+        int kvHeads, int headDim, float scale, ReadOnlySpan<uint> keyTiles = default, int window = 0, float softCap = 0f)
     {
         int group = heads / kvHeads;
         for (int sp = 0; sp < nSpans; sp++)
@@ -52,9 +56,9 @@ public static class PfsTwin
             {
                 for (int r = 0; r < len; r++)
                 {
-                    Scores(q, k, start + r, h, h / group, start, heads, kvHeads, headDim, scale, scores);
+                    Scores(q, k, start + r, h, h / group, start, heads, kvHeads, headDim, scale, scores, softCap);
                     int at = (sp * heads + h) * maxSpanLen + r;
-                    for (int s = 0; s < start; s++) mass[s] += Math.Exp(scores[s] - rowMax[at]) / rowSum[at];
+                    for (int s = FirstKey(start + r, window); s < start; s++) mass[s] += Math.Exp(scores[s] - rowMax[at]) / rowSum[at];
                 }
             }
             for (int s = 0; s < start; s++)
@@ -75,8 +79,11 @@ public static class PfsTwin
         }
     }
 
+    /// <summary>The first key row <paramref name="t"/> sees: t − window + 1 with a window, else 0.</summary>
+    private static int FirstKey(int t, int window) => window > 0 ? Math.Max(0, t - window + 1) : 0;
+
     private static void Scores(ReadOnlySpan<float> q, ReadOnlySpan<float> k, int t, int h, int g, int keys, int heads, int kvHeads,
-        int headDim, float scale, double[] scores)
+        int headDim, float scale, double[] scores, float softCap)
     {
         var qv = q.Slice(t * heads * headDim + h * headDim, headDim);
         for (int s = 0; s < keys; s++)
@@ -84,7 +91,7 @@ public static class PfsTwin
             var kv = k.Slice(s * kvHeads * headDim + g * headDim, headDim);
             double dot = 0;
             for (int c = 0; c < headDim; c++) dot += (double)(qv[c] * scale) * kv[c];
-            scores[s] = dot;
+            scores[s] = AttentionTwin.Cap(dot, softCap);
         }
     }
 }

@@ -205,6 +205,37 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             case "rmsnorm_bf16":
                 RunRmsNorm(a, grid, block, OutputType(kernel.Name));
                 break;
+            case "embed_add_positions":
+            {
+                int rows = a.Int(3), dim = a.Int(4), offset = a.Int(5), tableRows = a.Int(6);
+                Need(kernel, grid.X >= rows, $"grid.x {grid.X} < rows {rows}");
+                EmbeddingTwin.AddPositions(a.Ints(0, rows), a.Floats(1, (long)tableRows * dim), a.Floats(2, (long)rows * dim), rows, dim,
+                    offset, tableRows);
+                break;
+            }
+            case "rmsnorm_add_f32":
+            {
+                int rows = a.Int(3), n = a.Int(4);
+                Need(kernel, grid.X >= rows, $"grid.x {grid.X} < rows {rows}");
+                Need(kernel, block.X % 32 == 0 && block.Y == 1 && block.Z == 1, $"block {block} must be 1-D with a multiple of 32 threads");
+                RmsNormTwin.ApplyAdd(a.Floats(0, (long)rows * n).ToArray(), a.Floats(1, n), a.Floats(2, (long)rows * n), rows, n, a.Float(5));
+                break;
+            }
+            case "layernorm_f32":
+            case "layernorm_f16":
+            case "layernorm_bf16":
+            {
+                int rows = a.Int(4), n = a.Int(5);
+                Need(kernel, grid.X >= rows, $"grid.x {grid.X} < rows {rows}");
+                Need(kernel, block.X % 32 == 0 && block.Y == 1 && block.Z == 1, $"block {block} must be 1-D with a multiple of 32 threads");
+                var y = new float[(long)rows * n];
+                LayerNormTwin.Apply(a.Floats(0, (long)rows * n), a.Floats(1, n), a.Floats(2, n), y, rows, n, a.Float(6));
+                WriteTyped(a.Ptr(3), y, OutputType(kernel.Name), "layernorm y");
+                break;
+            }
+            case "qk_rmsnorm":
+                RunQkNorm(a, grid, block);
+                break;
             case "rope_qk":
                 RunRope(a, grid);
                 break;
@@ -224,12 +255,28 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             case "swiglu_f32":
             case "swiglu_f16":
             case "swiglu_bf16":
+            case "geglu_tanh_f32":
+            case "geglu_tanh_f16":
+            case "geglu_tanh_bf16":
             {
                 long n = a.Long(3);
                 var type = OutputType(kernel.Name); // gate, up and out share the type
                 var result = new float[n];
-                ElementwiseTwin.SwiGlu(ReadTyped(a.Ptr(0), n, type, "swiglu gate"), ReadTyped(a.Ptr(1), n, type, "swiglu up"), result, n);
-                WriteTyped(a.Ptr(2), result, type, "swiglu out");
+                var gate = ReadTyped(a.Ptr(0), n, type, $"{kernel.Name} gate");
+                var up = ReadTyped(a.Ptr(1), n, type, $"{kernel.Name} up");
+                if (kernel.Name.StartsWith("swiglu", StringComparison.Ordinal)) ElementwiseTwin.SwiGlu(gate, up, result, n);
+                else ElementwiseTwin.GeGluTanh(gate, up, result, n);
+                WriteTyped(a.Ptr(2), result, type, $"{kernel.Name} out");
+                break;
+            }
+            case "bias_relu_f32":
+            case "bias_relu_f16":
+            case "bias_relu_bf16":
+            {
+                int rows = a.Int(3), n = a.Int(4);
+                var result = new float[(long)rows * n];
+                ElementwiseTwin.BiasRelu(a.Floats(0, (long)rows * n), a.Ptr(1) == 0 ? default : a.Floats(1, n), result, rows, n);
+                WriteTyped(a.Ptr(2), result, OutputType(kernel.Name), "bias_relu out");
                 break;
             }
             case "attention_fwd_f32":
@@ -307,7 +354,7 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
                 int rows = a.Int(3), vocab = a.Int(4);
                 Need(kernel, grid.X >= rows, $"grid.x {grid.X} < rows {rows}");
                 Need(kernel, block.X % 32 == 0, $"block.x {block.X} is not a multiple of 32");
-                LossTwin.RowNll(a.Floats(0, (long)rows * vocab), a.Ints(1, rows), a.Floats(2, rows), rows, vocab);
+                LossTwin.RowNll(a.Floats(0, (long)rows * vocab), a.Ints(1, rows), a.Floats(2, rows), rows, vocab, a.Float(5));
                 break;
             }
             case "loss_segment_sum":
@@ -353,7 +400,7 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         int rows = a.Int(3), dim = a.Int(4), vocab = a.Int(5);
         Need(a.Kernel, grid.X >= rows, $"grid.x {grid.X} < rows {rows}");
         var table = ReadTyped(a.Ptr(1), (long)vocab * dim, tableType, "embedding table");
-        EmbeddingTwin.Gather(a.Ints(0, rows), table, a.Floats(2, (long)rows * dim), rows, dim, vocab);
+        EmbeddingTwin.Gather(a.Ints(0, rows), table, a.Floats(2, (long)rows * dim), rows, dim, vocab, a.Float(6));
     }
 
     private void RunRmsNorm(Args a, Dim3 grid, Dim3 block, CudaPrecision output)
@@ -379,11 +426,31 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         var positions = a.Ints(2, rows);
         var invFreq = a.Doubles(3, headDim / 2);
         long qCount = rows == 0 ? 0 : (long)(rows - 1) * qStride + heads * headDim;
-        RopeTwin.Apply(a.Floats(0, qCount), positions, invFreq, rows, heads, headDim, qStride, rope);
+        float scale = a.Float(11);
+        RopeTwin.Apply(a.Floats(0, qCount), positions, invFreq, rows, heads, headDim, qStride, rope, scale);
         if (hasK && kvHeads > 0)
         {
             long kCount = rows == 0 ? 0 : (long)(rows - 1) * kStride + kvHeads * headDim;
-            RopeTwin.Apply(a.Floats(1, kCount), positions, invFreq, rows, kvHeads, headDim, kStride, rope);
+            RopeTwin.Apply(a.Floats(1, kCount), positions, invFreq, rows, kvHeads, headDim, kStride, rope, scale);
+        }
+    }
+
+    private void RunQkNorm(Args a, Dim3 grid, Dim3 block)
+    {
+        int rows = a.Int(4), heads = a.Int(5), kvHeads = a.Int(6), headDim = a.Int(7), qStride = a.Int(8), kStride = a.Int(9);
+        float eps = a.Float(10), qScale = a.Float(11);
+        bool hasK = a.Ptr(1) != 0;
+        long vectors = (long)rows * (heads + (hasK ? kvHeads : 0));
+        Need(a.Kernel, block.X % 32 == 0 && block.Y == 1 && block.Z == 1, $"block {block} must be 1-D with a multiple of 32 threads");
+        Need(a.Kernel, grid.X * (long)(block.X / 32) >= vectors, $"grid {grid} of {block.X / 32} warps does not cover {vectors} head vectors");
+        Need(a.Kernel, headDim is > 0 and <= 256, $"head dimension {headDim} is not in (0, 256] (8 elements a lane)");
+        Need(a.Kernel, heads * headDim <= qStride && (!hasK || kvHeads * headDim <= kStride), "the heads do not fit in the row strides");
+        long qCount = rows == 0 ? 0 : (long)(rows - 1) * qStride + heads * headDim;
+        RmsNormTwin.HeadNorm(a.Floats(0, qCount), a.Floats(2, headDim), rows, heads, headDim, qStride, eps, qScale);
+        if (hasK && kvHeads > 0)
+        {
+            long kCount = rows == 0 ? 0 : (long)(rows - 1) * kStride + kvHeads * headDim;
+            RmsNormTwin.HeadNorm(a.Floats(1, kCount), a.Floats(3, headDim), rows, kvHeads, headDim, kStride, eps);
         }
     }
 
@@ -396,6 +463,9 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
     {
         int nSeq = a.Int(7), seqLen = a.Int(8), prefixLen = a.Int(9), heads = a.Int(10), kvHeads = a.Int(11), d = a.Int(12);
         float scale = a.Float(13);
+        int window = a.Int(14);
+        float softCap = tensorCoreDim > 0 ? 0f : a.Float(15);
+        Need(a.Kernel, window >= 0 && softCap >= 0, $"window {window} and soft-cap {softCap} must not be negative");
         int blockRows = tensorCoreDim > 0 ? 64 : 16;
         Need(a.Kernel, grid.X >= (seqLen + blockRows - 1) / blockRows && grid.Y >= heads && grid.Z >= nSeq,
             $"grid {grid} does not cover ({(seqLen + blockRows - 1) / blockRows}, {heads}, {nSeq})");
@@ -429,10 +499,10 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
             AttentionTwin.Forward(TensorCoreInputs.Query(a.Floats(0, rows * heads * d), scale),
                 TensorCoreInputs.Round(a.Floats(1, rows * kvHeads * d)), TensorCoreInputs.Round(a.Floats(2, rows * kvHeads * d)),
                 TensorCoreInputs.Round(kPrefix), TensorCoreInputs.Round(vPrefix), prefixStart, result, nSeq, seqLen, prefixLen,
-                heads, kvHeads, d, scale);
+                heads, kvHeads, d, scale, window);
         else
             AttentionTwin.Forward(a.Floats(0, rows * heads * d), a.Floats(1, rows * kvHeads * d), a.Floats(2, rows * kvHeads * d),
-                kPrefix, vPrefix, prefixStart, result, nSeq, seqLen, prefixLen, heads, kvHeads, d, scale);
+                kPrefix, vPrefix, prefixStart, result, nSeq, seqLen, prefixLen, heads, kvHeads, d, scale, window, softCap);
         WriteTyped(a.Ptr(6), result, output, "attention out");
     }
 
@@ -470,6 +540,8 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
     {
         int nSeq = a.Int(4), seqLen = a.Int(5), padded = a.Int(6), heads = a.Int(7), kvHeads = a.Int(8), d = a.Int(9);
         float scale = a.Float(10);
+        int window = a.Int(11);
+        Need(a.Kernel, window >= 0, $"window {window} must not be negative");
         Need(a.Kernel, d == tensorCoreDim, $"head dimension {d} but the kernel is built for {tensorCoreDim}");
         Need(a.Kernel, kvHeads > 0 && heads % kvHeads == 0, $"heads {heads} not a multiple of kvHeads {kvHeads}");
         Need(a.Kernel, padded % 64 == 0 && padded >= seqLen, $"padded length {padded} is not a multiple of 64 covering {seqLen}");
@@ -501,7 +573,7 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         }
         var result = new float[rows * heads * d];
         AttentionTwin.Forward(TensorCoreInputs.Query(a.Floats(0, rows * heads * d), scale), k, v, default, default, default, result,
-            nSeq, seqLen, 0, heads, kvHeads, d, scale);
+            nSeq, seqLen, 0, heads, kvHeads, d, scale, window);
         WriteTyped(a.Ptr(3), result, output, "attention out");
     }
 
@@ -536,9 +608,12 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         }
         else
             (q, k) = PfsInputs(a, lastRow, heads, kvHeads, d, a.Float(11), tensorCoreDim);
+        int window = a.Int(12);
+        float softCap = tensorCoreDim > 0 ? 0f : a.Float(13);
+        Need(a.Kernel, window >= 0 && softCap >= 0, $"window {window} and soft-cap {softCap} must not be negative");
         PfsTwin.RowStats(q, k, starts, ends,
             a.Floats(4, (long)nSpans * heads * maxSpanLen), a.Floats(5, (long)nSpans * heads * maxSpanLen),
-            nSpans, maxSpanLen, heads, kvHeads, d, a.Float(11));
+            nSpans, maxSpanLen, heads, kvHeads, d, a.Float(11), window, softCap);
     }
 
     /// <param name="blockKeys">Key columns per block when not the default (64 scalar, 128 tensor cores): 256 for the wide kernel.</param>
@@ -581,9 +656,12 @@ internal sealed unsafe class SimulatedBackend : GpuBackend
         int needShared = tensorCoreDim > 0 ? 64 * (d + 8) * 2 + 2 * 64 * 4 : (64 * (d + 1) + 16 * d + 4 * 64) * 4;
         Need(a.Kernel, sharedBytes >= needShared, $"shared memory {sharedBytes} < {needShared}");
         var (q, k) = PfsInputs(a, lastRow, heads, kvHeads, d, a.Float(15), tensorCoreDim);
+        int window = a.Kernel.ParameterCount > 16 ? a.Int(16) : 0; // the wide kernel has no window
+        float softCap = tensorCoreDim > 0 ? 0f : a.Float(17);
+        Need(a.Kernel, window >= 0 && softCap >= 0, $"window {window} and soft-cap {softCap} must not be negative");
         PfsTwin.ColumnMass(q, k, starts, ends,
             a.Floats(4, (long)nSpans * heads * maxSpanLen), a.Floats(5, (long)nSpans * heads * maxSpanLen),
-            a.Floats(6, (long)nSpans * T), nSpans, maxSpanLen, T, heads, kvHeads, d, a.Float(15), keyTiles);
+            a.Floats(6, (long)nSpans * T), nSpans, maxSpanLen, T, heads, kvHeads, d, a.Float(15), keyTiles, window, softCap);
     }
 
     /// <summary>q and k of a PFS launch: as stored, or rounded the way the tensor-core kernels round them.</summary>
