@@ -55,9 +55,9 @@ check_deps() {
 
 # Why this machine cannot install packages, or nothing when it can.
 cannot_install() {
-  if [ "${LONGDEP_NO_INSTALL:-0}" = 1 ]; then echo "LONGDEP_NO_INSTALL=1"
-  elif ! command -v apt-get >/dev/null 2>&1; then echo "no apt-get here"
-  elif [ "$(id -u)" != 0 ]; then echo "not root"
+  if [ "${LONGDEP_NO_INSTALL:-0}" = 1 ]; then echo "LONGDEP_NO_INSTALL=1, so nothing is installed"
+  elif ! command -v apt-get >/dev/null 2>&1; then echo "no apt-get here, so nothing is installed"
+  elif [ "$(id -u)" != 0 ]; then echo "not root, so nothing is installed"
   fi
 }
 
@@ -90,13 +90,13 @@ setup() {
   fi
   local why; why=$(cannot_install)
   if [ -z "$why" ]; then
-    say "installing ${MISSING_PACKAGES[*]} with apt-get, for $(IFS=';'; echo "${MISSING_WHAT[*]}" | sed 's/;/, /g')"
-    if apt_install "${MISSING_PACKAGES[@]}"; then check_deps; [ ${#MISSING_PACKAGES[@]} = 0 ] && return 0; why="installed, still missing"; fi
-    [ -n "$why" ] || why="apt-get failed"
+    say "installing ${MISSING_PACKAGES[*]} with apt-get, for $(IFS=';'; echo "${MISSING_WHAT[*]}" | sed 's/;/, /g; s/\(.*\), /\1 and /')"
+    if apt_install "${MISSING_PACKAGES[@]}"; then check_deps; [ ${#MISSING_PACKAGES[@]} = 0 ] && return 0; why="apt-get installed them but they are still missing"; fi
+    [ -n "$why" ] || why="apt-get could not install them"
   fi
-  local what; what=$(IFS=';'; echo "${MISSING_WHAT[*]}" | sed 's/;/, /g')
-  [ -z "$strict" ] || die "missing ${MISSING_PACKAGES[*]} ($why): install them (Debian/Ubuntu: run './build.sh deps' as root)"
-  say "skipping $what ($why): the CPU engine builds and the tests that need them are skipped; to get them run ./build.sh as root on Debian/Ubuntu, or install ${MISSING_PACKAGES[*]} (CUDA toolkit 11.8+) yourself"
+  local what; what=$(IFS=';'; echo "${MISSING_WHAT[*]}" | sed 's/;/, /g; s/\(.*\), /\1 and /')
+  [ -z "$strict" ] || die "missing ${MISSING_PACKAGES[*]} ($why); install them (Debian/Ubuntu: run './build.sh deps' as root)"
+  say "$why: skipping $what; the CPU engine and the kernel emulator build, and tests that need what is missing are skipped (to get it: ./build.sh as root on Debian/Ubuntu, or install ${MISSING_PACKAGES[*]} yourself)"
 }
 
 kernels() {
