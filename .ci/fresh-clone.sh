@@ -70,9 +70,9 @@ test_s=$((SECONDS - start))
 
 echo
 echo "fresh-clone: ./build.sh ${build_s}s; its set-up line(s):"
-grep -E '^\[build\] (toolchain|installing|skipping|apt-get)' "$log" | sed 's/^/  /' || true
-echo "fresh-clone: built: $(cd build/native 2>/dev/null && ls -1 longdep_kernels.fatbin liblongdep_nvtx.so liblongdep_kernel_emu.so \
-  emu-cuda/longdep_kernels.emu 2>/dev/null | tr '\n' ' ')"
+grep -E '^\[build\] ' "$log" | grep -vE 'dotnet build|up to date' | sed 's/^/  /' || true
+echo "fresh-clone: built under build/native: $(cd build/native 2>/dev/null && ls -1 longdep_kernels.fatbin liblongdep_nvtx.so \
+  liblongdep_kernel_emu.so emu-cuda/longdep_kernels.emu 2>/dev/null | tr '\n' ' ')"
 echo "fresh-clone: dotnet test ${test_s}s (exit $test_status):"
 grep -E '^(Passed|Failed)!' "$log.test" | sed 's/^/  /'
 # Each skipped test with its reason, from the results files (reasons shared by several tests are listed once).
