@@ -4,6 +4,8 @@
 #   native/emu/cuda_driver_emu.cpp   -> <outdir>/emu-cuda/lib64/libcuda.so.1, with libcublas.so.12 a link to it: an
 #                                       emulated GPU for the host's real CUDA path (CUDA_HOME=<outdir>/emu-cuda)
 #   native/emu/nvtx_recorder.cpp     -> <outdir>/emu-cuda/lib64/liblongdep_nvtx_recorder.so (NVTX ranges to a file)
+#   native/emu/emulator_image.cpp    -> <outdir>/emu-cuda/longdep_kernels.emu: the emulated driver's stand-in for the
+#                                       fatbin where nvcc is missing (LONGDEP_KERNELS=<outdir>/emu-cuda/longdep_kernels.emu)
 # Usage: native/build-emulator.sh [outdir]          (default: <repo>/build/native)
 # Environment: CXX (a C++20 compiler; default g++, then clang++, clang++-14).
 set -euo pipefail
@@ -41,3 +43,11 @@ echo "build-emulator: wrote $lib/libcuda.so.1 and libcublas.so.12 (emulated GPU:
 # An NVTX injection library that logs range pushes and pops (NVTX_INJECTION64_PATH=..., LONGDEP_NVTX_LOG=file).
 "$cxx" -std=c++20 -O2 -g0 -fPIC -shared -Wall -o "$lib/liblongdep_nvtx_recorder.so" "$here/emu/nvtx_recorder.cpp"
 echo "build-emulator: wrote $lib/liblongdep_nvtx_recorder.so"
+
+# The emulator's module image: the kernel names the emulated driver accepts in place of nvcc's fatbin.
+tool="$(mktemp -d)"
+trap 'rm -rf "$tool"' EXIT
+"$cxx" -std=c++20 -O1 -g0 -Wall -o "$tool/emulator_image" "$here/emu/emulator_image.cpp" \
+    -L"$outdir" -llongdep_kernel_emu -Wl,-rpath,"$(cd "$outdir" && pwd)"
+count="$("$tool/emulator_image" "$outdir/emu-cuda/longdep_kernels.emu")"
+echo "build-emulator: wrote $outdir/emu-cuda/longdep_kernels.emu ($count; the fatbin's stand-in on the emulated GPU)"

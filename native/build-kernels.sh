@@ -3,6 +3,7 @@
 #   native/longdep_kernels.cu (includes kernels/*.cu) -> <outdir>/longdep_kernels.fatbin
 #   native/nvtx_shim.c (when NVTX3 headers are found)  -> <outdir>/liblongdep_nvtx.so
 # Usage: native/build-kernels.sh [outdir]          (default: <repo>/build/native)
+#        native/build-kernels.sh --find-nvcc       prints the nvcc it would use and its CUDA version; exit 1 if none runs
 # Environment: NVCC (compiler path), CUDA_HOME / CUDA_PATH (toolkit root), NVCC_CCBIN (host compiler),
 #              CC (C compiler for the NVTX shim), LONGDEP_NVCC_FLAGS (extra nvcc flags).
 # Targets sm_90 SASS + compute_90 PTX (JIT for newer GPUs); nvcc >= 12 adds sm_90a SASS.
@@ -11,9 +12,9 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
+find_only=0
+if [[ "${1:-}" == "--find-nvcc" ]]; then find_only=1; shift; fi
 outdir="${1:-$repo/build/native}"
-mkdir -p "$outdir"
-outdir="$(cd "$outdir" && pwd)"
 
 find_nvcc() {
     if [[ -n "${NVCC:-}" ]]; then echo "$NVCC"; return 0; fi
@@ -35,12 +36,15 @@ if ! nvcc_bin="$(find_nvcc)"; then
     exit 1
 fi
 
-version="$("$nvcc_bin" --version | sed -n 's/.*release \([0-9][0-9]*\)\.\([0-9][0-9]*\).*/\1.\2/p' | head -n1)"
+version="$( ("$nvcc_bin" --version 2>/dev/null || true) | sed -n 's/.*release \([0-9][0-9]*\)\.\([0-9][0-9]*\).*/\1.\2/p' | head -n1)"
 if [[ -z "$version" ]]; then
     echo "build-kernels: could not read the version from '$nvcc_bin --version'." >&2
     exit 1
 fi
 major="${version%%.*}"
+if (( find_only )); then echo "$nvcc_bin $version"; exit 0; fi
+mkdir -p "$outdir"
+outdir="$(cd "$outdir" && pwd)"
 
 # Architectures: SASS for Hopper, PTX so newer GPUs can JIT; sm_90a (wgmma/TMA features) needs nvcc 12+.
 arch_flags=(-gencode "arch=compute_90,code=sm_90" -gencode "arch=compute_90,code=compute_90")

@@ -15,6 +15,8 @@
 //   kernel and GEMM: a write past an end is CUDA_ERROR_ILLEGAL_ADDRESS, sticky for the context, with the kernel and
 //   the allocation in cuGetErrorString's text;
 // - dynamic shared memory over 48 KiB needs cuFuncSetAttribute first; limits are an H100's.
+// Modules: nvcc's fatbin, a cubin or PTX, or, where nvcc is missing, the emulator's own image (emu-cuda/
+// longdep_kernels.emu: the names of the kernels liblongdep_kernel_emu.so holds); a kernel must be named in the image.
 // Environment: LONGDEP_EMU_DEVICES (GPUs, default 1), LONGDEP_EMU_MEMORY (bytes per GPU, K/M/G suffixes, default
 // 80G), LONGDEP_EMU_FAIL=D:N (the N-th kernel run on device D fails with CUDA_ERROR_LAUNCH_FAILED).
 #include <algorithm>
@@ -41,6 +43,9 @@ const char* longdep_emu_kernel_signature(const char* name);
 }
 
 namespace {
+
+// The first bytes of the kernel emulator's image (native/emu/emulator_image.cpp), NUL included.
+constexpr char kEmulatorImageMagic[] = "longdep kernel emulator image";
 
 enum Result : int
 {
@@ -814,8 +819,16 @@ int cuModuleLoadData(void** module, const void* image)
     }
     else if (bytes[0] == '/' || bytes[0] == '.' || bytes[0] == '\n') // PTX text
         length = std::strlen(static_cast<const char*>(image));
+    else if (std::memcmp(bytes, kEmulatorImageMagic, sizeof kEmulatorImageMagic) == 0)
+    {
+        // The kernel emulator's own image (build-emulator.sh, for machines without nvcc): the magic, then each kernel
+        // name NUL-terminated, then an empty name.
+        length = sizeof kEmulatorImageMagic;
+        while (bytes[length] != 0) length += std::strlen(reinterpret_cast<const char*>(bytes + length)) + 1;
+        length++;
+    }
     else
-        return fail(kInvalidImage, "the image is neither a fatbin, a cubin nor PTX");
+        return fail(kInvalidImage, "the image is neither a fatbin, a cubin, PTX nor the kernel emulator's image");
     auto* m = new Module{ctx, std::vector<unsigned char>(bytes, bytes + length)};
     modules.insert(m);
     *module = m;

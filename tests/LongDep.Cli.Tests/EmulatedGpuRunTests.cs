@@ -10,25 +10,14 @@ namespace LongDep.Cli.Tests;
 [NonParallelizable]
 public class EmulatedGpuRunTests
 {
-    private static string Driver()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            string folder = Path.Combine(dir.FullName, "build", "native", "emu-cuda");
-            if (File.Exists(Path.Combine(dir.FullName, "LongDepEngine.sln")) && File.Exists(Path.Combine(folder, "lib64", "libcuda.so.1")))
-                return folder;
-        }
-        const string why = "build/native/emu-cuda is missing (./build.sh builds it with the kernel emulator)";
-        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-            Assert.Fail($"CI must build the emulated CUDA driver: {why}");
-        Assert.Ignore(why);
-        return "";
-    }
+    private static string Driver() => Prerequisites.EmulatedGpu();
 
+    /// <summary>The emulated GPUs, loading nvcc's fatbin when it is built and the emulator's own image otherwise.</summary>
     private static Dictionary<string, string?> Gpus(int count, string? fail = null, string? memory = null) => new()
     {
         ["CUDA_HOME"] = Driver(),
         ["CUDA_PATH"] = null,
+        ["LONGDEP_KERNELS"] = Prerequisites.EmulatedGpuKernels(),
         ["LONGDEP_EMU_DEVICES"] = count.ToString(),
         ["LONGDEP_EMU_FAIL"] = fail,
         ["LONGDEP_EMU_MEMORY"] = memory,
@@ -158,6 +147,7 @@ public class EmulatedGpuRunTests
     public void NvtxRanges_NameEveryPhase_NestedAndBalancedPerThread_AsTheProfileTable()
     {
         string driver = Driver();
+        Prerequisites.NvtxShim();
         using var dir = new TempDir();
         string model = dir.File("m.gguf"), corpus = dir.File("c.jsonl"), log = dir.File("nvtx.log");
         CliHarness.TinyModel(model);

@@ -1,5 +1,3 @@
-using LongDep.Cuda;
-
 namespace LongDep.Cli.Tests;
 
 /// <summary><c>longdep selftest --emulate</c>: the GPU self-test with the kernels' source on the CPU emulator.</summary>
@@ -8,15 +6,7 @@ public class SelfTestCommandTests
     [Test]
     public void QuickSelfTest_OnTheKernelEmulator_PassesAndSaysWhereTheKernelsRan()
     {
-        var repo = FatbinLocator.FindRepositoryRoot(AppContext.BaseDirectory);
-        Assert.That(repo, Is.Not.Null);
-        string library = Path.Combine(repo!, "build", "native", "liblongdep_kernel_emu.so");
-        if (!File.Exists(library))
-        {
-            if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-                Assert.Fail($"{library} is missing; CI must build the kernel emulator (./build.sh)");
-            Assert.Ignore($"{library} is not built; run ./build.sh");
-        }
+        Prerequisites.KernelEmulator();
         var (code, stdout, err) = CliHarness.RunChild("selftest", "--quick", "--emulate");
         Assert.That(code, Is.EqualTo(0), stdout + err);
         Assert.That(stdout, Does.Contain("the kernels run from their source on the CPU emulator"));

@@ -6,7 +6,8 @@ namespace LongDep.Cuda.Tests;
 /// <summary>
 /// Points this test process at the emulated CUDA driver (build/native/emu-cuda, two GPUs) before anything loads a
 /// driver, so that <see cref="GpuTests"/> (linked from LongDep.Cuda.Tests) runs the real host path on the kernel
-/// emulator.
+/// emulator. The module it loads is nvcc's fatbin when it is built, else the emulator's own image, so these tests
+/// need no CUDA toolkit.
 /// </summary>
 [SetUpFixture]
 public sealed partial class EmulatedDriverSetup
@@ -16,18 +17,12 @@ public sealed partial class EmulatedDriverSetup
     [OneTimeSetUp]
     public void PointAtTheEmulatedDriver()
     {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            string candidate = Path.Combine(dir.FullName, "build", "native", "emu-cuda");
-            if (File.Exists(Path.Combine(dir.FullName, "LongDepEngine.sln")) && File.Exists(Path.Combine(candidate, "lib64", "libcuda.so.1")))
-            {
-                Folder = candidate;
-                break;
-            }
-        }
+        Folder = Prerequisites.EmulatedGpuOrNull;
         if (Folder is null) return;
         Environment.SetEnvironmentVariable("CUDA_HOME", Folder);
         Environment.SetEnvironmentVariable("CUDA_PATH", null);
+        string image = Path.Combine(Folder, "longdep_kernels.emu");
+        Environment.SetEnvironmentVariable(FatbinLocator.EnvironmentVariable, Prerequisites.FatbinOrNull ?? (File.Exists(image) ? image : null));
         // The driver reads its settings with getenv, which does not see .NET's copy of the environment.
         NativeSetenv("LONGDEP_EMU_DEVICES", "2");
         NativeSetenv("LONGDEP_EMU_MEMORY", "64G");
@@ -55,11 +50,8 @@ public sealed class EmulatedDriverTests
     [OneTimeSetUp]
     public void RequireTheEmulatedDriver()
     {
-        if (EmulatedDriverSetup.Folder is not null) return;
-        const string why = "build/native/emu-cuda is missing (./build.sh builds it with the kernel emulator)";
-        if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
-            Assert.Fail($"CI must build the emulated CUDA driver: {why}");
-        Assert.Ignore(why);
+        Prerequisites.EmulatedGpu();
+        Prerequisites.EmulatedGpuKernels();
     }
 
     private static CudaDevice Open(int ordinal)
@@ -78,6 +70,38 @@ public sealed class EmulatedDriverTests
         Assert.That(NativeLibraries.CublasPath, Does.StartWith(EmulatedDriverSetup.Folder!));
         Assert.That(gpu.ComputeCapability, Is.EqualTo((9, 0)));
         Assert.That(gpu.MaxSharedBytesPerBlockOptin, Is.EqualTo(232448));
+    }
+
+    [Test]
+    public void TheModule_IsNvccsFatbinWhenBuilt_ElseTheEmulatorsImage_HoldingEveryKernelTheHostLaunches()
+    {
+        using var gpu = Open(1);
+        string expected = Prerequisites.FatbinOrNull ?? Path.Combine(EmulatedDriverSetup.Folder!, "longdep_kernels.emu");
+        Assert.That(gpu.Kernels.Source, Is.EqualTo(expected));
+        foreach (var spec in KernelNames.All)
+            Assert.That(gpu.Kernels.GetKernel(spec).MaxThreadsPerBlock, Is.GreaterThanOrEqualTo(256), spec.Name);
+    }
+
+    [Test]
+    public void AnEmulatorImage_OffersOnlyTheKernelsItNames()
+    {
+        string image = Path.Combine(Path.GetTempPath(), $"longdep-emu-image-{Guid.NewGuid():N}.emu");
+        string? before = Environment.GetEnvironmentVariable(FatbinLocator.EnvironmentVariable);
+        try
+        {
+            File.WriteAllBytes(image, [.. "longdep kernel emulator image\0convert_f32_to_f16\0\0"u8]);
+            Environment.SetEnvironmentVariable(FatbinLocator.EnvironmentVariable, image);
+            using var gpu = Open(1);
+            Assert.That(gpu.Kernels.GetKernel(KernelNames.ConvertF32ToF16).MaxThreadsPerBlock, Is.GreaterThanOrEqualTo(256));
+            var e = Assert.Throws<CudaException>(() => gpu.Kernels.GetKernel(KernelNames.All.First(k => k.Name != KernelNames.ConvertF32ToF16.Name)));
+            Assert.That(e!.ErrorName, Is.EqualTo("CUDA_ERROR_NOT_FOUND"));
+            Assert.That(e.Message, Does.Contain(image));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(FatbinLocator.EnvironmentVariable, before);
+            File.Delete(image);
+        }
     }
 
     [Test]

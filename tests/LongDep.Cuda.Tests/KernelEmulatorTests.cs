@@ -17,9 +17,7 @@ public class KernelEmulatorTests
     {
         var emulator = KernelEmulator.TryLoad(out var why);
         if (emulator is not null) return emulator;
-        bool ci = string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
-        if (ci) Assert.Fail($"CI must build the kernel emulator: {why}");
-        Assert.Ignore(why);
+        Prerequisites.Missing(why);
         return null!;
     }
 

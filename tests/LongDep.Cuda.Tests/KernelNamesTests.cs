@@ -77,13 +77,7 @@ public partial class KernelNamesTests
     [Test]
     public void Fatbin_ExportsEveryListedKernel()
     {
-        string fatbin = Path.Combine(RepoRoot(), "build", "native", FatbinLocator.FileName);
-        bool ci = string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
-        if (!File.Exists(fatbin))
-        {
-            if (ci) Assert.Fail($"{fatbin} is missing; CI must build the kernels first ({FatbinLocator.BuildCommand})");
-            Assert.Ignore($"{fatbin} is not built; run `{FatbinLocator.BuildCommand}` to enable this check");
-        }
+        string fatbin = Prerequisites.Fatbin();
         string output;
         try
         {
@@ -95,8 +89,7 @@ public partial class KernelNamesTests
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            if (ci) Assert.Fail($"cuobjdump is not available: {e.Message}");
-            Assert.Ignore($"cuobjdump is not available ({e.Message}); install the CUDA toolkit to enable this check");
+            Prerequisites.Missing($"cuobjdump (the CUDA toolkit's) is not available ({e.Message}); {Prerequisites.HowToBuild}");
             return;
         }
         var entries = output.Split('\n').Where(l => l.Contains("STO_ENTRY")).Select(l => l.Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries)[^1]).ToHashSet();
