@@ -119,8 +119,7 @@ public class EmulatedGpuRunTests
         if (shape == "tiny-gemma2") Assert.That(err, Does.Contain("simple kernels (the model's soft-capped scores)"));
         (code, _, err) = CliHarness.RunChild(Args(dir.File("cpu.jsonl"), "cpu"));
         Assert.That(code, Is.EqualTo(0), err);
-        double[] Scores(string file) => File.ReadAllLines(file)
-            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("score").GetDouble()).ToArray();
+        double[] Scores(string file) => LongDep.Core.Corpus.ScoreReader.Read(file).Select(r => r.Score!.Value).ToArray();
         var gpu = Scores(dir.File("gpu.jsonl"));
         var cpu = Scores(dir.File("cpu.jsonl"));
         Assert.That(gpu, Has.Length.EqualTo(2));
