@@ -5,21 +5,26 @@ namespace LongDep.Models;
 /// multiply-add is 2 FLOP; a token through a weight matrix of <c>P</c> parameters costs <c>2·P</c>; attention costs
 /// <c>QKᵀ</c> plus <c>PV</c>, <c>2·QDim</c> FLOP each per (query, key) pair, so a causal block of <c>n</c> tokens costs
 /// <c>2·n²·QDim</c> per layer (half the square each) and <c>q</c> queries over <c>p</c> keys all visible cost
-/// <c>4·q·p·QDim</c>. Norms, RoPE, softmax, the loss and LADM's span sums are left out (well under 1%).
+/// <c>4·q·p·QDim</c>. Norms, RoPE, softmax, the loss and LADM's span sums are left out (well under 1%); a sliding
+/// window is not subtracted (the count is of full causal attention).
 /// </summary>
 public static class FlopModel
 {
-    /// <summary>Parameters every token passes through in the decoder layers: all but the embedding and the output head (norms included).</summary>
+    /// <summary>
+    /// Parameters every token passes through in the decoder layers: all but the embedding, a learned position table
+    /// (looked up, not multiplied) and the output head (norms and OPT's projections included).
+    /// </summary>
     public static long BodyParameters(ModelConfig c)
     {
         ArgumentNullException.ThrowIfNull(c);
-        long embedding = (long)c.VocabSize * c.Dim;
+        long embedding = (long)c.VocabSize * c.EmbeddingWidth;
+        long positions = c.Positions == PositionKind.Learned ? (long)c.PositionRows * c.Dim : 0;
         // ParameterCount holds the embedding once, and the output head once more when it is not tied.
-        return c.ParameterCount - embedding - (c.TiedEmbedding ? 0 : embedding);
+        return c.ParameterCount - embedding - (c.TiedEmbedding ? 0 : embedding) - positions;
     }
 
     /// <summary>Parameters a scored token passes through: the decoder layers and the output head (a tied head still runs).</summary>
-    public static long BodyAndHeadParameters(ModelConfig c) => BodyParameters(c) + (long)c.VocabSize * c.Dim;
+    public static long BodyAndHeadParameters(ModelConfig c) => BodyParameters(c) + (long)c.VocabSize * c.EmbeddingWidth;
 
     /// <summary>Attention of one layer for a causal block of <paramref name="n"/> tokens: 2·n²·QDim.</summary>
     public static double CausalAttention(ModelConfig c, long n)

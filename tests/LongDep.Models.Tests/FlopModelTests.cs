@@ -94,4 +94,16 @@ public class FlopModelTests
             Assert.Throws<ArgumentOutOfRangeException>(() => FlopModel.ProLongReference(TinyLlama, 2, -1, 128));
         });
     }
+
+    [Test]
+    public void Opt350m_BodyIsTheLayersAndProjections_NotThePositionTable()
+    {
+        var c = LongDep.Models.Synthetic.RandomModel.Shape("opt-350m");
+        // Per layer, by hand: q, k, v, o 4·1024² + their biases 4·1024, two LayerNorms 2·2·1024, fc1 and fc2
+        // 2·1024·4096 + biases 4096 + 1024; then project_in and project_out 2·512·1024.
+        long perLayer = 4L * 1024 * 1024 + 4 * 1024 + 4 * 1024 + 2L * 1024 * 4096 + 4096 + 1024;
+        long body = 24 * perLayer + 2L * 512 * 1024;
+        Assert.That(FlopModel.BodyParameters(c), Is.EqualTo(body));
+        Assert.That(FlopModel.BodyAndHeadParameters(c), Is.EqualTo(body + 50272L * 512), "the tied head has rows of 512");
+    }
 }

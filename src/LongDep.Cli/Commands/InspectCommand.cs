@@ -52,7 +52,6 @@ public static class InspectCommand
             foreach (var (label, value) in GpuMemoryRows(c, t, pairCount, batch)) Row(label, value);
             Row("tokenizer", d.Tokenizer is { } tok ? $"{tok.Kind}, {tok.VocabSize:N0} tokens, BOS {tok.BosId?.ToString(CultureInfo.InvariantCulture) ?? "none"}, EOS {tok.EosId?.ToString(CultureInfo.InvariantCulture) ?? "none"}" : $"none ({d.TokenizerProblem})");
             Row("--add-bos default", d.AddBosDefault && d.Tokenizer?.BosId is not null ? "true (the tokenizer config adds BOS)" : "false");
-            Row("devices", Cuda.CudaModel.UnsupportedFeature(c) is { } feature ? $"CPU only (the CUDA forward does not run {feature} yet)" : "CPU and CUDA");
             AnsiConsole.Write(table);
             if (r.GetValue(tensors))
             {
