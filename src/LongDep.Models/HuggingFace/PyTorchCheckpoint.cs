@@ -85,45 +85,9 @@ public sealed class PyTorchCheckpoint : ITensorSource
 
     private static PyTorchCheckpoint OpenSharded(string folder, string indexPath)
     {
-        var weightMap = SafetensorsFormat.ReadWeightMap(indexPath, "PyTorch checkpoint index");
-        var files = new List<TorchArchive>();
-        try
-        {
-            var byShard = new Dictionary<string, TorchArchive>(StringComparer.Ordinal);
-            foreach (var shard in weightMap.Values.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
-            {
-                string shardPath = Path.Combine(folder, shard);
-                if (!File.Exists(shardPath))
-                    throw new ModelFormatException(indexPath, $"weight_map names shard '{shard}', which is not in the folder");
-                var f = TorchArchive.Open(shardPath);
-                files.Add(f);
-                byShard.Add(shard, f);
-            }
-
-            var entries = new Dictionary<string, (TorchArchive, TorchTensor)>(StringComparer.Ordinal);
-            foreach (var f in files)
-            {
-                foreach (var (name, tensor) in f.Tensors)
-                {
-                    if (entries.TryGetValue(name, out var other))
-                        throw new ModelFormatException(indexPath,
-                            $"tensor '{name}' is in two shards: {Path.GetFileName(other.Item1.Path)} and {Path.GetFileName(f.Path)}");
-                    entries.Add(name, (f, tensor));
-                }
-            }
-            foreach (var (name, shard) in weightMap)
-            {
-                if (!entries.TryGetValue(name, out var found) || !ReferenceEquals(found.Item1, byShard[shard]))
-                    throw new ModelFormatException(indexPath,
-                        $"weight_map puts tensor '{name}' in '{shard}', but that shard's state dict does not hold it");
-            }
-            return new PyTorchCheckpoint(folder, files, entries);
-        }
-        catch
-        {
-            foreach (var f in files) f.Dispose();
-            throw;
-        }
+        var (files, entries) = SafetensorsFormat.OpenShards(indexPath, "PyTorch checkpoint index", "state dict", TorchArchive.Open,
+            f => f.Tensors, f => f.Path);
+        return new PyTorchCheckpoint(folder, files, entries);
     }
 
     private static TensorInfo Info(string name, TorchTensor t)

@@ -81,47 +81,10 @@ public sealed class SafetensorsCheckpoint : ITensorSource
 
     private static SafetensorsCheckpoint OpenSharded(string folder, string indexPath)
     {
-        var weightMap = SafetensorsFormat.ReadWeightMap(indexPath, "safetensors index");
-        var files = new List<MappedFile>();
-        try
-        {
-            var byShard = new Dictionary<string, MappedFile>(StringComparer.Ordinal);
-            foreach (var shard in weightMap.Values.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
-            {
-                string shardPath = Path.Combine(folder, shard);
-                if (!File.Exists(shardPath))
-                    throw new ModelFormatException(indexPath, $"weight_map names shard '{shard}', which is not in the folder");
-                var f = MappedFile.Open(shardPath);
-                files.Add(f);
-                byShard.Add(shard, f);
-            }
-
-            // Every tensor of every shard is known, and each lives in exactly one shard.
-            var entries = new Dictionary<string, (MappedFile, Entry)>(StringComparer.Ordinal);
-            foreach (var f in files)
-            {
-                foreach (var e in f.Entries)
-                {
-                    if (entries.TryGetValue(e.Info.Name, out var other))
-                        throw new ModelFormatException(indexPath,
-                            $"tensor '{e.Info.Name}' is in two shards: {Path.GetFileName(other.Item1.Path)} and {Path.GetFileName(f.Path)}");
-                    entries.Add(e.Info.Name, (f, e));
-                }
-            }
-            foreach (var (name, shard) in weightMap)
-            {
-                if (!entries.TryGetValue(name, out var found) || !ReferenceEquals(found.Item1, byShard[shard]))
-                    throw new ModelFormatException(indexPath,
-                        $"weight_map puts tensor '{name}' in '{shard}', but that shard's header does not list it");
-            }
-            var metadata = files.Count > 0 ? files[0].Metadata : new Dictionary<string, string>();
-            return new SafetensorsCheckpoint(folder, files, entries, metadata);
-        }
-        catch
-        {
-            foreach (var f in files) f.Dispose();
-            throw;
-        }
+        var (files, entries) = SafetensorsFormat.OpenShards(indexPath, "safetensors index", "header", MappedFile.Open,
+            f => f.Entries.Select(e => (e.Info.Name, e)), f => f.Path);
+        var metadata = files.Count > 0 ? files[0].Metadata : new Dictionary<string, string>();
+        return new SafetensorsCheckpoint(folder, files, entries, metadata);
     }
 
     /// <inheritdoc/>

@@ -136,6 +136,64 @@ internal static class SafetensorsFormat
         return list;
     }
 
+    /// <summary>
+    /// Opens the shards a sharded checkpoint's index names and lists every tensor with its shard, checking that each
+    /// tensor lives in exactly one shard and that the index's weight_map agrees with what the shards hold. The shards
+    /// are disposed when anything is wrong.
+    /// </summary>
+    /// <param name="indexPath">The index (<c>*.index.json</c>).</param>
+    /// <param name="what">What the index is, for errors ("safetensors index").</param>
+    /// <param name="holds">How a shard's own listing is named in errors ("header", "state dict").</param>
+    /// <param name="open">Opens one shard file.</param>
+    /// <param name="tensors">A shard's tensors by name.</param>
+    /// <param name="pathOf">A shard's file path, for errors.</param>
+    internal static (List<TFile> Files, Dictionary<string, (TFile File, TEntry Entry)> Entries) OpenShards<TFile, TEntry>(
+        string indexPath, string what, string holds, Func<string, TFile> open,
+        Func<TFile, IEnumerable<(string Name, TEntry Entry)>> tensors, Func<TFile, string> pathOf) where TFile : class, IDisposable
+    {
+        string folder = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;
+        var weightMap = ReadWeightMap(indexPath, what);
+        var files = new List<TFile>();
+        try
+        {
+            var byShard = new Dictionary<string, TFile>(StringComparer.Ordinal);
+            foreach (var shard in weightMap.Values.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal))
+            {
+                string shardPath = Path.Combine(folder, shard);
+                if (!File.Exists(shardPath))
+                    throw new ModelFormatException(indexPath, $"weight_map names shard '{shard}', which is not in the folder");
+                var f = open(shardPath);
+                files.Add(f);
+                byShard.Add(shard, f);
+            }
+
+            // Every tensor of every shard is known, and each lives in exactly one shard.
+            var entries = new Dictionary<string, (TFile, TEntry)>(StringComparer.Ordinal);
+            foreach (var f in files)
+            {
+                foreach (var (name, entry) in tensors(f))
+                {
+                    if (entries.TryGetValue(name, out var other))
+                        throw new ModelFormatException(indexPath,
+                            $"tensor '{name}' is in two shards: {Path.GetFileName(pathOf(other.Item1))} and {Path.GetFileName(pathOf(f))}");
+                    entries.Add(name, (f, entry));
+                }
+            }
+            foreach (var (name, shard) in weightMap)
+            {
+                if (!entries.TryGetValue(name, out var found) || !ReferenceEquals(found.Item1, byShard[shard]))
+                    throw new ModelFormatException(indexPath,
+                        $"weight_map puts tensor '{name}' in '{shard}', but that shard's {holds} does not list it");
+            }
+            return (files, entries);
+        }
+        catch
+        {
+            foreach (var f in files) f.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Reads a sharded checkpoint's index.json weight_map (tensor name → shard file name), checking that shard names are plain file names.</summary>
     public static Dictionary<string, string> ReadWeightMap(string indexPath, string what)
     {

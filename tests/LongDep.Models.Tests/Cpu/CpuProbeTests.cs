@@ -8,47 +8,6 @@ namespace LongDep.Models.Tests.Cpu;
 [TestFixture]
 public class CpuProbeTests
 {
-    /// <summary>PFS[layer][span][k] from float64 Q and K, written straight from SPEC §2.</summary>
-    private static double[][][] ReferencePfs(ModelWeights weights, int[] tokens, LadmSchedule schedule)
-    {
-        var c = weights.Config;
-        var reference = new Reference64(weights);
-        reference.Run(tokens, keepQK: true, withLogits: false);
-        int d = c.HeadDim, group = c.Heads / c.KvHeads;
-        var result = new double[c.Layers][][];
-        for (int layer = 0; layer < c.Layers; layer++)
-        {
-            var (q, k) = reference.QK[layer];
-            result[layer] = new double[schedule.Spans.Count][];
-            for (int si = 0; si < schedule.Spans.Count; si++)
-            {
-                var span = schedule.Spans[si];
-                var col = new double[span.Start];
-                for (int h = 0; h < c.Heads; h++)
-                {
-                    int g = h / group;
-                    for (int t = span.Start; t < span.End; t++)
-                    {
-                        var logit = new double[span.Start];
-                        for (int s = 0; s < span.Start; s++)
-                        {
-                            double dot = 0;
-                            for (int i = 0; i < d; i++) dot += q[t, h * d + i] * k[s, g * d + i];
-                            logit[s] = dot / Math.Sqrt(d);
-                        }
-                        double max = logit.Max();
-                        double z = logit.Sum(x => Math.Exp(x - max));
-                        for (int s = 0; s < span.Start; s++) col[s] += Math.Exp(logit[s] - max) / z / c.Heads;
-                    }
-                }
-                result[layer][si] = span.Intervals
-                    .Select(iv => Enumerable.Range(span.Start - iv, span.End - span.Start).Sum(s => col[s]))
-                    .ToArray();
-            }
-        }
-        return result;
-    }
-
     [Test]
     public void Ladm_MatchesFloat64Reference_AndIsBitwiseIdenticalAcrossThreadCounts()
     {
@@ -63,7 +22,7 @@ public class CpuProbeTests
         using var probe4 = new CpuLadmProbe(new CpuForward(weights, maxThreads: 4));
         var m1 = probe1.Measure(tokens, schedule);
         var m4 = probe4.Measure(tokens, schedule);
-        var expected = ReferencePfs(weights, tokens, schedule);
+        var expected = Reference64.Pfs(weights, tokens, schedule);
 
         Assert.That(m1.Schedule, Is.SameAs(schedule));
         Assert.That(m1.Pfs, Has.Length.EqualTo(weights.Config.Layers));

@@ -1,3 +1,4 @@
+using LongDep.Core.Probes;
 using LongDep.Models;
 
 namespace LongDep.Models.Tests.Cpu;
@@ -132,6 +133,52 @@ internal sealed class Reference64
             for (int t = 0; t < n; t++)
                 for (int i = 0; i < _c.VocabSize; i++) logits[t, i] = fc * Math.Tanh(logits[t, i] / fc);
         return logits;
+    }
+
+    /// <summary>PFS[layer][span][k] in float64 from the reference's Q and K, with the model's scale, soft-cap and window (SPEC §2).</summary>
+    public static double[][][] Pfs(ModelWeights weights, int[] tokens, LadmSchedule schedule)
+    {
+        var c = weights.Config;
+        var reference = new Reference64(weights);
+        reference.Run(tokens, keepQK: true, withLogits: false);
+        int d = c.HeadDim, group = c.Heads / c.KvHeads;
+        double scale = c.ScaleQueries ? 1.0 : c.AttentionScale ?? 1.0 / Math.Sqrt(d);
+        var result = new double[c.Layers][][];
+        for (int layer = 0; layer < c.Layers; layer++)
+        {
+            var (q, k) = reference.QK[layer];
+            int? window = c.SlidingWindow is int sw && (c.SlidingLayers is null || c.SlidingLayers[layer]) ? sw : null;
+            result[layer] = new double[schedule.Spans.Count][];
+            for (int si = 0; si < schedule.Spans.Count; si++)
+            {
+                var span = schedule.Spans[si];
+                var col = new double[span.Start];
+                for (int h = 0; h < c.Heads; h++)
+                {
+                    int g = h / group;
+                    for (int t = span.Start; t < span.End; t++)
+                    {
+                        int first = window is int wnd ? Math.Max(0, t - wnd + 1) : 0;
+                        if (first >= span.Start) continue;
+                        var logit = new double[span.Start];
+                        for (int s = first; s < span.Start; s++)
+                        {
+                            double dot = 0;
+                            for (int i = 0; i < d; i++) dot += q[t, h * d + i] * k[s, g * d + i];
+                            double z = dot * scale;
+                            logit[s] = c.AttentionSoftCap is float cap ? cap * Math.Tanh(z / cap) : z;
+                        }
+                        double max = logit.Skip(first).Max();
+                        double sum = logit.Skip(first).Sum(x => Math.Exp(x - max));
+                        for (int s = first; s < span.Start; s++) col[s] += Math.Exp(logit[s] - max) / sum / c.Heads;
+                    }
+                }
+                result[layer][si] = span.Intervals
+                    .Select(iv => Enumerable.Range(span.Start - iv, span.End - span.Start).Sum(s => col[s]))
+                    .ToArray();
+            }
+        }
+        return result;
     }
 
     /// <summary>−log softmax(logits[t])[target].</summary>
