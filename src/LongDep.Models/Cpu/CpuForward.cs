@@ -127,7 +127,28 @@ public sealed class CpuForward
     /// With <paramref name="keepCache"/>, <paramref name="cache"/> receives this run's keys and values (prefix + new) for reuse.
     /// </summary>
     public double[] TokenNll(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, KvCache? prefix, out KvCache? cache, bool keepCache,
-                             LayerCallback? onLayer = null, CancellationToken cancellationToken = default)
+                             LayerCallback? onLayer = null, CancellationToken cancellationToken = default) =>
+        TokenNllCore(tokens, targets, prefix, 0, out cache, keepCache, Wrap(onLayer), cancellationToken);
+
+    /// <summary>
+    /// Several sequences in one run: <paramref name="tokens"/> holds tokens.Length / <paramref name="sequenceLength"/>
+    /// sequences of <paramref name="sequenceLength"/> tokens, each at positions prefix.Length, prefix.Length + 1, ... on top
+    /// of the same <paramref name="prefix"/> and attending to it and to its own earlier tokens only (ProLong's pairs (·, j)
+    /// on chunk j's cache). Returns the NLLs as <see cref="TokenNll"/> does, in the same order; every sequence's values
+    /// are exactly those of running it alone. One run shares each weight block's conversion and makes the matrix
+    /// products taller.
+    /// </summary>
+    public double[] SequencesNll(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int sequenceLength, KvCache? prefix,
+                                 CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequenceLength, 1);
+        if (tokens.Length % sequenceLength != 0)
+            throw new ArgumentException($"{tokens.Length} tokens are not whole sequences of {sequenceLength}; pass sequences of equal length", nameof(tokens));
+        return TokenNllCore(tokens, targets, prefix, sequenceLength, out _, keepCache: false, onLayer: null, cancellationToken);
+    }
+
+    private double[] TokenNllCore(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, KvCache? prefix, int segment, out KvCache? cache,
+                                  bool keepCache, LayerArrays? onLayer, CancellationToken cancellationToken)
     {
         int n = tokens.Length, vocab = Config.VocabSize, dim = Config.EmbeddingWidth;
         if (targets.Length != n)
@@ -140,7 +161,7 @@ public sealed class CpuForward
 
         var nll = new double[n];
         Array.Fill(nll, double.NaN);
-        var hidden = RunCore(tokens, prefix, keepCache, Wrap(onLayer), wantHidden: n > 0, out cache, cancellationToken);
+        var hidden = RunCore(tokens, prefix, keepCache, onLayer, wantHidden: n > 0, out cache, cancellationToken, segment);
         if (hidden is null) return nll;
 
         var scored = new List<int>(n);
@@ -203,15 +224,21 @@ public sealed class CpuForward
     /// <see cref="ArrayPool{T}.Shared"/> that the caller returns; otherwise null.
     /// </summary>
     internal float[]? RunCore(ReadOnlySpan<int> tokens, KvCache? prefix, bool keepCache, LayerArrays? onLayer, bool wantHidden,
-                              out KvCache? cache, CancellationToken cancellationToken)
+                              out KvCache? cache, CancellationToken cancellationToken, int segment = 0)
     {
         var c = Config;
         int n = tokens.Length;
         int p = prefix?.Length ?? 0;
         CheckPrefix(prefix);
         CheckTokens(tokens);
+        if (segment <= 0) segment = n;
+        if (n % segment != 0)
+            throw new ArgumentException($"{n} tokens are not whole sequences of {segment}; pass sequences of equal length", nameof(tokens));
+        if (segment != n && (keepCache || onLayer is not null))
+            throw new ArgumentException("a run of several sequences keeps no cache and reports no layers; run one sequence for those", nameof(keepCache));
         int total = checked(p + n);
-        CheckPositions(total);
+        int sequenceLength = checked(p + segment);
+        CheckPositions(sequenceLength);
         int dim = c.Dim, qDim = c.QDim, kvDim = c.KvDim, ff = c.FfDim, d = c.HeadDim, e = c.EmbeddingWidth;
         CheckSize((long)total * Math.Max(Math.Max(Math.Max(dim, qDim), ff), e), "activation buffers");
         CheckSize((long)total * kvDim, "key/value buffers");
@@ -229,8 +256,9 @@ public sealed class CpuForward
         float[] q = pool.Rent(n * qDim), att = pool.Rent(n * qDim);
         float[]? gate = c.HasGate ? pool.Rent(n * ff) : null;
         float[] up = pool.Rent(n * ff);
-        float[] vt = pool.Rent(total * kvDim);
-        float[][] cos = [pool.Rent(n * d / 2), pool.Rent(n * d / 2)], sin = [pool.Rent(n * d / 2), pool.Rent(n * d / 2)];
+        int sequences = n / segment;
+        float[] vt = pool.Rent(checked(sequences * sequenceLength * kvDim));
+        float[][] cos = [pool.Rent(segment * d / 2), pool.Rent(segment * d / 2)], sin = [pool.Rent(segment * d / 2), pool.Rent(segment * d / 2)];
         var ropeReady = new RopeFrequencies?[2];
         float[]? sharedK = keepCache ? null : pool.Rent(total * kvDim);
         float[]? sharedV = keepCache ? null : pool.Rent(total * kvDim);
@@ -239,7 +267,7 @@ public sealed class CpuForward
         bool handedOut = false;
         try
         {
-            Embed(tokens, p, h, x);
+            Embed(tokens, p, segment, h, x);
 
             for (int layer = 0; layer < c.Layers; layer++)
             {
@@ -272,20 +300,23 @@ public sealed class CpuForward
                 if (c.Positions == PositionKind.Rope)
                 {
                     int table = c.LocalRopeTheta is not null && c.WindowOf(layer) is not null ? 1 : 0;
-                    var freq = RopeFrequencies.For(c, layer, total);
+                    var freq = RopeFrequencies.For(c, layer, sequenceLength);
                     if (ropeReady[table] is not { } done || !SameTable(done, freq))
                     {
-                        CpuKernels.RopeTables(p, n, freq.InverseFrequencies, freq.AttentionFactor, cos[table], sin[table]);
+                        CpuKernels.RopeTables(p, segment, freq.InverseFrequencies, freq.AttentionFactor, cos[table], sin[table]);
                         ropeReady[table] = freq;
                     }
-                    CpuKernels.ApplyRope(q.AsSpan(0, n * qDim), n, c.Heads, d, c.Rope, cos[table], sin[table]);
-                    CpuKernels.ApplyRope(k.AsSpan(p * kvDim, n * kvDim), n, c.KvHeads, d, c.Rope, cos[table], sin[table]);
+                    for (int s0 = 0; s0 < n; s0 += segment)
+                    {
+                        CpuKernels.ApplyRope(q.AsSpan(s0 * qDim, segment * qDim), segment, c.Heads, d, c.Rope, cos[table], sin[table]);
+                        CpuKernels.ApplyRope(k.AsSpan((p + s0) * kvDim, segment * kvDim), segment, c.KvHeads, d, c.Rope, cos[table], sin[table]);
+                    }
                 }
                 onLayer?.Invoke(layer, q, k, p, n);
                 if (keys is not null) { keys[layer] = k; values![layer] = v; }
                 if (!wantHidden && layer == c.Layers - 1) break;
 
-                Attention(layer, q, k, v, p, n, att, vt);
+                Attention(layer, q, k, v, p, n, segment, att, vt);
                 Matmul(att, n, qDim, w.Wo, dim, w.Bo, x, 0);
                 if (w.PostAttnNorm is not null) NormRows(x, w.PostAttnNorm, null, x, n);
                 AddRows(h, x, n * dim);
@@ -340,8 +371,11 @@ public sealed class CpuForward
     private static bool SameTable(RopeFrequencies a, RopeFrequencies b) =>
         a.AttentionFactor == b.AttentionFactor && a.InverseFrequencies.AsSpan().SequenceEqual(b.InverseFrequencies);
 
-    /// <summary>h[t] = embedding[token t] · EmbedScale, projected in when the model has projections, plus the learned position row.</summary>
-    private void Embed(ReadOnlySpan<int> tokens, int p, float[] h, float[] scratch)
+    /// <summary>
+    /// h[t] = embedding[token t] · EmbedScale, projected in when the model has projections, plus the learned position row
+    /// of position p + t mod <paramref name="segment"/>.
+    /// </summary>
+    private void Embed(ReadOnlySpan<int> tokens, int p, int segment, float[] h, float[] scratch)
     {
         var c = Config;
         int n = tokens.Length, dim = c.Dim, e = c.EmbeddingWidth;
@@ -357,43 +391,56 @@ public sealed class CpuForward
             for (int t = 0; t < n; t++)
             {
                 var row = h.AsSpan(t * dim, dim);
-                TensorPrimitives.Add(row, table.AsSpan((c.PositionOffset + p + t) * dim, dim), row);
+                TensorPrimitives.Add(row, table.AsSpan((c.PositionOffset + p + t % segment) * dim, dim), row);
             }
         }
     }
 
     /// <summary>
-    /// Causal attention of the n new rows (positions p..p+n−1) over keys 0..p+n−1 (only the last
-    /// <see cref="ModelConfig.WindowOf"/> of them on a sliding-window layer), by blocks of query rows of one head:
-    /// scores S = Q_blk · K_gᵀ, per-row scaled (and soft-capped) softmax over the row's own key range, then O_blk = P · V_g.
+    /// Causal attention of the n new rows, which are n / <paramref name="segment"/> sequences of <paramref name="segment"/>
+    /// rows each at positions p..p+segment−1 on top of the same p prefix rows: a row attends to the prefix's keys and to
+    /// its own sequence's keys up to itself (only the last <see cref="ModelConfig.WindowOf"/> of them on a sliding-window
+    /// layer). By blocks of query rows of one head: scores S = Q_blk · K_gᵀ (prefix keys, then the sequence's), per-row
+    /// scaled (and soft-capped) softmax over the row's own key range, then O_blk = P · V_g. Each score is one dot product
+    /// whatever the split, so a sequence's rows come out the same alone or among others.
     /// </summary>
-    private void Attention(int layer, float[] q, float[] k, float[] v, int p, int n, float[] att, float[] vt)
+    private void Attention(int layer, float[] q, float[] k, float[] v, int p, int n, int segment, float[] att, float[] vt)
     {
         var c = Config;
-        int total = p + n, kvDim = c.KvDim, qDim = c.QDim, d = c.HeadDim;
+        int kvDim = c.KvDim, qDim = c.QDim, d = c.HeadDim;
         int group = c.Heads / c.KvHeads;
         float scale = c.ScaleQueries ? 1f : c.ScoreScale;
         float? cap = c.AttentionSoftCap;
         int? window = c.WindowOf(layer);
+        int sequences = n / segment, length = p + segment;
 
-        // V transposed to [KvDim, total], so that P · V is again a product of rows.
-        for (int s = 0; s < total; s++)
+        // V transposed per sequence to [KvDim, p + segment] (the prefix's columns, then the sequence's), so that P · V
+        // is again a product of rows.
+        For(sequences, sq =>
         {
-            int src = s * kvDim;
-            for (int j = 0; j < kvDim; j++) vt[j * total + s] = v[src + j];
-        }
+            int dst0 = sq * kvDim * length;
+            for (int s = 0; s < length; s++)
+            {
+                int src = (s < p ? s : p + sq * segment + s - p) * kvDim;
+                for (int j = 0; j < kvDim; j++) vt[dst0 + j * length + s] = v[src + j];
+            }
+        });
 
-        int blocks = (n + AttentionRowBlock - 1) / AttentionRowBlock;
-        For(c.Heads * blocks, item =>
+        int blocks = (segment + AttentionRowBlock - 1) / AttentionRowBlock;
+        For(sequences * c.Heads * blocks, item =>
         {
-            int head = item / blocks, block = item % blocks, g = head / group;
-            int t0 = block * AttentionRowBlock;
-            int rows = Math.Min(AttentionRowBlock, n - t0);
+            int sq = item / (c.Heads * blocks), rest = item % (c.Heads * blocks);
+            int head = rest / blocks, block = rest % blocks, g = head / group;
+            int t0 = block * AttentionRowBlock, row0 = sq * segment + t0;
+            int rows = Math.Min(AttentionRowBlock, segment - t0);
             int width = p + t0 + rows; // keys seen by the block's last row
             float[] scores = ArrayPool<float>.Shared.Rent(rows * width);
             try
             {
-                CpuKernels.DotRows(q, t0 * qDim + head * d, qDim, rows, k, g * d, kvDim, width, d, scores, 0, width, Wide);
+                if (p > 0)
+                    CpuKernels.DotRows(q, row0 * qDim + head * d, qDim, rows, k, g * d, kvDim, p, d, scores, 0, width, Wide);
+                CpuKernels.DotRows(q, row0 * qDim + head * d, qDim, rows, k, (p + sq * segment) * kvDim + g * d, kvDim, t0 + rows, d,
+                                   scores, p, width, Wide);
                 for (int r = 0; r < rows; r++)
                 {
                     int seen = p + t0 + r + 1;
@@ -403,7 +450,8 @@ public sealed class CpuForward
                     CpuKernels.ScaledSoftmax(row[first..seen], scale, cap);
                     row[seen..].Clear();
                 }
-                CpuKernels.DotRows(scores, 0, width, rows, vt, g * d * total, total, d, width, att, t0 * qDim + head * d, qDim, Wide);
+                CpuKernels.DotRows(scores, 0, width, rows, vt, (sq * kvDim + g * d) * length, length, d, width, att,
+                                   row0 * qDim + head * d, qDim, Wide);
             }
             finally
             {

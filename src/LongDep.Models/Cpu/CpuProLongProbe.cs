@@ -7,19 +7,33 @@ namespace LongDep.Models.Cpu;
 /// ProLong's measurement on the CPU (SPEC §3). single_ppl[j]: chunk j alone at positions 0..l−1, perplexity of
 /// its tokens 2..l. pair_ppl(i, j): chunk i's l tokens at positions l..2l−1 on top of chunk j's cached keys and
 /// values (kept from chunk j's single pass, never recomputed), perplexity of chunk i's tokens 2..l; chunk i's first
-/// token is not scored. Means and exponents in float64. Each forward is deterministic, so results do not depend on
-/// how the work is spread over threads.
+/// token is not scored. The pairs that share chunk j run together, up to <see cref="PairBatchRows"/> rows a forward
+/// (<see cref="CpuForward.SequencesNll"/>: each pair attends to the shared prefix and its own rows), so every weight
+/// block is converted once per batch and the matrix products are tall. Means and exponents in float64. Each pair's
+/// numbers are those of running it alone, so results do not depend on the batching or on how the work is spread over
+/// threads.
 /// </summary>
 public sealed class CpuProLongProbe : IProLongProbe
 {
+    /// <summary>Rows of pairs one forward runs by default: 16 pairs of 128-token chunks.</summary>
+    public const int DefaultPairBatchRows = 2048;
+
     private readonly CpuForward _forward;
 
-    /// <summary>Measures with <paramref name="forward"/>'s model and thread limit.</summary>
-    public CpuProLongProbe(CpuForward forward)
+    /// <summary>
+    /// Measures with <paramref name="forward"/>'s model and thread limit, running up to <paramref name="pairBatchRows"/>
+    /// rows of pairs in one forward (at least one pair).
+    /// </summary>
+    public CpuProLongProbe(CpuForward forward, int pairBatchRows = DefaultPairBatchRows)
     {
         ArgumentNullException.ThrowIfNull(forward);
+        ArgumentOutOfRangeException.ThrowIfLessThan(pairBatchRows, 1);
         _forward = forward;
+        PairBatchRows = pairBatchRows;
     }
+
+    /// <summary>Most rows of pairs one forward runs (whole pairs; at least one).</summary>
+    public int PairBatchRows { get; }
 
     /// <inheritdoc />
     public ProLongMeasurement Measure(IReadOnlyList<int[]> chunks, IReadOnlyList<ChunkPair> pairs, CancellationToken cancellationToken = default)
@@ -59,16 +73,26 @@ public sealed class CpuProLongProbe : IProLongProbe
         // so that at most one cache per thread is alive. Few chunks: one at a time, each forward multi-threaded.
         bool outer = _forward.MaxThreads > 1 && count >= 2 * _forward.MaxThreads;
         var forward = outer ? _forward.WithMaxThreads(1) : _forward;
+        int perBatch = Math.Max(1, PairBatchRows / Math.Max(1, l));
         void Work(int j)
         {
             var nll = forward.TokenNll(chunks[j], targets[j], prefix: null, out var cache, keepCache: byJ[j].Count > 0,
                                        cancellationToken: cancellationToken);
-            single[j] = Perplexity(nll, l);
-            foreach (int k in byJ[j])
+            single[j] = Perplexity(nll, 0, l);
+            var mine = byJ[j];
+            for (int b0 = 0; b0 < mine.Count; b0 += perBatch)
             {
-                int i = pairs[k].I;
-                var pairNll = forward.TokenNll(chunks[i], targets[i], cache, out _, keepCache: false, cancellationToken: cancellationToken);
-                pairPpl[k] = Perplexity(pairNll, l);
+                int batch = Math.Min(perBatch, mine.Count - b0);
+                var tokens = new int[batch * l];
+                var batchTargets = new int[batch * l];
+                for (int b = 0; b < batch; b++)
+                {
+                    int i = pairs[mine[b0 + b]].I;
+                    chunks[i].CopyTo(tokens, b * l);
+                    targets[i].CopyTo(batchTargets, b * l);
+                }
+                var pairNll = forward.SequencesNll(tokens, batchTargets, l, cache, cancellationToken);
+                for (int b = 0; b < batch; b++) pairPpl[mine[b0 + b]] = Perplexity(pairNll, b * l, l);
             }
         }
 
@@ -98,11 +122,11 @@ public sealed class CpuProLongProbe : IProLongProbe
         return targets;
     }
 
-    /// <summary>exp(mean of nll[0..l−2]): the perplexity of tokens 2..l.</summary>
-    private static double Perplexity(double[] nll, int l)
+    /// <summary>exp(mean of nll[start..start+l−2]): the perplexity of tokens 2..l of the sequence at <paramref name="start"/>.</summary>
+    private static double Perplexity(double[] nll, int start, int l)
     {
         double sum = 0;
-        for (int t = 0; t < l - 1; t++) sum += nll[t];
+        for (int t = start; t < start + l - 1; t++) sum += nll[t];
         return Math.Exp(sum / (l - 1));
     }
 
