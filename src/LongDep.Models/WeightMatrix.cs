@@ -78,6 +78,18 @@ public sealed class WeightMatrix
         return new WeightMatrix(type, elements, null, new ArrayStore(bytes), 0);
     }
 
+    /// <summary>
+    /// Float32 values that are computed when read: <paramref name="fill"/>(first, destination) writes values
+    /// [first, first + destination.Length). Nothing is held, so a model larger than memory (a random model written
+    /// one tensor at a time) can be described; the values must be a pure function of their index.
+    /// </summary>
+    public static WeightMatrix FromGenerator(long elements, Action<long, Span<float>> fill)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(elements);
+        ArgumentNullException.ThrowIfNull(fill);
+        return new WeightMatrix(TensorType.F32, elements, null, new GeneratedStore(fill), 0);
+    }
+
     /// <summary>A view of <paramref name="elements"/> values of <paramref name="type"/> at <paramref name="offset"/> of a mapped file.</summary>
     internal static WeightMatrix FromMapping(TensorType type, long elements, MappedModelFile file, long offset)
     {
@@ -220,6 +232,17 @@ public sealed class WeightMatrix
         {
             span = bytes.AsSpan(checked((int)offset), count);
             return true;
+        }
+    }
+
+    private sealed class GeneratedStore(Action<long, Span<float>> fill) : IByteStore
+    {
+        public void Read(long offset, Span<byte> destination) => fill(offset / sizeof(float), MemoryMarshal.Cast<byte, float>(destination));
+
+        public bool TryGetSpan(long offset, int count, out ReadOnlySpan<byte> span)
+        {
+            span = default;
+            return false;
         }
     }
 
