@@ -288,9 +288,17 @@ public sealed class CpuForward
                     NormRows(h, w.AttnNorm, w.AttnNormBias, x, n);
                     input = x;
                 }
-                Matmul(input, n, dim, w.Wq, qDim, w.Bq, q, 0);
-                Matmul(input, n, dim, w.Wk, kvDim, w.Bk, k, p * kvDim);
-                Matmul(input, n, dim, w.Wv, kvDim, w.Bv, v, p * kvDim);
+                float[]? packed = PackRows(input, n, dim);
+                try
+                {
+                    Matmul(input, n, dim, w.Wq, qDim, w.Bq, q, 0, packed);
+                    Matmul(input, n, dim, w.Wk, kvDim, w.Bk, k, p * kvDim, packed);
+                    Matmul(input, n, dim, w.Wv, kvDim, w.Bv, v, p * kvDim, packed);
+                }
+                finally
+                {
+                    if (packed is not null) pool.Return(packed);
+                }
                 if (c.ScaleQueries) ScaleRows(q, n * qDim, c.ScoreScale);
                 if (c.QkNorm)
                 {
@@ -329,8 +337,16 @@ public sealed class CpuForward
                     NormRows(h, w.FfnNorm, w.FfnNormBias, x, n);
                     input = x;
                 }
-                Matmul(input, n, dim, w.WUp, ff, w.BUp, up, 0);
-                if (gate is not null) Matmul(input, n, dim, w.WGate!, ff, null, gate, 0);
+                packed = PackRows(input, n, dim);
+                try
+                {
+                    Matmul(input, n, dim, w.WUp, ff, w.BUp, up, 0, packed);
+                    if (gate is not null) Matmul(input, n, dim, w.WGate!, ff, null, gate, 0, packed);
+                }
+                finally
+                {
+                    if (packed is not null) pool.Return(packed);
+                }
                 Activate(gate, up, n);
                 Matmul(up, n, ff, w.WDown, dim, w.BDown, x, 0);
                 if (w.PostFfnNorm is not null) NormRows(x, w.PostFfnNorm, null, x, n);
@@ -466,9 +482,22 @@ public sealed class CpuForward
     /// <see cref="ConvertedRowBlock"/> rows at a time into float32 scratch that serves up to <see cref="ConvertedRowChunk"/>
     /// activation rows, so the conversion is exact (as dequantizing at load would be) and its cost is shared by many rows.
     /// </summary>
-    internal void Matmul(float[] x, int n, int inDim, WeightMatrix w, int outDim, float[]? bias, float[] y, int yOff)
+    internal void Matmul(float[] x, int n, int inDim, WeightMatrix w, int outDim, float[]? bias, float[] y, int yOff, float[]? packed = null)
     {
         if (n <= 0) return;
+        if (Packed)
+        {
+            float[]? own = packed is null ? PackRows(x, n, inDim) : null;
+            try
+            {
+                MatmulPacked(packed ?? own!, n, inDim, w, outDim, bias, y, yOff);
+            }
+            finally
+            {
+                if (own is not null) ArrayPool<float>.Shared.Return(own);
+            }
+            return;
+        }
         if (w.Float32Array is { } array)
         {
             Matmul(x, n, inDim, array, outDim, bias, y, yOff);
@@ -486,6 +515,56 @@ public sealed class CpuForward
                 w.ReadF32((long)c0 * inDim, block.AsSpan(0, cols * inDim));
                 CpuKernels.DotRows(x, r0 * inDim, inDim, rows, block, 0, inDim, cols, inDim, y, yOff + r0 * outDim + c0, outDim, Wide);
                 AddBias(bias, c0, cols, y, yOff + r0 * outDim + c0, rows, outDim);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(block);
+            }
+        });
+        GC.KeepAlive(w);
+    }
+
+    /// <summary>Whether the matrix products run <see cref="PackedGemm"/> (<see cref="CpuMath.Fast"/> on an AVX-512 processor).</summary>
+    internal bool Packed => Wide && PackedGemm.Supported;
+
+    /// <summary>
+    /// The activations [n, inDim] packed for <see cref="PackedGemm"/> (an array rented from <see cref="ArrayPool{T}.Shared"/>
+    /// that the caller returns), so that the products that read the same input (Q, K, V; gate, up) pack it once; null
+    /// when the products do not run packed.
+    /// </summary>
+    private float[]? PackRows(float[] x, int n, int inDim)
+    {
+        if (!Packed || n <= 0) return null;
+        long length = PackedGemm.PackedLength(n, inDim);
+        CheckSize(length, "packed activations");
+        var packed = ArrayPool<float>.Shared.Rent((int)length);
+        For((n + PackedGemm.PanelRows - 1) / PackedGemm.PanelRows, panel => PackedGemm.PackPanel(x, 0, inDim, n, inDim, panel, packed));
+        return packed;
+    }
+
+    /// <summary>
+    /// The packed product: tasks of up to <see cref="ConvertedRowChunk"/> activation rows × <see cref="ConvertedRowBlock"/>
+    /// weight rows, each weight block converted to float32 once per task (zero rows pad it to whole register tiles).
+    /// </summary>
+    private void MatmulPacked(float[] packed, int n, int inDim, WeightMatrix w, int outDim, float[]? bias, float[] y, int yOff)
+    {
+        const int panelsPerChunk = ConvertedRowChunk / PackedGemm.PanelRows;
+        int panels = (n + PackedGemm.PanelRows - 1) / PackedGemm.PanelRows;
+        int colBlocks = (outDim + ConvertedRowBlock - 1) / ConvertedRowBlock;
+        int rowChunks = (panels + panelsPerChunk - 1) / panelsPerChunk;
+        For(rowChunks * colBlocks, item =>
+        {
+            int panel0 = item / colBlocks * panelsPerChunk, c0 = item % colBlocks * ConvertedRowBlock;
+            int count = Math.Min(panelsPerChunk, panels - panel0), cols = Math.Min(ConvertedRowBlock, outDim - c0);
+            int padded = (cols + PackedGemm.TileCols - 1) / PackedGemm.TileCols * PackedGemm.TileCols;
+            float[] block = ArrayPool<float>.Shared.Rent(padded * inDim);
+            try
+            {
+                w.ReadF32((long)c0 * inDim, block.AsSpan(0, cols * inDim));
+                block.AsSpan(cols * inDim, (padded - cols) * inDim).Clear();
+                PackedGemm.Multiply(packed, panel0, count, n, inDim, block, cols, y, yOff, outDim, c0);
+                int r0 = panel0 * PackedGemm.PanelRows;
+                AddBias(bias, c0, cols, y, yOff + r0 * outDim + c0, Math.Min(count * PackedGemm.PanelRows, n - r0), outDim);
             }
             finally
             {
