@@ -120,7 +120,6 @@ public static class Program
             default: throw new ArgumentException($"unknown mode '{mode}'");
         }
         Emit("longdep", mode, ids.Length, threads, load, sw.Elapsed.TotalSeconds, nll);
-        if (Environment.GetEnvironmentVariable("PROBE_GC") is not null) Console.Error.WriteLine($"gc {GC.CollectionCount(0)} {GC.CollectionCount(1)} {GC.CollectionCount(2)} pause {GC.GetTotalPauseDuration().TotalMilliseconds} ms alloc {GC.GetTotalAllocatedBytes() >> 20} MB");
         return 0;
     }
 

@@ -18,6 +18,9 @@ public sealed class CpuProLongProbe : IProLongProbe
     /// <summary>Rows of pairs one forward runs by default: 16 pairs of 128-token chunks.</summary>
     public const int DefaultPairBatchRows = 2048;
 
+    /// <summary>Weights up to this size run chunks in parallel (see <see cref="Measure"/>).</summary>
+    private const long SmallModelBytes = 16L << 20;
+
     private readonly CpuForward _forward;
 
     /// <summary>
@@ -69,9 +72,11 @@ public sealed class CpuProLongProbe : IProLongProbe
         var targets = new int[count][];
         for (int j = 0; j < count; j++) targets[j] = ShiftedTargets(chunks[j]);
 
-        // Many chunks: one chunk (its single pass, then its pairs (·, j) on its cache) per thread, the busiest first,
-        // so that at most one cache per thread is alive. Few chunks: one at a time, each forward multi-threaded.
-        bool outer = _forward.MaxThreads > 1 && count >= 2 * _forward.MaxThreads;
+        // A model whose weights fit the caches, with many chunks: one chunk (its single pass, then its pairs (·, j) on its
+        // cache) per thread, the busiest first, so that at most one cache per thread is alive; there the per-operation
+        // threading costs more than it saves. Otherwise one chunk at a time, each forward multi-threaded: the threads
+        // share every converted weight block (chunks in parallel would each stream all the weights, twice as slow).
+        bool outer = _forward.MaxThreads > 1 && count >= 2 * _forward.MaxThreads && _forward.Weights.ByteSize <= SmallModelBytes;
         var forward = outer ? _forward.WithMaxThreads(1) : _forward;
         int perBatch = Math.Max(1, PairBatchRows / Math.Max(1, l));
         void Work(int j)

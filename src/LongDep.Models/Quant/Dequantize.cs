@@ -213,9 +213,28 @@ public static class Dequantize
         for (; i < src.Length; i++) outBits[i] = (uint)src[i] << 16;
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Q8_0ToF32(ReadOnlySpan<byte> src, Span<float> dst)
     {
         const int QK = 32, BlockBytes = 34;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            // The same products q · d, 8 at a time: int8 → int32 → float32 exactly, then one rounding each.
+            ref float y = ref MemoryMarshal.GetReference(dst);
+            for (int b = 0; b < dst.Length / QK; b++)
+            {
+                var block = src.Slice(b * BlockBytes, BlockBytes);
+                var d = Vector256.Create(ReadHalf(block));
+                var (lo, hi) = Vector256.Widen(Vector256.Create(MemoryMarshal.Cast<byte, sbyte>(block.Slice(2, QK))));
+                var (a, bb) = Vector256.Widen(lo);
+                var (c, e) = Vector256.Widen(hi);
+                (Vector256.ConvertToSingle(a) * d).StoreUnsafe(ref y, (nuint)(b * QK));
+                (Vector256.ConvertToSingle(bb) * d).StoreUnsafe(ref y, (nuint)(b * QK + 8));
+                (Vector256.ConvertToSingle(c) * d).StoreUnsafe(ref y, (nuint)(b * QK + 16));
+                (Vector256.ConvertToSingle(e) * d).StoreUnsafe(ref y, (nuint)(b * QK + 24));
+            }
+            return;
+        }
         for (int b = 0; b < dst.Length / QK; b++)
         {
             var block = src.Slice(b * BlockBytes, BlockBytes);
