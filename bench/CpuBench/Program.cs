@@ -114,7 +114,7 @@ public static class Program
                 var schedule = LadmSchedule.Create(ids.Length, chunk, 4, 4);
                 using var probe = new CpuLadmProbe(forward);
                 var m = probe.Measure(ids, schedule);
-                nll.Add(m.Pfs.Length);
+                nll.Add(m.Pfs.Length > 0 ? m.Pfs[0].Length : 0); // query spans (PFS per layer, span, interval)
                 break;
             }
             default: throw new ArgumentException($"unknown mode '{mode}'");
@@ -306,7 +306,7 @@ public static class Program
             }
             var ladm = Measure(self, selfDll, ["ours", "ladm", model, ids, $"{threads}", $"{chunk}"]);
             table.AppendLine();
-            table.AppendLine($"LADM (longdep only; llama.cpp has no attention probabilities), {prolongTokens} tokens, chunk {chunk}, 4:4, {prolongType}: " +
+            table.AppendLine($"LADM (longdep only; llama.cpp has no attention probabilities), {prolongTokens} tokens, chunk {chunk}, 4:4 ({ladm.Nll.FirstOrDefault():F0} query spans), {prolongType}: " +
                              $"{ladm.Forward:F2} s ({prolongTokens / ladm.Forward:F1} tok/s), load {ladm.Load:F2} s, peak RSS {ladm.PeakKb / 1024} MB, load avg {ladm.LoadAverage:F1}");
         }
         Console.WriteLine(table.ToString());
