@@ -147,6 +147,25 @@ public sealed class CpuForward
         return TokenNllCore(tokens, targets, prefix, sequenceLength, out _, keepCache: false, onLayer: null, cancellationToken);
     }
 
+    /// <summary>
+    /// Several sequences of <paramref name="sequenceLength"/> tokens in one run, each at positions 0, 1, ... on its own (no
+    /// prefix), as <see cref="SequencesNll(ReadOnlySpan{int}, ReadOnlySpan{int}, int, KvCache?, CancellationToken)"/>;
+    /// <paramref name="caches"/>[s] receives sequence s's keys and values, as running it alone with keepCache would give
+    /// them (ProLong's chunks, whose caches their pairs reuse).
+    /// </summary>
+    public double[] SequencesNll(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int sequenceLength, out KvCache[] caches,
+                                 CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequenceLength, 1);
+        if (tokens.Length % sequenceLength != 0)
+            throw new ArgumentException($"{tokens.Length} tokens are not whole sequences of {sequenceLength}; pass sequences of equal length", nameof(tokens));
+        var nll = TokenNllCore(tokens, targets, null, sequenceLength, out var all, keepCache: true, onLayer: null, cancellationToken);
+        int count = tokens.Length / sequenceLength;
+        caches = new KvCache[count];
+        for (int s = 0; s < count; s++) caches[s] = all!.Rows(s * sequenceLength, sequenceLength);
+        return nll;
+    }
+
     private double[] TokenNllCore(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, KvCache? prefix, int segment, out KvCache? cache,
                                   bool keepCache, LayerArrays? onLayer, CancellationToken cancellationToken)
     {
@@ -234,8 +253,8 @@ public sealed class CpuForward
         if (segment <= 0) segment = n;
         if (n % segment != 0)
             throw new ArgumentException($"{n} tokens are not whole sequences of {segment}; pass sequences of equal length", nameof(tokens));
-        if (segment != n && (keepCache || onLayer is not null))
-            throw new ArgumentException("a run of several sequences keeps no cache and reports no layers; run one sequence for those", nameof(keepCache));
+        if (segment != n && (onLayer is not null || (keepCache && prefix is not null)))
+            throw new ArgumentException("a run of several sequences reports no layers and keeps a cache only without a prefix; run one sequence for those", nameof(keepCache));
         int total = checked(p + n);
         int sequenceLength = checked(p + segment);
         CheckPositions(sequenceLength);

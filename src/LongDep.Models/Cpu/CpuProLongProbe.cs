@@ -7,9 +7,11 @@ namespace LongDep.Models.Cpu;
 /// ProLong's measurement on the CPU (SPEC §3). single_ppl[j]: chunk j alone at positions 0..l−1, perplexity of
 /// its tokens 2..l. pair_ppl(i, j): chunk i's l tokens at positions l..2l−1 on top of chunk j's cached keys and
 /// values (kept from chunk j's single pass, never recomputed), perplexity of chunk i's tokens 2..l; chunk i's first
-/// token is not scored. The pairs that share chunk j run together, up to <see cref="PairBatchRows"/> rows a forward
-/// (<see cref="CpuForward.SequencesNll"/>: each pair attends to the shared prefix and its own rows), so every weight
-/// block is converted once per batch and the matrix products are tall. Means and exponents in float64. Each pair's
+/// token is not scored. The chunks' single passes run together, up to <see cref="PairBatchRows"/> rows a forward, each
+/// chunk's cache kept; then the pairs that share chunk j, again up to that many rows a forward
+/// (<see cref="CpuForward.SequencesNll(ReadOnlySpan{int}, ReadOnlySpan{int}, int, KvCache?, CancellationToken)"/>: each
+/// pair attends to the shared prefix and its own rows), so every weight block is converted once per batch and the
+/// matrix products are tall. Means and exponents in float64. Each pair's
 /// numbers are those of running it alone, so results do not depend on the batching or on how the work is spread over
 /// threads.
 /// </summary>
@@ -20,6 +22,9 @@ public sealed class CpuProLongProbe : IProLongProbe
 
     /// <summary>Weights up to this size run chunks in parallel (see <see cref="Measure"/>).</summary>
     private const long SmallModelBytes = 16L << 20;
+
+    /// <summary>Most bytes of chunk caches kept at once when single passes run together.</summary>
+    private const long MaxGroupCacheBytes = 512L << 20;
 
     private readonly CpuForward _forward;
 
@@ -84,6 +89,11 @@ public sealed class CpuProLongProbe : IProLongProbe
             var nll = forward.TokenNll(chunks[j], targets[j], prefix: null, out var cache, keepCache: byJ[j].Count > 0,
                                        cancellationToken: cancellationToken);
             single[j] = Perplexity(nll, 0, l);
+            if (cache is not null) Pairs(j, cache);
+        }
+
+        void Pairs(int j, KvCache cache)
+        {
             var mine = byJ[j];
             for (int b0 = 0; b0 < mine.Count; b0 += perBatch)
             {
@@ -109,10 +119,32 @@ public sealed class CpuProLongProbe : IProLongProbe
         }
         else
         {
-            for (int j = 0; j < count; j++)
+            // Up to PairBatchRows / l chunks' single passes in one forward (each chunk alone at positions 0..l−1, its cache
+            // kept), then each of those chunks' pairs.
+            var c = _forward.Config;
+            long cacheBytes = 2L * c.Layers * l * c.KvDim * sizeof(float);
+            int perGroup = (int)Math.Clamp(MaxGroupCacheBytes / Math.Max(1, cacheBytes), 1, perBatch);
+            for (int g0 = 0; g0 < count; g0 += perGroup)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                Work(j);
+                int group = Math.Min(perGroup, count - g0);
+                var tokens = new int[group * l];
+                var groupTargets = new int[group * l];
+                for (int g = 0; g < group; g++)
+                {
+                    chunks[g0 + g].CopyTo(tokens, g * l);
+                    targets[g0 + g].CopyTo(groupTargets, g * l);
+                }
+                KvCache[]? caches = null;
+                var nll = Enumerable.Range(g0, group).Any(j => byJ[j].Count > 0)
+                    ? forward.SequencesNll(tokens, groupTargets, l, out caches, cancellationToken)
+                    : forward.SequencesNll(tokens, groupTargets, l, prefix: null, cancellationToken);
+                for (int g = 0; g < group; g++) single[g0 + g] = Perplexity(nll, g * l, l);
+                for (int g = 0; g < group && caches is not null; g++)
+                {
+                    Pairs(g0 + g, caches[g]);
+                    caches[g] = null!; // a chunk's cache is not needed after its pairs
+                }
             }
         }
         return new ProLongMeasurement(single, pairs, pairPpl);

@@ -111,6 +111,21 @@ public class FamilyTests
                 Assert.That(together[(s * l)..((s + 1) * l)], Is.EqualTo(alone), $"{shape} {math}: sequence {s}");
             }
             Assert.That(together.Count(double.IsNaN), Is.EqualTo(count + 1), "rows without a target stay NaN");
+
+            // Without a prefix, each sequence's cache as running it alone with keepCache gives it.
+            var first = forward.SequencesNll(tokens, targets, l, out var caches);
+            Assert.That(caches, Has.Length.EqualTo(count));
+            for (int s = 0; s < count; s++)
+            {
+                var alone = forward.TokenNll(tokens[(s * l)..((s + 1) * l)], targets[(s * l)..((s + 1) * l)], null, out var cache, keepCache: true);
+                Assert.That(first[(s * l)..((s + 1) * l)], Is.EqualTo(alone), $"{shape} {math}: sequence {s} without a prefix");
+                Assert.That(caches[s].Length, Is.EqualTo(l));
+                for (int layer = 0; layer < w.Config.Layers; layer++)
+                {
+                    Assert.That(caches[s].Keys(layer).ToArray(), Is.EqualTo(cache!.Keys(layer).ToArray()), $"{shape}: keys of {s}, layer {layer}");
+                    Assert.That(caches[s].Values(layer).ToArray(), Is.EqualTo(cache.Values(layer).ToArray()), $"{shape}: values of {s}, layer {layer}");
+                }
+            }
             Assert.That(together.Where(double.IsFinite).Distinct().Count(), Is.GreaterThan(count * (l - 2) / 2), "the sequences differ");
         }
     }
