@@ -26,19 +26,27 @@ public static class Program
     {
         if (args.Length == 0)
         {
-            Console.Error.WriteLine("usage: CpuBench run --f16 FILE --dir DIR --driver PATH [--longdep ./longdep] [--types F16,BF16,Q8_0,Q4_K_M] [--tokens 512,2048] [--threads 2] [--reps 3] [--prolong-type F16] [--prolong-tokens 2048] [--chunk 128] [--prolong-batched] [--no-forward] [--no-llamasharp]");
+            Console.Error.WriteLine("usage: CpuBench run --f16 FILE --dir DIR --driver PATH [--longdep ./longdep] [--types F16,BF16,Q8_0,Q4_K_M] [--tokens 512,2048] [--threads 2] [--reps 3] [--prolong-type F16] [--prolong-tokens 2048] [--chunk 128] [--ladm-chunk 64] [--prolong-batched] [--no-forward] [--no-llamasharp]");
             Console.Error.WriteLine("       CpuBench ours|llamasharp forward|prolong|ladm MODEL IDS THREADS [CHUNK]   (one measurement, one JSON line)");
             Console.Error.WriteLine("       CpuBench quantize SRC DST F16|BF16|Q8_0|Q4_K_M");
             return 2;
         }
-        return args[0] switch
+        try
         {
-            "ours" => Ours(args),
-            "llamasharp" => LLamaSharpRun(args),
-            "quantize" => Quantize(args[1], args[2], args[3]),
-            "run" => Run(args),
-            _ => throw new ArgumentException($"unknown verb '{args[0]}'"),
-        };
+            return args[0] switch
+            {
+                "ours" => Ours(args),
+                "llamasharp" => LLamaSharpRun(args),
+                "quantize" => Quantize(args[1], args[2], args[3]),
+                "run" => Run(args),
+                _ => throw new ArgumentException($"unknown verb '{args[0]}'"),
+            };
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or FormatException)
+        {
+            Console.Error.WriteLine($"CpuBench: {e.Message}");
+            return 1;
+        }
     }
 
     private static int[] ReadIds(string path) =>
@@ -112,9 +120,12 @@ public static class Program
             case "ladm":
             {
                 var schedule = LadmSchedule.Create(ids.Length, chunk, 4, 4);
+                if (schedule.Spans.Count == 0)
+                    throw new ArgumentException($"LADM 4:4 with chunk {chunk} scores no span of {ids.Length} tokens (it needs {LadmSchedule.MinimumTokens(chunk, 4)}); pass a smaller chunk");
                 using var probe = new CpuLadmProbe(forward);
                 var m = probe.Measure(ids, schedule);
-                nll.Add(m.Pfs.Length > 0 ? m.Pfs[0].Length : 0); // query spans (PFS per layer, span, interval)
+                nll.Add(schedule.Spans.Count); // query spans scored
+                nll.Add(m.Pfs.Sum(layer => layer.Sum(span => span.Sum()))); // every PFS, summed: a check that they were computed
                 break;
             }
             default: throw new ArgumentException($"unknown mode '{mode}'");
@@ -227,6 +238,7 @@ public static class Program
         var lengths = Opt("--tokens", "512,2048").Split(',').Select(s => int.Parse(s, Inv)).ToArray();
         int threads = int.Parse(Opt("--threads", "2"), Inv), reps = int.Parse(Opt("--reps", "3"), Inv);
         int chunk = int.Parse(Opt("--chunk", "128"), Inv);
+        int ladmChunk = int.Parse(Opt("--ladm-chunk", "64"), Inv); // 4:4 at 2048 tokens needs chunk ≤ 64 for a span
         string? prolongType = Opt("--prolong-type", "none") is var pt && pt != "none" ? pt : null;
         int prolongTokens = int.Parse(Opt("--prolong-tokens", "2048"), Inv);
         bool llamaSharp = !args.Contains("--no-llamasharp");
@@ -304,9 +316,9 @@ public static class Program
                 double nat = Median(rs.Select(x => x.Forward));
                 table.AppendLine($"| {label} | {nat:F2} | {Runs(rs)} | {nat / o:F2}× | {Median(rs.Select(x => (double)x.PeakKb)) / 1024:F0} MB | {MaxDiff(ours[0].Nll, rs[0].Nll):E2} | {LoadRange(rs)} |");
             }
-            var ladm = Measure(self, selfDll, ["ours", "ladm", model, ids, $"{threads}", $"{chunk}"]);
+            var ladm = Measure(self, selfDll, ["ours", "ladm", model, ids, $"{threads}", $"{ladmChunk}"]);
             table.AppendLine();
-            table.AppendLine($"LADM (longdep only; llama.cpp has no attention probabilities), {prolongTokens} tokens, chunk {chunk}, 4:4 ({ladm.Nll.FirstOrDefault():F0} query spans), {prolongType}: " +
+            table.AppendLine($"LADM (longdep only; llama.cpp has no attention probabilities), {prolongTokens} tokens, chunk {ladmChunk}, 4:4 ({ladm.Nll.FirstOrDefault():F0} query spans), {prolongType}: " +
                              $"{ladm.Forward:F2} s ({prolongTokens / ladm.Forward:F1} tok/s), load {ladm.Load:F2} s, peak RSS {ladm.PeakKb / 1024} MB, load avg {ladm.LoadAverage:F1}");
         }
         Console.WriteLine(table.ToString());
