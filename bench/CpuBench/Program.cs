@@ -26,19 +26,27 @@ public static class Program
     {
         if (args.Length == 0)
         {
-            Console.Error.WriteLine("usage: CpuBench run --f16 FILE --dir DIR --driver PATH [--types F16,BF16,Q8_0,Q4_K_M] [--tokens 512,2048] [--threads 2] [--reps 3] [--prolong-type F16] [--prolong-tokens 2048] [--chunk 128] [--no-llamasharp]");
+            Console.Error.WriteLine("usage: CpuBench run --f16 FILE --dir DIR --driver PATH [--longdep ./longdep] [--types F16,BF16,Q8_0,Q4_K_M] [--tokens 512,2048] [--threads 2] [--reps 3] [--prolong-type F16] [--prolong-tokens 2048] [--chunk 128] [--ladm-chunk 64] [--prolong-batched] [--no-forward] [--no-llamasharp]");
             Console.Error.WriteLine("       CpuBench ours|llamasharp forward|prolong|ladm MODEL IDS THREADS [CHUNK]   (one measurement, one JSON line)");
             Console.Error.WriteLine("       CpuBench quantize SRC DST F16|BF16|Q8_0|Q4_K_M");
             return 2;
         }
-        return args[0] switch
+        try
         {
-            "ours" => Ours(args),
-            "llamasharp" => LLamaSharpRun(args),
-            "quantize" => Quantize(args[1], args[2], args[3]),
-            "run" => Run(args),
-            _ => throw new ArgumentException($"unknown verb '{args[0]}'"),
-        };
+            return args[0] switch
+            {
+                "ours" => Ours(args),
+                "llamasharp" => LLamaSharpRun(args),
+                "quantize" => Quantize(args[1], args[2], args[3]),
+                "run" => Run(args),
+                _ => throw new ArgumentException($"unknown verb '{args[0]}'"),
+            };
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IOException or FormatException)
+        {
+            Console.Error.WriteLine($"CpuBench: {e.Message}");
+            return 1;
+        }
     }
 
     private static int[] ReadIds(string path) =>
@@ -52,6 +60,9 @@ public static class Program
                 return long.Parse(line[6..].Trim().Split(' ')[0], Inv);
         return -1;
     }
+
+    /// <summary>The machine's 1-minute load average.</summary>
+    private static double LoadAverage() => double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], Inv);
 
     private static void Emit(string engine, string mode, int tokens, int threads, double load, double forward, IReadOnlyList<double> nll)
     {
@@ -109,9 +120,12 @@ public static class Program
             case "ladm":
             {
                 var schedule = LadmSchedule.Create(ids.Length, chunk, 4, 4);
+                if (schedule.Spans.Count == 0)
+                    throw new ArgumentException($"LADM 4:4 with chunk {chunk} scores no span of {ids.Length} tokens (it needs {LadmSchedule.MinimumTokens(chunk, 4)}); pass a smaller chunk");
                 using var probe = new CpuLadmProbe(forward);
                 var m = probe.Measure(ids, schedule);
-                nll.Add(m.Pfs.Length);
+                nll.Add(schedule.Spans.Count); // query spans scored
+                nll.Add(m.Pfs.Sum(layer => layer.Sum(span => span.Sum()))); // every PFS, summed: a check that they were computed
                 break;
             }
             default: throw new ArgumentException($"unknown mode '{mode}'");
@@ -210,7 +224,7 @@ public static class Program
 
     // ------------------------------------------------------------------ the interleaved run
 
-    private sealed record Result(string Engine, double Load, double Forward, long PeakKb, double[] Nll);
+    private sealed record Result(string Engine, double Load, double Forward, long PeakKb, double[] Nll, double LoadAverage);
 
     private static int Run(string[] args)
     {
@@ -219,14 +233,17 @@ public static class Program
             int i = Array.IndexOf(args, name);
             return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback ?? throw new ArgumentException($"{name} is required");
         }
-        string f16 = Opt("--f16"), dir = Opt("--dir"), driver = Opt("--driver");
+        string f16 = Opt("--f16"), dir = Opt("--dir"), driver = Opt("--driver"), longdep = Opt("--longdep", "./longdep");
         var types = Opt("--types", "F16,BF16,Q8_0,Q4_K_M").Split(',');
         var lengths = Opt("--tokens", "512,2048").Split(',').Select(s => int.Parse(s, Inv)).ToArray();
         int threads = int.Parse(Opt("--threads", "2"), Inv), reps = int.Parse(Opt("--reps", "3"), Inv);
         int chunk = int.Parse(Opt("--chunk", "128"), Inv);
+        int ladmChunk = int.Parse(Opt("--ladm-chunk", "64"), Inv); // 4:4 at 2048 tokens needs chunk ≤ 64 for a span
         string? prolongType = Opt("--prolong-type", "none") is var pt && pt != "none" ? pt : null;
         int prolongTokens = int.Parse(Opt("--prolong-tokens", "2048"), Inv);
         bool llamaSharp = !args.Contains("--no-llamasharp");
+        bool prolongBatched = args.Contains("--prolong-batched");
+        if (args.Contains("--no-forward")) types = [];
         Directory.CreateDirectory(dir);
         string self = Environment.ProcessPath!;
         string selfDll = typeof(Program).Assembly.Location;
@@ -235,7 +252,11 @@ public static class Program
         {
             string path = Path.Combine(dir, $"tinyllama-{type.ToLowerInvariant()}.gguf");
             if (type == "F16") return f16;
-            if (!File.Exists(path)) Child(self, selfDll, ["quantize", f16, path, type]);
+            if (File.Exists(path)) return path;
+            // BF16 and F32: longdep's own writer (the same seeded weights as the F16 file, rounded from float32; LLamaSharp's
+            // quantizer refuses MOSTLY_BF16); the quantized types: LLamaSharp's quantizer from the F16 file.
+            if (type is "BF16" or "F32") Child(longdep, null, ["make-model", "--shape", "tinyllama", "--dtype", type.ToLowerInvariant(), "-o", path]);
+            else Child(self, selfDll, ["quantize", f16, path, type]);
             return path;
         }
         string IdsOf(int n)
@@ -249,8 +270,8 @@ public static class Program
         var table = new StringBuilder();
         table.AppendLine($"CPU benchmark, {DateTime.UtcNow:yyyy-MM-dd}, {threads} threads, {Environment.ProcessorCount} processors, medians of {reps} interleaved runs");
         table.AppendLine();
-        table.AppendLine("| file | tokens | longdep tok/s | llama.cpp native tok/s | ratio | LLamaSharp tok/s | longdep whole s | native whole s | whole ratio | peak RSS longdep | peak RSS native | RSS ratio | max abs ΔNLL |");
-        table.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        table.AppendLine("| file | tokens | longdep tok/s | llama.cpp native tok/s | ratio | LLamaSharp tok/s | longdep whole s | native whole s | whole ratio | peak RSS longdep | peak RSS native | RSS ratio | max abs ΔNLL | load avg |");
+        table.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var type in types)
         {
             string model = FileOf(type);
@@ -275,21 +296,30 @@ public static class Program
             table.AppendLine();
             table.AppendLine($"ProLong, one document of {prolongTokens} tokens, chunk {chunk}: {count} chunks, all {count * (count - 1) / 2} pairs, {prolongType}");
             table.AppendLine();
-            table.AppendLine("| engine | seconds (median) | longdep speed-up | max abs Δ ln ppl |");
-            table.AppendLine("|---|---|---|---|");
+            table.AppendLine("| engine | seconds (median) | runs | longdep speed-up | peak RSS | max abs Δ ln ppl | load avg |");
+            table.AppendLine("|---|---|---|---|---|---|---|");
             var ours = new List<Result>();
             var native = new List<Result>();
+            var batched = new List<Result>();
             for (int r = 0; r < reps; r++)
             {
                 ours.Add(Measure(self, selfDll, ["ours", "prolong", model, ids, $"{threads}", $"{chunk}"]));
                 native.Add(Measure(driver, null, ["prolong", model, ids, $"{threads}", $"{chunk}"]));
+                if (prolongBatched) batched.Add(Measure(driver, null, ["prolong-batched", model, ids, $"{threads}", $"{chunk}"]));
             }
-            double o = Median(ours.Select(x => x.Forward)), nat = Median(native.Select(x => x.Forward));
-            table.AppendLine($"| longdep (prefix-KV reuse) | {o:F2} | | |");
-            table.AppendLine($"| llama.cpp native (KV copied per pair) | {nat:F2} | {nat / o:F2}× | {MaxDiff(ours[0].Nll, native[0].Nll):E2} |");
-            var ladm = Measure(self, selfDll, ["ours", "ladm", model, ids, $"{threads}", $"{chunk}"]);
+            double o = Median(ours.Select(x => x.Forward));
+            string Runs(List<Result> rs) => string.Join(", ", rs.Select(x => x.Forward.ToString("F1", Inv)));
+            table.AppendLine($"| longdep (prefix-KV reuse, pairs of a chunk batched) | {o:F2} | {Runs(ours)} | | {Median(ours.Select(x => (double)x.PeakKb)) / 1024:F0} MB | | {LoadRange(ours)} |");
+            foreach (var (label, rs) in new[] { ("llama.cpp native (KV copied per pair)", native), ("llama.cpp native (KV copied, pairs of a chunk in one decode)", batched) })
+            {
+                if (rs.Count == 0) continue;
+                double nat = Median(rs.Select(x => x.Forward));
+                table.AppendLine($"| {label} | {nat:F2} | {Runs(rs)} | {nat / o:F2}× | {Median(rs.Select(x => (double)x.PeakKb)) / 1024:F0} MB | {MaxDiff(ours[0].Nll, rs[0].Nll):E2} | {LoadRange(rs)} |");
+            }
+            var ladm = Measure(self, selfDll, ["ours", "ladm", model, ids, $"{threads}", $"{ladmChunk}"]);
             table.AppendLine();
-            table.AppendLine($"LADM (longdep only; llama.cpp has no attention probabilities), {prolongTokens} tokens, {prolongType}: {ladm.Forward:F2} s, peak RSS {ladm.PeakKb / 1024} MB");
+            table.AppendLine($"LADM (longdep only; llama.cpp has no attention probabilities), {prolongTokens} tokens, chunk {ladmChunk}, 4:4 ({ladm.Nll.FirstOrDefault():F0} query spans), {prolongType}: " +
+                             $"{ladm.Forward:F2} s ({prolongTokens / ladm.Forward:F1} tok/s), load {ladm.Load:F2} s, peak RSS {ladm.PeakKb / 1024} MB, load avg {ladm.LoadAverage:F1}");
         }
         Console.WriteLine(table.ToString());
         return 0;
@@ -304,8 +334,12 @@ public static class Program
         double oW = Median(ours.Select(x => x.Load + x.Forward)), nW = Median(native.Select(x => x.Load + x.Forward));
         long oM = (long)Median(ours.Select(x => (double)x.PeakKb)), nM = (long)Median(native.Select(x => (double)x.PeakKb));
         string lsRate = ls.Count > 0 ? $"{n / Median(ls.Select(x => x.Forward)):F1}" : "–";
-        return $"| {type} | {n} | {n / oF:F1} | {n / nF:F1} | {nF / oF:F2}× | {lsRate} | {oW:F1} | {nW:F1} | {nW / oW:F2}× | {oM / 1024} MB | {nM / 1024} MB | {(double)oM / nM:F2} | {MaxDiff(ours[0].Nll, native[0].Nll):E2} |";
+        return $"| {type} | {n} | {n / oF:F1} | {n / nF:F1} | {nF / oF:F2}× | {lsRate} | {oW:F1} | {nW:F1} | {nW / oW:F2}× | {oM / 1024} MB | {nM / 1024} MB | {(double)oM / nM:F2} | {MaxDiff(ours[0].Nll, native[0].Nll):E2} | {LoadRange([.. ours, .. native, .. ls])} |";
     }
+
+    /// <summary>The 1-minute load averages seen at the end of the runs, as "min–max".</summary>
+    private static string LoadRange(IReadOnlyCollection<Result> rs) =>
+        rs.Count == 0 ? "–" : $"{rs.Min(x => x.LoadAverage):F1}–{rs.Max(x => x.LoadAverage):F1}";
 
     private static double MaxDiff(double[] a, double[] b) =>
         a.Length != b.Length ? double.NaN : a.Zip(b, (x, y) => Math.Abs(x - y)).DefaultIfEmpty(0).Max();
@@ -321,8 +355,9 @@ public static class Program
         string line = Child(exe, dll, args).Split('\n', StringSplitOptions.RemoveEmptyEntries).Last(l => l.StartsWith('{'));
         var o = JsonNode.Parse(line)!;
         var r = new Result((string)o["engine"]!, (double)o["load_s"]!, (double)o["forward_s"]!, (long)o["peak_rss_kb"]!,
-            o["nll"]!.AsArray().Select(x => (double)x!).ToArray());
-        Console.Error.WriteLine($"  {r.Engine} {string.Join(' ', args.Take(2))} {Path.GetFileName(args.Length > 2 ? args[2] : "")}: load {r.Load:F2} s, forward {r.Forward:F2} s, peak {r.PeakKb / 1024} MB");
+            o["nll"]!.AsArray().Select(x => (double)x!).ToArray(), LoadAverage());
+        Console.Error.WriteLine($"  {DateTime.UtcNow:HH:mm:ss} {r.Engine} {string.Join(' ', args.Take(2))} {Path.GetFileName(args.Length > 2 ? args[2] : "")}: " +
+                                $"load {r.Load:F2} s, forward {r.Forward:F2} s, peak {r.PeakKb / 1024} MB, load avg {r.LoadAverage:F1}");
         return r;
     }
 

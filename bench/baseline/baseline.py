@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch baseline for `longdep bench`: LADM's CDS and ProLong's LDS computed the way the reference code computes
-them (Hugging Face model in float16, SDPA attention, the reference batch sizes), on the samples and ProLong draws that
+them (Hugging Face model in float16 on a GPU or float32 on the CPU, SDPA attention (eager on torch 1.13), the reference
+batch sizes), on the samples and ProLong draws that
 `longdep bench --write-samples` exported, with per-sample timings. Writes JSON that `longdep bench --compare` reads.
 
   python3 bench/baseline/baseline.py --model tinyllama-hf --samples samples.jsonl --out baseline.json
@@ -39,17 +40,22 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=1, help="untimed warm-up runs per method (1: first sample, cut short for ProLong)")
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--dtype", default=None, choices=["float16", "bfloat16", "float32"], help="default float16 on cuda, float32 on cpu")
-    p.add_argument("--attn", default="sdpa", help="attn_implementation (sdpa; flash_attention_2 when installed; eager)")
+    p.add_argument("--attn", default=None,
+                   help="attn_implementation (default sdpa, or eager on torch < 2; flash_attention_2 when installed)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads; default torch's own)")
     return p.parse_args(argv)
 
 
 def load_model(path, dtype, attn, device):
     import torch
     from transformers import AutoModelForCausalLM
+    import transformers
     kwargs = dict(attn_implementation=attn)
-    try:
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    # `dtype` replaced `torch_dtype` in 4.56; older versions pass an unknown `dtype` on to the config silently.
+    if (major, minor) >= (4, 56):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
-    except TypeError:  # transformers before `dtype` was the name
+    else:
         model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=dtype, **kwargs)
     model.to(device).eval()
     torch.set_grad_enabled(False)
@@ -192,10 +198,15 @@ def main(argv=None):
 
     import torch
     import transformers
+    from longdep_baseline.reference import default_attention
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.attn = args.attn or default_attention()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     dtype_name = args.dtype or ("float16" if device.type == "cuda" else "float32")
     dtype = getattr(torch, dtype_name)
-    log(f"torch {torch.__version__}, transformers {transformers.__version__}, device {device}, {dtype_name}, attention {args.attn}")
+    log(f"torch {torch.__version__}, transformers {transformers.__version__}, device {device}, {dtype_name}, attention {args.attn}, "
+        f"{torch.get_num_threads()} threads")
     t0 = time.perf_counter()
     model = load_model(args.model, dtype, args.attn, device)
     log(f"loaded {args.model} in {time.perf_counter() - t0:.1f} s")
@@ -205,7 +216,8 @@ def main(argv=None):
         "tool": "longdep-baseline", "format": 1,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__, "transformers": transformers.__version__,
-        "dtype": dtype_name, "attn_implementation": args.attn, "model": os.path.abspath(args.model),
+        "dtype": dtype_name, "attn_implementation": args.attn, "threads": torch.get_num_threads(),
+        "model": os.path.abspath(args.model),
         "samples_file": os.path.abspath(args.samples),
         "samples": [{"index": s.index, "id": s.id, "tokens": len(s.input_ids), "hash": s.hash} for s in samples],
         "notes": [

@@ -19,7 +19,10 @@ except ImportError:  # the machine without a GPU has no torch
 from longdep_baseline.formulas import ladm_spans  # noqa: E402
 
 
-def tiny_model(attn):
+def tiny_model(attn=None):
+    if attn is None:
+        from longdep_baseline.reference import default_attention
+        attn = default_attention()
     torch.manual_seed(3)
     shape = dict(vocab_size=101, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, max_position_embeddings=4096)
@@ -41,7 +44,7 @@ class LadmHookTests(unittest.TestCase):
         torch.manual_seed(5)
         t, chunk, d_afs, d_cds = 700, 8, 2, 3
         ids = torch.randint(0, 101, (2, t))
-        sdpa = tiny_model("sdpa")
+        sdpa = tiny_model()  # sdpa, or eager on torch 1.13
         recorder = LadmRecorder(sdpa.model, chunk, d_afs, d_cds)
         cds, layers = recorder.run(ids)
         recorder.remove()
@@ -74,7 +77,7 @@ class LadmHookTests(unittest.TestCase):
 class ProLongReferenceTests(unittest.TestCase):
     def test_pair_ppl_equals_the_prefix_cache_way(self):
         from longdep_baseline.reference import pair_ppl, pair_ppl_with_prefix_cache, single_ppl
-        model = tiny_model("sdpa")
+        model = tiny_model()
         g = torch.Generator().manual_seed(9)
         chunks = [torch.randint(0, 101, (16,), generator=g).tolist() for _ in range(5)]
         pairs = [(1, 0), (3, 1), (4, 0), (4, 3)]

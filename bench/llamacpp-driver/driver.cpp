@@ -5,11 +5,16 @@
 //   prolong <model> <ids-file> <threads> <chunk>    : ProLong's single and pair passes; each chunk's KV is kept in a
 //                                                     sequence and copied (llama_kv_cache_seq_cp) to every pair's
 //                                                     sequence, so a pair runs only the chunk's tokens
+//   prolong-batched <model> <ids-file> <threads> <chunk> [rows]
+//                                                   : the same, with the pairs (i, j) of one chunk j decoded together,
+//                                                     up to `rows` (2048) tokens a batch, each pair in its own sequence
+//                                                     holding a copy of chunk j's cache
 #include "llama.h"
 #include <sys/resource.h>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -36,12 +41,14 @@ static double nll(const float * logits, int vocab, int target) {
 
 int main(int argc, char ** argv) {
     if (argc < 5) {
-        std::fprintf(stderr, "usage: %s forward|prolong MODEL IDS THREADS [CHUNK]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s forward|prolong|prolong-batched MODEL IDS THREADS [CHUNK [ROWS]]\n", argv[0]);
         return 2;
     }
     std::string mode = argv[1];
     int threads = std::atoi(argv[4]);
     int chunk = argc > 5 ? std::atoi(argv[5]) : 128;
+    bool batched = mode == "prolong-batched";
+    int per_batch = batched ? std::max(1, (argc > 6 ? std::atoi(argv[6]) : 2048) / chunk) : 1;
     std::vector<llama_token> ids;
     {
         std::ifstream in(argv[3]);
@@ -59,10 +66,12 @@ int main(int argc, char ** argv) {
     const int vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
     int n = (int) ids.size();
     int chunks = n / chunk;
-    int seqs = mode == "prolong" ? chunks + 1 : 1;
+    bool prolong = mode == "prolong" || batched;
+    if (!prolong && mode != "forward") { std::fprintf(stderr, "unknown mode %s (forward, prolong, prolong-batched)\n", mode.c_str()); return 2; }
+    int seqs = prolong ? chunks + per_batch : 1;
     auto cp = llama_context_default_params();
-    cp.n_ctx = mode == "prolong" ? (uint32_t) (chunk * chunks + 2 * chunk) : (uint32_t) n;
-    cp.n_batch = mode == "prolong" ? (uint32_t) chunk : (uint32_t) n;
+    cp.n_ctx = prolong ? (uint32_t) (chunk * chunks + 2 * per_batch * chunk) : (uint32_t) n;
+    cp.n_batch = prolong ? (uint32_t) (per_batch * chunk) : (uint32_t) n;
     cp.n_ubatch = cp.n_batch;
     cp.n_seq_max = (uint32_t) seqs;
     cp.n_threads = threads;
@@ -88,28 +97,42 @@ int main(int argc, char ** argv) {
         llama_batch_free(b);
     } else {
         // Sequence j holds chunk j alone (single pass); pair (i, j) runs chunk i at positions chunk..2chunk-1 in
-        // sequence `chunks`, which first receives a copy of sequence j's cache and is cleared after the pair.
-        llama_batch b = llama_batch_init(chunk, 0, 1);
+        // sequence chunks + b, which first receives a copy of sequence j's cache and is cleared after the pair.
+        // prolong: one pair a decode (b = 0); prolong-batched: up to per_batch pairs of chunk j in one decode.
+        llama_batch b = llama_batch_init(per_batch * chunk, 0, 1);
         double f0 = now();
-        auto run = [&](int seq, int first, const llama_token * tok) {
-            for (int t = 0; t < chunk; t++) {
-                b.token[t] = tok[t]; b.pos[t] = first + t; b.n_seq_id[t] = 1; b.seq_id[t][0] = seq; b.logits[t] = true;
-            }
-            b.n_tokens = chunk;
+        // Runs `count` sequences of `chunk` tokens (seq + k at positions first.., tokens tok[k]) in one decode; appends
+        // each sequence's mean NLL (ln of its perplexity) and returns their sum of NLLs.
+        auto run = [&](int seq, int first, const std::vector<const llama_token *> & tok) {
+            int m = (int) tok.size();
+            for (int k = 0; k < m; k++)
+                for (int t = 0; t < chunk; t++) {
+                    int r = k * chunk + t;
+                    b.token[r] = tok[k][t]; b.pos[r] = first + t; b.n_seq_id[r] = 1; b.seq_id[r][0] = seq + k; b.logits[r] = true;
+                }
+            b.n_tokens = m * chunk;
             if (llama_decode(ctx, b) != 0) { std::fprintf(stderr, "decode failed\n"); std::exit(1); }
-            double s = 0;
-            for (int t = 0; t + 1 < chunk; t++) s += nll(llama_get_logits_ith(ctx, t), vocab, tok[t + 1]);
-            nlls.push_back(s / (chunk - 1)); // the mean NLL of the pass: ln of its perplexity
-            return s;
+            double total = 0;
+            for (int k = 0; k < m; k++) {
+                double s = 0;
+                for (int t = 0; t + 1 < chunk; t++) s += nll(llama_get_logits_ith(ctx, k * chunk + t), vocab, tok[k][t + 1]);
+                nlls.push_back(s / (chunk - 1));
+                total += s;
+            }
+            return total;
         };
         for (int j = 0; j < chunks; j++) {
-            sum += run(j, 0, &ids[j * chunk]); count += chunk - 1;
-            for (int i = j + 1; i < chunks; i++) {
-                int seq = chunks;
-                llama_kv_cache_seq_rm(ctx, seq, -1, -1);
-                llama_kv_cache_seq_cp(ctx, j, seq, 0, chunk);
-                sum += run(seq, chunk, &ids[i * chunk]); count += chunk - 1;
-                llama_kv_cache_seq_rm(ctx, seq, -1, -1);
+            sum += run(j, 0, {&ids[j * chunk]}); count += chunk - 1;
+            for (int i0 = j + 1; i0 < chunks; i0 += per_batch) {
+                std::vector<const llama_token *> tok;
+                for (int i = i0; i < chunks && i < i0 + per_batch; i++) {
+                    int seq = chunks + (i - i0);
+                    llama_kv_cache_seq_rm(ctx, seq, -1, -1);
+                    llama_kv_cache_seq_cp(ctx, j, seq, 0, chunk);
+                    tok.push_back(&ids[i * chunk]);
+                }
+                sum += run(chunks, chunk, tok); count += (long) tok.size() * (chunk - 1);
+                for (size_t k = 0; k < tok.size(); k++) llama_kv_cache_seq_rm(ctx, chunks + (int) k, -1, -1);
             }
         }
         forward_s = now() - f0;

@@ -400,7 +400,14 @@ public static class Architectures
     /// differs from the format's, norm weights carry the format's offset, fused tensors are joined; other arrays are
     /// handed out as they are (no copy). The output head is left out when tied.
     /// </summary>
-    public static IEnumerable<(string Name, float[] Data, long[] Shape)> TensorsFor(ModelWeights w, ModelFormat format)
+    public static IEnumerable<(string Name, float[] Data, long[] Shape)> TensorsFor(ModelWeights w, ModelFormat format) =>
+        TensorProducersFor(w, format).Select(t => (t.Name, t.Produce(), t.Shape));
+
+    /// <summary>
+    /// <see cref="TensorsFor"/> with each tensor's values computed only when its producer is called, so that a writer
+    /// can hold one tensor at a time (models larger than memory).
+    /// </summary>
+    public static IEnumerable<(string Name, Func<float[]> Produce, long[] Shape)> TensorProducersFor(ModelWeights w, ModelFormat format)
     {
         var cfg = w.Config;
         var info = Get(cfg.Architecture, format);
@@ -423,56 +430,61 @@ public static class Architectures
             return r;
         }
 
-        (string, float[], long[]) G(ModelRole role, float[] data) => (info.Names[role], data, ModelShape(cfg, role));
+        (string, Func<float[]>, long[]) G(ModelRole role, Func<float[]> data) => (info.Names[role], data, ModelShape(cfg, role));
         static float[] F(WeightMatrix m) => m.ToFloat32();
 
-        yield return G(ModelRole.TokenEmbedding, F(w.TokenEmbedding));
-        if (w.PositionEmbedding is not null) yield return G(ModelRole.PositionEmbedding, w.PositionEmbedding);
-        if (w.ProjectIn is not null) yield return G(ModelRole.ProjectIn, F(w.ProjectIn));
-        if (w.ProjectOut is not null) yield return G(ModelRole.ProjectOut, F(w.ProjectOut));
+        yield return G(ModelRole.TokenEmbedding, () => F(w.TokenEmbedding));
+        if (w.PositionEmbedding is { } positions) yield return G(ModelRole.PositionEmbedding, () => positions);
+        if (w.ProjectIn is { } projectIn) yield return G(ModelRole.ProjectIn, () => F(projectIn));
+        if (w.ProjectOut is { } projectOut) yield return G(ModelRole.ProjectOut, () => F(projectOut));
         for (int i = 0; i < w.Layers.Length; i++)
         {
+            int layer = i;
             var l = w.Layers[i];
-            (string, float[], long[]) L(LayerRole role, float[] data) => (info.LayerTensor(i, role), data, LayerShape(cfg, role));
-            yield return L(LayerRole.AttnNorm, Norm(l.AttnNorm));
-            if (l.AttnNormBias is not null) yield return L(LayerRole.AttnNormBias, l.AttnNormBias);
+            (string, Func<float[]>, long[]) L(LayerRole role, Func<float[]> data) => (info.LayerTensor(layer, role), data, LayerShape(cfg, role));
+            yield return L(LayerRole.AttnNorm, () => Norm(l.AttnNorm));
+            if (l.AttnNormBias is not null) yield return L(LayerRole.AttnNormBias, () => l.AttnNormBias);
             if (info.Has(LayerRole.Qkv))
-                yield return L(LayerRole.Qkv, [.. Qk(F(l.Wq), cfg.Heads, cfg.Dim), .. Qk(F(l.Wk), cfg.KvHeads, cfg.Dim), .. F(l.Wv)]);
+                yield return L(LayerRole.Qkv, () => [.. Qk(F(l.Wq), cfg.Heads, cfg.Dim), .. Qk(F(l.Wk), cfg.KvHeads, cfg.Dim), .. F(l.Wv)]);
             else
             {
-                yield return L(LayerRole.Q, Qk(F(l.Wq), cfg.Heads, cfg.Dim));
-                yield return L(LayerRole.K, Qk(F(l.Wk), cfg.KvHeads, cfg.Dim));
-                yield return L(LayerRole.V, F(l.Wv));
+                yield return L(LayerRole.Q, () => Qk(F(l.Wq), cfg.Heads, cfg.Dim));
+                yield return L(LayerRole.K, () => Qk(F(l.Wk), cfg.KvHeads, cfg.Dim));
+                yield return L(LayerRole.V, () => F(l.Wv));
             }
-            yield return L(LayerRole.O, F(l.Wo));
+            yield return L(LayerRole.O, () => F(l.Wo));
             if (cfg.QkvBias)
             {
-                yield return L(LayerRole.QBias, Qk(Need(l.Bq, i, "q bias"), cfg.Heads, 1));
-                yield return L(LayerRole.KBias, Qk(Need(l.Bk, i, "k bias"), cfg.KvHeads, 1));
-                yield return L(LayerRole.VBias, Need(l.Bv, i, "v bias"));
+                var (bq, bk, bv) = (Need(l.Bq, layer, "q bias"), Need(l.Bk, layer, "k bias"), Need(l.Bv, layer, "v bias"));
+                yield return L(LayerRole.QBias, () => Qk(bq, cfg.Heads, 1));
+                yield return L(LayerRole.KBias, () => Qk(bk, cfg.KvHeads, 1));
+                yield return L(LayerRole.VBias, () => bv);
             }
-            if (l.Bo is not null) yield return L(LayerRole.OBias, l.Bo);
-            if (l.QNorm is not null) yield return L(LayerRole.QNorm, Norm(Qk(l.QNorm, 1, 1)));
-            if (l.KNorm is not null) yield return L(LayerRole.KNorm, Norm(Qk(l.KNorm, 1, 1)));
-            if (l.PostAttnNorm is not null) yield return L(LayerRole.PostAttnNorm, Norm(l.PostAttnNorm));
-            yield return L(LayerRole.FfnNorm, Norm(l.FfnNorm));
-            if (l.FfnNormBias is not null) yield return L(LayerRole.FfnNormBias, l.FfnNormBias);
+            if (l.Bo is not null) yield return L(LayerRole.OBias, () => l.Bo);
+            if (l.QNorm is not null) yield return L(LayerRole.QNorm, () => Norm(Qk(l.QNorm, 1, 1)));
+            if (l.KNorm is not null) yield return L(LayerRole.KNorm, () => Norm(Qk(l.KNorm, 1, 1)));
+            if (l.PostAttnNorm is not null) yield return L(LayerRole.PostAttnNorm, () => Norm(l.PostAttnNorm));
+            yield return L(LayerRole.FfnNorm, () => Norm(l.FfnNorm));
+            if (l.FfnNormBias is not null) yield return L(LayerRole.FfnNormBias, () => l.FfnNormBias);
             if (info.Has(LayerRole.GateUp))
-                yield return L(LayerRole.GateUp, [.. F(Need(l.WGate, i, "gate")), .. F(l.WUp)]);
+            {
+                var gate = Need(l.WGate, layer, "gate");
+                yield return L(LayerRole.GateUp, () => [.. F(gate), .. F(l.WUp)]);
+            }
             else
             {
-                if (l.WGate is not null) yield return L(LayerRole.Gate, F(l.WGate));
-                yield return L(LayerRole.Up, F(l.WUp));
+                if (l.WGate is not null) yield return L(LayerRole.Gate, () => F(l.WGate));
+                yield return L(LayerRole.Up, () => F(l.WUp));
             }
-            yield return L(LayerRole.Down, F(l.WDown));
-            if (l.BUp is not null) yield return L(LayerRole.UpBias, l.BUp);
-            if (l.BDown is not null) yield return L(LayerRole.DownBias, l.BDown);
-            if (l.PostFfnNorm is not null) yield return L(LayerRole.PostFfnNorm, Norm(l.PostFfnNorm));
+            yield return L(LayerRole.Down, () => F(l.WDown));
+            if (l.BUp is not null) yield return L(LayerRole.UpBias, () => l.BUp);
+            if (l.BDown is not null) yield return L(LayerRole.DownBias, () => l.BDown);
+            if (l.PostFfnNorm is not null) yield return L(LayerRole.PostFfnNorm, () => Norm(l.PostFfnNorm));
         }
-        if (w.OutputNorm is not null) yield return G(ModelRole.OutputNorm, Norm(w.OutputNorm));
-        if (w.OutputNormBias is not null) yield return G(ModelRole.OutputNormBias, w.OutputNormBias);
+        if (w.OutputNorm is { } outputNorm) yield return G(ModelRole.OutputNorm, () => Norm(outputNorm));
+        if (w.OutputNormBias is { } outputNormBias) yield return G(ModelRole.OutputNormBias, () => outputNormBias);
         if (!cfg.TiedEmbedding && !w.Output.IsSameTensor(w.TokenEmbedding))
-            yield return G(ModelRole.Output, F(w.Output));
+            yield return G(ModelRole.Output, () => F(w.Output));
 
         static T Need<T>(T? a, int layer, string what) where T : class =>
             a ?? throw new ArgumentException($"layer {layer} has no {what} but the config says the model has one");

@@ -32,7 +32,8 @@ public sealed class LayerWeights
 }
 
 /// <summary>
-/// All weights of a decoder model: matrices in their file's element type (memory-mapped when loaded from a file),
+/// All weights of a decoder model: matrices in their file's element type (left in the file and read when needed when
+/// loaded from one),
 /// vectors in float32. <see cref="WeightMatrix.ToFloat32"/> yields any matrix as float32 for a consumer that needs it.
 /// </summary>
 public sealed class ModelWeights
@@ -92,7 +93,7 @@ public sealed class ModelWeights
         if (!Output.IsSameTensor(TokenEmbedding)) yield return ("output", Output);
     }
 
-    /// <summary>Bytes the weights hold in host memory in their stored types (mapped file bytes included, the tied head once).</summary>
+    /// <summary>Bytes the weights hold in host memory in their stored types (bytes left in the file included, the tied head once).</summary>
     public long ByteSize => Tensors().Sum(t => t.Data.ByteSize);
 
     /// <summary>Checks every array length against the config; throws <see cref="ModelFormatException"/> on a mismatch.</summary>

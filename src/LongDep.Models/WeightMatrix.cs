@@ -1,13 +1,13 @@
 using System.Buffers;
-using System.IO.MemoryMappedFiles;
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 using LongDep.Models.Quant;
 
 namespace LongDep.Models;
 
 /// <summary>
 /// A weight tensor kept in the element type of its file: float32 values in a managed array, or the stored bytes
-/// (F32, F16, BF16 or GGML quantized blocks) of a memory-mapped model file or an owned buffer. Row-major
+/// (F32, F16, BF16 or GGML quantized blocks) of a model file (read by offset when needed) or an owned buffer. Row-major
 /// [rows, cols] as the file stores it; quantized rows are whole blocks. Nothing is converted at load: the CPU
 /// forward converts block-aligned ranges on the fly (<see cref="ReadF32"/>) or computes on the blocks, and
 /// <see cref="ToFloat32"/> yields the whole tensor as float32 for a consumer that needs it (the CUDA upload).
@@ -45,8 +45,8 @@ public sealed class WeightMatrix
     /// <summary>The managed float32 array when the values are held as one (tests, synthetic models); otherwise null.</summary>
     public float[]? Float32Array => _array;
 
-    /// <summary>Whether the bytes live in a memory-mapped model file (paged in on use, shared with the page cache).</summary>
-    public bool IsMapped => _store is MappedStore;
+    /// <summary>Whether the bytes stay in the model file (read through the page cache when needed, never held by this process).</summary>
+    public bool IsInFile => _store is FileStore;
 
     /// <summary>Whether both are views of the same stored values (the same array, or the same bytes of the same file).</summary>
     public bool IsSameTensor(WeightMatrix? other) =>
@@ -78,13 +78,25 @@ public sealed class WeightMatrix
         return new WeightMatrix(type, elements, null, new ArrayStore(bytes), 0);
     }
 
-    /// <summary>A view of <paramref name="elements"/> values of <paramref name="type"/> at <paramref name="offset"/> of a mapped file.</summary>
-    internal static WeightMatrix FromMapping(TensorType type, long elements, MappedModelFile file, long offset)
+    /// <summary>
+    /// Float32 values that are computed when read: <paramref name="fill"/>(first, destination) writes values
+    /// [first, first + destination.Length). Nothing is held, so a model larger than memory (a random model written
+    /// one tensor at a time) can be described; the values must be a pure function of their index.
+    /// </summary>
+    public static WeightMatrix FromGenerator(long elements, Action<long, Span<float>> fill)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(elements);
+        ArgumentNullException.ThrowIfNull(fill);
+        return new WeightMatrix(TensorType.F32, elements, null, new GeneratedStore(fill), 0);
+    }
+
+    /// <summary>A view of <paramref name="elements"/> values of <paramref name="type"/> at <paramref name="offset"/> of a model file.</summary>
+    internal static WeightMatrix FromFile(TensorType type, long elements, ModelFileBytes file, long offset)
     {
         long bytes = Dequantize.ByteSize(type, elements);
         if (offset < 0 || offset + bytes > file.Length)
-            throw new ArgumentOutOfRangeException(nameof(offset), $"{bytes} bytes at {offset} lie outside the mapped {file.Length} bytes");
-        return new WeightMatrix(type, elements, null, new MappedStore(file), offset);
+            throw new ArgumentOutOfRangeException(nameof(offset), $"{bytes} bytes at {offset} lie outside the file's {file.Length} bytes");
+        return new WeightMatrix(type, elements, null, new FileStore(file), offset);
     }
 
     /// <summary>
@@ -194,7 +206,7 @@ public sealed class WeightMatrix
     }
 
     /// <inheritdoc />
-    public override string ToString() => $"{Type} × {ElementCount}{(IsMapped ? " (mapped)" : "")}";
+    public override string ToString() => $"{Type} × {ElementCount}{(IsInFile ? " (in file)" : "")}";
 
     private void CheckRange(long first, long count)
     {
@@ -223,7 +235,18 @@ public sealed class WeightMatrix
         }
     }
 
-    private sealed class MappedStore(MappedModelFile file) : IByteStore
+    private sealed class GeneratedStore(Action<long, Span<float>> fill) : IByteStore
+    {
+        public void Read(long offset, Span<byte> destination) => fill(offset / sizeof(float), MemoryMarshal.Cast<byte, float>(destination));
+
+        public bool TryGetSpan(long offset, int count, out ReadOnlySpan<byte> span)
+        {
+            span = default;
+            return false;
+        }
+    }
+
+    private sealed class FileStore(ModelFileBytes file) : IByteStore
     {
         public void Read(long offset, Span<byte> destination) => file.Read(offset, destination);
 
@@ -236,54 +259,57 @@ public sealed class WeightMatrix
 }
 
 /// <summary>
-/// A read-only memory mapping of a whole model file. Reads copy from the mapping (the bytes stay in the page cache,
-/// shared with other processes reading the file, and count once however many weights view them); the mapping is
-/// released by its handles' finalizers when no weight refers to it any more, so it outlives the reader that made it.
+/// A model file whose tensor bytes are read by offset when needed (positional reads, thread-safe): the bytes come from
+/// the operating system's page cache, shared with every other process reading the file, and are never mapped into or
+/// copied whole into this process (no per-process page faults on first use; resident memory holds only the blocks being
+/// converted). The file handle is released by its finalizer when no weight refers to it any more, so it outlives the
+/// reader that opened it.
 /// </summary>
-internal sealed class MappedModelFile
+internal sealed class ModelFileBytes
 {
-    private readonly MemoryMappedFile _map;
-    private readonly MemoryMappedViewAccessor _view;
+    private readonly SafeFileHandle _handle;
 
-    private MappedModelFile(MemoryMappedFile map, MemoryMappedViewAccessor view, long length)
+    private ModelFileBytes(SafeFileHandle handle, long length)
     {
-        _map = map;
-        _view = view;
+        _handle = handle;
         Length = length;
     }
 
     /// <summary>Bytes in the file.</summary>
     public long Length { get; }
 
-    /// <summary>Maps <paramref name="path"/> read-only.</summary>
-    /// <exception cref="ModelFormatException">The file cannot be opened or mapped.</exception>
-    public static MappedModelFile Open(string path)
+    /// <summary>Opens <paramref name="path"/> for reading.</summary>
+    /// <exception cref="ModelFormatException">The file cannot be opened or is empty.</exception>
+    public static ModelFileBytes Open(string path)
     {
-        FileStream? fs = null;
-        MemoryMappedFile? map = null;
+        SafeFileHandle? handle = null;
         try
         {
-            fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-            long length = fs.Length;
-            if (length == 0) throw new ModelFormatException(path, "the file is empty; nothing to map");
-            map = MemoryMappedFile.CreateFromFile(fs, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
-            var view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            return new MappedModelFile(map, view, length);
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
+            long length = RandomAccess.GetLength(handle);
+            if (length == 0) throw new ModelFormatException(path, "the file is empty; nothing to read");
+            return new ModelFileBytes(handle, length);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            map?.Dispose();
-            fs?.Dispose();
-            throw new ModelFormatException(path, $"cannot map the file for reading: {e.Message}", e);
+            handle?.Dispose();
+            throw new ModelFormatException(path, $"cannot open the file for reading: {e.Message}", e);
         }
     }
 
-    /// <summary>Copies <paramref name="destination"/>.Length bytes from file offset <paramref name="offset"/>.</summary>
+    /// <summary>Reads <paramref name="destination"/>.Length bytes at file offset <paramref name="offset"/>.</summary>
+    /// <exception cref="IOException">The file ended early (it was truncated after it was opened).</exception>
     public void Read(long offset, Span<byte> destination)
     {
         if (offset < 0 || offset + destination.Length > Length)
-            throw new ArgumentOutOfRangeException(nameof(offset), $"{destination.Length} bytes at {offset} lie outside the mapped {Length} bytes");
-        _view.SafeMemoryMappedViewHandle.ReadSpan((ulong)(offset + _view.PointerOffset), destination);
-        GC.KeepAlive(_map);
+            throw new ArgumentOutOfRangeException(nameof(offset), $"{destination.Length} bytes at {offset} lie outside the file's {Length} bytes");
+        while (!destination.IsEmpty)
+        {
+            int read = RandomAccess.Read(_handle, destination, offset);
+            if (read <= 0)
+                throw new IOException($"the model file ended at {offset} while {destination.Length} more bytes were expected; was it changed while in use?");
+            destination = destination[read..];
+            offset += read;
+        }
     }
 }

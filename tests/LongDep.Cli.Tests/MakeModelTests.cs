@@ -32,13 +32,42 @@ public class MakeModelTests
         Assert.DoesNotThrow(() => ModelLoader.Load(path));
     }
 
+    [TestCase("bf16", TensorType.BF16)]
+    [TestCase("f32", TensorType.F32)]
+    public void FloatType_WritesTheSeededWeightsInThatType(string dtype, TensorType expected)
+    {
+        using var dir = new TempDir();
+        string path = dir.File("m.gguf");
+        var (code, err) = CliHarness.Run("make-model", "--shape", "tiny", "--dtype", dtype, "--seed", "6", "-o", path);
+        Assert.That(code, Is.EqualTo(0), err);
+        using var file = GgufFile.Open(path);
+        Assert.That(file.TensorList.Where(t => t.Shape.Length == 2).Select(t => t.Type), Is.All.EqualTo(expected));
+
+        // Every matrix is the seeded random weights (computed tensor by tensor when written) rounded to the type.
+        var weights = RandomModel.Create(RandomModel.Shape("tiny"), 6);
+        var loaded = ModelLoader.Load(path).Weights;
+        foreach (var (want, got) in weights.Tensors().Zip(loaded.Tensors()))
+        {
+            Assert.That(got.Name, Is.EqualTo(want.Name));
+            var values = want.Data.ToFloat32();
+            if (got.Data.Type == TensorType.BF16)
+            {
+                var bytes = new byte[values.Length * 2];
+                Dequantize.FromF32ToBF16(values, bytes);
+                values = new float[values.Length];
+                Dequantize.ToF32(TensorType.BF16, bytes, values);
+            }
+            Assert.That(got.Data.ToFloat32(), Is.EqualTo(values), got.Name);
+        }
+    }
+
     [Test]
     public void BlockType_ForAHuggingFaceFolder_IsAUsageError()
     {
         using var dir = new TempDir();
         var (code, err) = CliHarness.Run("make-model", "--shape", "tiny", "--dtype", "q4_k", "--format", "hf", "-o", dir.File("hf"));
         Assert.That(code, Is.EqualTo(2));
-        Assert.That(err, Does.Contain("--dtype q4_k is a GGUF block type; a Hugging Face folder is written as f16 or f32"));
+        Assert.That(err, Does.Contain("--dtype q4_k is a GGUF block type; a Hugging Face folder is written as f16, bf16 or f32"));
         Assert.That(Directory.Exists(dir.File("hf")), Is.False, "nothing is written");
     }
 }

@@ -3,14 +3,16 @@
 LADM (ZNLP/LADM modeling_llama2.py, LlamaFlashAttention2.forward): per layer, post-RoPE queries and keys (keys repeated
 for grouped-query attention); for every query span, softmax over the keys before the span in float32, cast back to
 the model's dtype, summed over the span's rows, averaged over heads; PFS, AFS, CDS in torch as the reference does.
-We do not patch the model: hooks capture each layer's q_proj/k_proj outputs and RoPE cos/sin, the CDS is computed
-from them, and the stock layer (SDPA) continues.
+We do not patch the model: hooks capture each layer's q_proj/k_proj outputs and RoPE cos/sin (or recompute RoPE from
+the module's table with transformers before 4.38), the CDS is computed from them, and the stock layer (SDPA, or eager
+attention on torch 1.13) continues.
 
 ProLong (October2001/ProLong prolong/run.py, compute_single_ppl / compute_pair_ppl / compute_ppl): chunks alone and
 pairs as fresh 2l-token sequences chunk_j ++ chunk_i, batch 256, loss over chunk i's tokens 2..l, on the pairs that
 `longdep bench` drew (exported in the samples file).
 """
 
+import inspect
 import math
 from typing import Callable, List, Optional, Sequence, Tuple
 
@@ -21,6 +23,16 @@ from transformers.models.llama import modeling_llama
 from .formulas import LadmSpan, ladm_spans
 
 IGNORE_INDEX = -100
+
+# torch >= 2 hands a forward pre-hook the keyword arguments (transformers >= 4.45 passes RoPE's cos/sin that way).
+_PRE_HOOK_KWARGS = "with_kwargs" in inspect.signature(torch.nn.Module.register_forward_pre_hook).parameters
+# transformers before 4.38 took position_ids in apply_rotary_pos_emb and computed cos/sin for a length.
+_ROPE_TAKES_POSITIONS = "position_ids" in inspect.signature(modeling_llama.apply_rotary_pos_emb).parameters
+
+
+def default_attention() -> str:
+    """sdpa where torch has it (>= 2.0), else eager (Debian's torch 1.13)."""
+    return "sdpa" if hasattr(torch.nn.functional, "scaled_dot_product_attention") else "eager"
 
 
 def ladm_cds_of_layer(q: torch.Tensor, k: torch.Tensor, spans: Sequence[LadmSpan], ablation: str = "No") -> torch.Tensor:
@@ -67,7 +79,8 @@ class LadmRecorder:
         for layer in decoder.layers:
             attn = layer.self_attn
             state = {}
-            self.handles.append(attn.register_forward_pre_hook(self._pre(state), with_kwargs=True))
+            if _PRE_HOOK_KWARGS and not _ROPE_TAKES_POSITIONS:
+                self.handles.append(attn.register_forward_pre_hook(self._pre(state), with_kwargs=True))
             self.handles.append(attn.q_proj.register_forward_hook(self._keep(state, "q")))
             self.handles.append(attn.k_proj.register_forward_hook(self._keep(state, "k")))
             self.handles.append(attn.register_forward_hook(self._post(state)))
@@ -82,7 +95,7 @@ class LadmRecorder:
             pe = kwargs.get("position_embeddings")
             if pe is None and len(args) > 1 and isinstance(args[1], tuple):
                 pe = args[1]
-            if pe is None:  # transformers before 4.45 computed RoPE inside the attention module
+            if pe is None:  # transformers 4.38 to 4.44 computed RoPE inside the attention module from positions
                 hidden = args[0] if args else kwargs["hidden_states"]
                 positions = kwargs.get("position_ids")
                 if positions is None:
@@ -101,11 +114,18 @@ class LadmRecorder:
     def _post(self, state):
         def hook(module, args, output):
             q_out, k_out = state.pop("q"), state.pop("k")
-            cos, sin = state.pop("pe")
             bsz, t, _ = q_out.shape
             q = q_out.view(bsz, t, self.heads, self.head_dim).transpose(1, 2)
             k = k_out.view(bsz, t, self.kv_heads, self.head_dim).transpose(1, 2)
-            q, k = modeling_llama.apply_rotary_pos_emb(q, k, cos, sin)
+            if "pe" in state:
+                cos, sin = state.pop("pe")
+                q, k = modeling_llama.apply_rotary_pos_emb(q, k, cos, sin)
+            else:
+                # transformers before 4.38 (no pre-hook kwargs needed): the module's RoPE table for t positions, at
+                # positions 0..t-1 as the decoder runs unpadded samples without position_ids.
+                cos, sin = module.rotary_emb(k, seq_len=t)
+                positions = torch.arange(t, device=q.device).unsqueeze(0)
+                q, k = modeling_llama.apply_rotary_pos_emb(q, k, cos, sin, positions)
             k = modeling_llama.repeat_kv(k, self.heads // self.kv_heads)
             spans = self.spans(t)
             if not spans:

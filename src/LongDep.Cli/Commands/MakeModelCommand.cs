@@ -29,11 +29,11 @@ public static class MakeModelCommand
         var seed = NumericOption.Whole("--seed", "weights seed", 1234L, long.MinValue, long.MaxValue);
         var dtype = new Option<string>("--dtype")
         {
-            Description = "the matrices' type: f16, f32, or (GGUF only) a block type: " + string.Join(", ", BlockTypeNames) +
+            Description = "the matrices' type: f16, bf16, f32, or (GGUF only) a block type: " + string.Join(", ", BlockTypeNames) +
                           " (norms stay f32 in GGUF; rows that are not whole blocks fall back as llama-quantize does)",
             DefaultValueFactory = _ => "f16",
         };
-        dtype.AcceptOnlyFromAmong(["f16", "f32", .. BlockTypeNames]);
+        dtype.AcceptOnlyFromAmong(["f16", "bf16", "f32", .. BlockTypeNames]);
         var cmd = new Command("make-model", "Write a random model of a named shape (GGUF or Hugging Face folder) with a synthetic tokenizer.")
         {
             shape, format, output, seed, dtype,
@@ -50,14 +50,15 @@ public static class MakeModelCommand
                 throw new CliException(e.Message.Split(" (Parameter")[0], ExitCodes.Usage);
             }
             var type = Enum.Parse<TensorType>(r.GetValue(dtype)!, ignoreCase: true);
-            if (r.GetValue(format) != "gguf" && type is not (TensorType.F16 or TensorType.F32))
-                throw new CliException($"--dtype {r.GetValue(dtype)} is a GGUF block type; a Hugging Face folder is written as f16 or f32", ExitCodes.Usage);
+            if (r.GetValue(format) != "gguf" && type is not (TensorType.F16 or TensorType.BF16 or TensorType.F32))
+                throw new CliException($"--dtype {r.GetValue(dtype)} is a GGUF block type; a Hugging Face folder is written as f16, bf16 or f32", ExitCodes.Usage);
             string path = r.GetValue(output)!;
             Console.Error.WriteLine($"generating {r.GetValue(shape)} ({cfg.ParameterCount:N0} parameters, seed {r.GetValue(seed)})");
             string f = r.GetValue(format)!;
             if (f == "gguf" && !Architectures.Has(cfg.Architecture, ModelFormat.Gguf))
                 throw new CliException($"--shape {r.GetValue(shape)}: llama.cpp has no {cfg.Architecture} architecture, so there is no GGUF form; use --format hf or hf-bin", ExitCodes.Usage);
-            var weights = RandomModel.Create(cfg, r.GetValue(seed));
+            // Matrices computed when written, one tensor at a time: llama2-7b's 27 GB of float32 never exist at once.
+            var weights = RandomModel.Create(cfg, r.GetValue(seed), lazy: true);
             Write(path, f != "gguf", weights, type, f == "hf-bin" ? HfWeightsFormat.PyTorch : HfWeightsFormat.Safetensors);
             Console.Out.WriteLine($"wrote {path}");
             return ExitCodes.Ok;

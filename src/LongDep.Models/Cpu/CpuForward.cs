@@ -130,7 +130,47 @@ public sealed class CpuForward
     /// With <paramref name="keepCache"/>, <paramref name="cache"/> receives this run's keys and values (prefix + new) for reuse.
     /// </summary>
     public double[] TokenNll(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, KvCache? prefix, out KvCache? cache, bool keepCache,
-                             LayerCallback? onLayer = null, CancellationToken cancellationToken = default)
+                             LayerCallback? onLayer = null, CancellationToken cancellationToken = default) =>
+        TokenNllCore(tokens, targets, prefix, 0, out cache, keepCache, Wrap(onLayer), cancellationToken);
+
+    /// <summary>
+    /// Several sequences in one run: <paramref name="tokens"/> holds tokens.Length / <paramref name="sequenceLength"/>
+    /// sequences of <paramref name="sequenceLength"/> tokens, each at positions prefix.Length, prefix.Length + 1, ... on top
+    /// of the same <paramref name="prefix"/> and attending to it and to its own earlier tokens only (ProLong's pairs (·, j)
+    /// on chunk j's cache). Returns the NLLs as <see cref="TokenNll"/> does, in the same order; every sequence's values
+    /// are exactly those of running it alone. One run shares each weight block's conversion and makes the matrix
+    /// products taller.
+    /// </summary>
+    public double[] SequencesNll(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int sequenceLength, KvCache? prefix,
+                                 CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequenceLength, 1);
+        if (tokens.Length % sequenceLength != 0)
+            throw new ArgumentException($"{tokens.Length} tokens are not whole sequences of {sequenceLength}; pass sequences of equal length", nameof(tokens));
+        return TokenNllCore(tokens, targets, prefix, sequenceLength, out _, keepCache: false, onLayer: null, cancellationToken);
+    }
+
+    /// <summary>
+    /// Several sequences of <paramref name="sequenceLength"/> tokens in one run, each at positions 0, 1, ... on its own (no
+    /// prefix), as <see cref="SequencesNll(ReadOnlySpan{int}, ReadOnlySpan{int}, int, KvCache?, CancellationToken)"/>;
+    /// <paramref name="caches"/>[s] receives sequence s's keys and values, as running it alone with keepCache would give
+    /// them (ProLong's chunks, whose caches their pairs reuse).
+    /// </summary>
+    public double[] SequencesNll(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, int sequenceLength, out KvCache[] caches,
+                                 CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(sequenceLength, 1);
+        if (tokens.Length % sequenceLength != 0)
+            throw new ArgumentException($"{tokens.Length} tokens are not whole sequences of {sequenceLength}; pass sequences of equal length", nameof(tokens));
+        var nll = TokenNllCore(tokens, targets, null, sequenceLength, out var all, keepCache: true, onLayer: null, cancellationToken);
+        int count = tokens.Length / sequenceLength;
+        caches = new KvCache[count];
+        for (int s = 0; s < count; s++) caches[s] = all!.Rows(s * sequenceLength, sequenceLength);
+        return nll;
+    }
+
+    private double[] TokenNllCore(ReadOnlySpan<int> tokens, ReadOnlySpan<int> targets, KvCache? prefix, int segment, out KvCache? cache,
+                                  bool keepCache, LayerArrays? onLayer, CancellationToken cancellationToken)
     {
         int n = tokens.Length, vocab = Config.VocabSize, dim = Config.EmbeddingWidth;
         if (targets.Length != n)
@@ -143,7 +183,7 @@ public sealed class CpuForward
 
         var nll = new double[n];
         Array.Fill(nll, double.NaN);
-        var hidden = RunCore(tokens, prefix, keepCache, Wrap(onLayer), wantHidden: n > 0, out cache, cancellationToken);
+        var hidden = RunCore(tokens, prefix, keepCache, onLayer, wantHidden: n > 0, out cache, cancellationToken, segment);
         if (hidden is null) return nll;
 
         var scored = new List<int>(n);
@@ -206,15 +246,21 @@ public sealed class CpuForward
     /// <see cref="ArrayPool{T}.Shared"/> that the caller returns; otherwise null.
     /// </summary>
     internal float[]? RunCore(ReadOnlySpan<int> tokens, KvCache? prefix, bool keepCache, LayerArrays? onLayer, bool wantHidden,
-                              out KvCache? cache, CancellationToken cancellationToken)
+                              out KvCache? cache, CancellationToken cancellationToken, int segment = 0)
     {
         var c = Config;
         int n = tokens.Length;
         int p = prefix?.Length ?? 0;
         CheckPrefix(prefix);
         CheckTokens(tokens);
+        if (segment <= 0) segment = n;
+        if (n % segment != 0)
+            throw new ArgumentException($"{n} tokens are not whole sequences of {segment}; pass sequences of equal length", nameof(tokens));
+        if (segment != n && (onLayer is not null || (keepCache && prefix is not null)))
+            throw new ArgumentException("a run of several sequences reports no layers and keeps a cache only without a prefix; run one sequence for those", nameof(keepCache));
         int total = checked(p + n);
-        CheckPositions(total);
+        int sequenceLength = checked(p + segment);
+        CheckPositions(sequenceLength);
         int dim = c.Dim, qDim = c.QDim, kvDim = c.KvDim, ff = c.FfDim, d = c.HeadDim, e = c.EmbeddingWidth;
         CheckSize((long)total * Math.Max(Math.Max(Math.Max(dim, qDim), ff), e), "activation buffers");
         CheckSize((long)total * kvDim, "key/value buffers");
@@ -232,8 +278,9 @@ public sealed class CpuForward
         float[] q = pool.Rent(n * qDim), att = pool.Rent(n * qDim);
         float[]? gate = c.HasGate ? pool.Rent(n * ff) : null;
         float[] up = pool.Rent(n * ff);
-        float[] vt = pool.Rent(total * kvDim);
-        float[][] cos = [pool.Rent(n * d / 2), pool.Rent(n * d / 2)], sin = [pool.Rent(n * d / 2), pool.Rent(n * d / 2)];
+        int sequences = n / segment;
+        float[] vt = pool.Rent(checked(sequences * sequenceLength * kvDim));
+        float[][] cos = [pool.Rent(segment * d / 2), pool.Rent(segment * d / 2)], sin = [pool.Rent(segment * d / 2), pool.Rent(segment * d / 2)];
         var ropeReady = new RopeFrequencies?[2];
         float[]? sharedK = keepCache ? null : pool.Rent(total * kvDim);
         float[]? sharedV = keepCache ? null : pool.Rent(total * kvDim);
@@ -242,7 +289,7 @@ public sealed class CpuForward
         bool handedOut = false;
         try
         {
-            Embed(tokens, p, h, x);
+            Embed(tokens, p, segment, h, x);
 
             for (int layer = 0; layer < c.Layers; layer++)
             {
@@ -263,9 +310,17 @@ public sealed class CpuForward
                     NormRows(h, w.AttnNorm, w.AttnNormBias, x, n);
                     input = x;
                 }
-                Matmul(input, n, dim, w.Wq, qDim, w.Bq, q, 0);
-                Matmul(input, n, dim, w.Wk, kvDim, w.Bk, k, p * kvDim);
-                Matmul(input, n, dim, w.Wv, kvDim, w.Bv, v, p * kvDim);
+                float[]? packed = PackRows(input, n, dim);
+                try
+                {
+                    Matmul(input, n, dim, w.Wq, qDim, w.Bq, q, 0, packed);
+                    Matmul(input, n, dim, w.Wk, kvDim, w.Bk, k, p * kvDim, packed);
+                    Matmul(input, n, dim, w.Wv, kvDim, w.Bv, v, p * kvDim, packed);
+                }
+                finally
+                {
+                    if (packed is not null) pool.Return(packed);
+                }
                 if (c.ScaleQueries) ScaleRows(q, n * qDim, c.ScoreScale);
                 if (c.QkNorm)
                 {
@@ -275,20 +330,23 @@ public sealed class CpuForward
                 if (c.Positions == PositionKind.Rope)
                 {
                     int table = c.LocalRopeTheta is not null && c.WindowOf(layer) is not null ? 1 : 0;
-                    var freq = RopeFrequencies.For(c, layer, total);
+                    var freq = RopeFrequencies.For(c, layer, sequenceLength);
                     if (ropeReady[table] is not { } done || !SameTable(done, freq))
                     {
-                        CpuKernels.RopeTables(p, n, freq.InverseFrequencies, freq.AttentionFactor, cos[table], sin[table]);
+                        CpuKernels.RopeTables(p, segment, freq.InverseFrequencies, freq.AttentionFactor, cos[table], sin[table]);
                         ropeReady[table] = freq;
                     }
-                    CpuKernels.ApplyRope(q.AsSpan(0, n * qDim), n, c.Heads, d, c.Rope, cos[table], sin[table]);
-                    CpuKernels.ApplyRope(k.AsSpan(p * kvDim, n * kvDim), n, c.KvHeads, d, c.Rope, cos[table], sin[table]);
+                    for (int s0 = 0; s0 < n; s0 += segment)
+                    {
+                        CpuKernels.ApplyRope(q.AsSpan(s0 * qDim, segment * qDim), segment, c.Heads, d, c.Rope, cos[table], sin[table]);
+                        CpuKernels.ApplyRope(k.AsSpan((p + s0) * kvDim, segment * kvDim), segment, c.KvHeads, d, c.Rope, cos[table], sin[table]);
+                    }
                 }
                 onLayer?.Invoke(layer, q, k, p, n);
                 if (keys is not null) { keys[layer] = k; values![layer] = v; }
                 if (!wantHidden && layer == c.Layers - 1) break;
 
-                Attention(layer, q, k, v, p, n, att, vt);
+                Attention(layer, q, k, v, p, n, segment, att, vt);
                 Matmul(att, n, qDim, w.Wo, dim, w.Bo, x, 0);
                 if (w.PostAttnNorm is not null) NormRows(x, w.PostAttnNorm, null, x, n);
                 AddRows(h, x, n * dim);
@@ -301,8 +359,16 @@ public sealed class CpuForward
                     NormRows(h, w.FfnNorm, w.FfnNormBias, x, n);
                     input = x;
                 }
-                Matmul(input, n, dim, w.WUp, ff, w.BUp, up, 0);
-                if (gate is not null) Matmul(input, n, dim, w.WGate!, ff, null, gate, 0);
+                packed = PackRows(input, n, dim);
+                try
+                {
+                    Matmul(input, n, dim, w.WUp, ff, w.BUp, up, 0, packed);
+                    if (gate is not null) Matmul(input, n, dim, w.WGate!, ff, null, gate, 0, packed);
+                }
+                finally
+                {
+                    if (packed is not null) pool.Return(packed);
+                }
                 Activate(gate, up, n);
                 Matmul(up, n, ff, w.WDown, dim, w.BDown, x, 0);
                 if (w.PostFfnNorm is not null) NormRows(x, w.PostFfnNorm, null, x, n);
@@ -343,8 +409,11 @@ public sealed class CpuForward
     private static bool SameTable(RopeFrequencies a, RopeFrequencies b) =>
         a.AttentionFactor == b.AttentionFactor && a.InverseFrequencies.AsSpan().SequenceEqual(b.InverseFrequencies);
 
-    /// <summary>h[t] = embedding[token t] · EmbedScale, projected in when the model has projections, plus the learned position row.</summary>
-    private void Embed(ReadOnlySpan<int> tokens, int p, float[] h, float[] scratch)
+    /// <summary>
+    /// h[t] = embedding[token t] · EmbedScale, projected in when the model has projections, plus the learned position row
+    /// of position p + t mod <paramref name="segment"/>.
+    /// </summary>
+    private void Embed(ReadOnlySpan<int> tokens, int p, int segment, float[] h, float[] scratch)
     {
         var c = Config;
         int n = tokens.Length, dim = c.Dim, e = c.EmbeddingWidth;
@@ -360,43 +429,56 @@ public sealed class CpuForward
             for (int t = 0; t < n; t++)
             {
                 var row = h.AsSpan(t * dim, dim);
-                TensorPrimitives.Add(row, table.AsSpan((c.PositionOffset + p + t) * dim, dim), row);
+                TensorPrimitives.Add(row, table.AsSpan((c.PositionOffset + p + t % segment) * dim, dim), row);
             }
         }
     }
 
     /// <summary>
-    /// Causal attention of the n new rows (positions p..p+n−1) over keys 0..p+n−1 (only the last
-    /// <see cref="ModelConfig.WindowOf"/> of them on a sliding-window layer), by blocks of query rows of one head:
-    /// scores S = Q_blk · K_gᵀ, per-row scaled (and soft-capped) softmax over the row's own key range, then O_blk = P · V_g.
+    /// Causal attention of the n new rows, which are n / <paramref name="segment"/> sequences of <paramref name="segment"/>
+    /// rows each at positions p..p+segment−1 on top of the same p prefix rows: a row attends to the prefix's keys and to
+    /// its own sequence's keys up to itself (only the last <see cref="ModelConfig.WindowOf"/> of them on a sliding-window
+    /// layer). By blocks of query rows of one head: scores S = Q_blk · K_gᵀ (prefix keys, then the sequence's), per-row
+    /// scaled (and soft-capped) softmax over the row's own key range, then O_blk = P · V_g. Each score is one dot product
+    /// whatever the split, so a sequence's rows come out the same alone or among others.
     /// </summary>
-    private void Attention(int layer, float[] q, float[] k, float[] v, int p, int n, float[] att, float[] vt)
+    private void Attention(int layer, float[] q, float[] k, float[] v, int p, int n, int segment, float[] att, float[] vt)
     {
         var c = Config;
-        int total = p + n, kvDim = c.KvDim, qDim = c.QDim, d = c.HeadDim;
+        int kvDim = c.KvDim, qDim = c.QDim, d = c.HeadDim;
         int group = c.Heads / c.KvHeads;
         float scale = c.ScaleQueries ? 1f : c.ScoreScale;
         float? cap = c.AttentionSoftCap;
         int? window = c.WindowOf(layer);
+        int sequences = n / segment, length = p + segment;
 
-        // V transposed to [KvDim, total], so that P · V is again a product of rows.
-        for (int s = 0; s < total; s++)
+        // V transposed per sequence to [KvDim, p + segment] (the prefix's columns, then the sequence's), so that P · V
+        // is again a product of rows.
+        For(sequences, sq =>
         {
-            int src = s * kvDim;
-            for (int j = 0; j < kvDim; j++) vt[j * total + s] = v[src + j];
-        }
+            int dst0 = sq * kvDim * length;
+            for (int s = 0; s < length; s++)
+            {
+                int src = (s < p ? s : p + sq * segment + s - p) * kvDim;
+                for (int j = 0; j < kvDim; j++) vt[dst0 + j * length + s] = v[src + j];
+            }
+        });
 
-        int blocks = (n + AttentionRowBlock - 1) / AttentionRowBlock;
-        For(c.Heads * blocks, item =>
+        int blocks = (segment + AttentionRowBlock - 1) / AttentionRowBlock;
+        For(sequences * c.Heads * blocks, item =>
         {
-            int head = item / blocks, block = item % blocks, g = head / group;
-            int t0 = block * AttentionRowBlock;
-            int rows = Math.Min(AttentionRowBlock, n - t0);
+            int sq = item / (c.Heads * blocks), rest = item % (c.Heads * blocks);
+            int head = rest / blocks, block = rest % blocks, g = head / group;
+            int t0 = block * AttentionRowBlock, row0 = sq * segment + t0;
+            int rows = Math.Min(AttentionRowBlock, segment - t0);
             int width = p + t0 + rows; // keys seen by the block's last row
             float[] scores = ArrayPool<float>.Shared.Rent(rows * width);
             try
             {
-                CpuKernels.DotRows(q, t0 * qDim + head * d, qDim, rows, k, g * d, kvDim, width, d, scores, 0, width, Wide);
+                if (p > 0)
+                    CpuKernels.DotRows(q, row0 * qDim + head * d, qDim, rows, k, g * d, kvDim, p, d, scores, 0, width, Wide);
+                CpuKernels.DotRows(q, row0 * qDim + head * d, qDim, rows, k, (p + sq * segment) * kvDim + g * d, kvDim, t0 + rows, d,
+                                   scores, p, width, Wide);
                 for (int r = 0; r < rows; r++)
                 {
                     int seen = p + t0 + r + 1;
@@ -406,7 +488,8 @@ public sealed class CpuForward
                     CpuKernels.ScaledSoftmax(row[first..seen], scale, cap);
                     row[seen..].Clear();
                 }
-                CpuKernels.DotRows(scores, 0, width, rows, vt, g * d * total, total, d, width, att, t0 * qDim + head * d, qDim, Wide);
+                CpuKernels.DotRows(scores, 0, width, rows, vt, (sq * kvDim + g * d) * length, length, d, width, att,
+                                   row0 * qDim + head * d, qDim, Wide);
             }
             finally
             {
@@ -421,9 +504,22 @@ public sealed class CpuForward
     /// <see cref="ConvertedRowBlock"/> rows at a time into float32 scratch that serves up to <see cref="ConvertedRowChunk"/>
     /// activation rows, so the conversion is exact (as dequantizing at load would be) and its cost is shared by many rows.
     /// </summary>
-    internal void Matmul(float[] x, int n, int inDim, WeightMatrix w, int outDim, float[]? bias, float[] y, int yOff)
+    internal void Matmul(float[] x, int n, int inDim, WeightMatrix w, int outDim, float[]? bias, float[] y, int yOff, float[]? packed = null)
     {
         if (n <= 0) return;
+        if (Packed)
+        {
+            float[]? own = packed is null ? PackRows(x, n, inDim) : null;
+            try
+            {
+                MatmulPacked(packed ?? own!, n, inDim, w, outDim, bias, y, yOff);
+            }
+            finally
+            {
+                if (own is not null) ArrayPool<float>.Shared.Return(own);
+            }
+            return;
+        }
         if (w.Float32Array is { } array)
         {
             Matmul(x, n, inDim, array, outDim, bias, y, yOff);
@@ -441,6 +537,56 @@ public sealed class CpuForward
                 w.ReadF32((long)c0 * inDim, block.AsSpan(0, cols * inDim));
                 CpuKernels.DotRows(x, r0 * inDim, inDim, rows, block, 0, inDim, cols, inDim, y, yOff + r0 * outDim + c0, outDim, Wide);
                 AddBias(bias, c0, cols, y, yOff + r0 * outDim + c0, rows, outDim);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(block);
+            }
+        });
+        GC.KeepAlive(w);
+    }
+
+    /// <summary>Whether the matrix products run <see cref="PackedGemm"/> (<see cref="CpuMath.Fast"/> on an AVX-512 processor).</summary>
+    internal bool Packed => Wide && PackedGemm.Supported;
+
+    /// <summary>
+    /// The activations [n, inDim] packed for <see cref="PackedGemm"/> (an array rented from <see cref="ArrayPool{T}.Shared"/>
+    /// that the caller returns), so that the products that read the same input (Q, K, V; gate, up) pack it once; null
+    /// when the products do not run packed.
+    /// </summary>
+    private float[]? PackRows(float[] x, int n, int inDim)
+    {
+        if (!Packed || n <= 0) return null;
+        long length = PackedGemm.PackedLength(n, inDim);
+        CheckSize(length, "packed activations");
+        var packed = ArrayPool<float>.Shared.Rent((int)length);
+        For((n + PackedGemm.PanelRows - 1) / PackedGemm.PanelRows, panel => PackedGemm.PackPanel(x, 0, inDim, n, inDim, panel, packed));
+        return packed;
+    }
+
+    /// <summary>
+    /// The packed product: tasks of up to <see cref="ConvertedRowChunk"/> activation rows × <see cref="ConvertedRowBlock"/>
+    /// weight rows, each weight block converted to float32 once per task (zero rows pad it to whole register tiles).
+    /// </summary>
+    private void MatmulPacked(float[] packed, int n, int inDim, WeightMatrix w, int outDim, float[]? bias, float[] y, int yOff)
+    {
+        const int panelsPerChunk = ConvertedRowChunk / PackedGemm.PanelRows;
+        int panels = (n + PackedGemm.PanelRows - 1) / PackedGemm.PanelRows;
+        int colBlocks = (outDim + ConvertedRowBlock - 1) / ConvertedRowBlock;
+        int rowChunks = (panels + panelsPerChunk - 1) / panelsPerChunk;
+        For(rowChunks * colBlocks, item =>
+        {
+            int panel0 = item / colBlocks * panelsPerChunk, c0 = item % colBlocks * ConvertedRowBlock;
+            int count = Math.Min(panelsPerChunk, panels - panel0), cols = Math.Min(ConvertedRowBlock, outDim - c0);
+            int padded = (cols + PackedGemm.TileCols - 1) / PackedGemm.TileCols * PackedGemm.TileCols;
+            float[] block = ArrayPool<float>.Shared.Rent(padded * inDim);
+            try
+            {
+                w.ReadF32((long)c0 * inDim, block.AsSpan(0, cols * inDim));
+                block.AsSpan(cols * inDim, (padded - cols) * inDim).Clear();
+                PackedGemm.Multiply(packed, panel0, count, n, inDim, block, cols, y, yOff, outDim, c0);
+                int r0 = panel0 * PackedGemm.PanelRows;
+                AddBias(bias, c0, cols, y, yOff + r0 * outDim + c0, Math.Min(count * PackedGemm.PanelRows, n - r0), outDim);
             }
             finally
             {

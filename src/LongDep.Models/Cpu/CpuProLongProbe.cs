@@ -7,19 +7,41 @@ namespace LongDep.Models.Cpu;
 /// ProLong's measurement on the CPU (SPEC §3). single_ppl[j]: chunk j alone at positions 0..l−1, perplexity of
 /// its tokens 2..l. pair_ppl(i, j): chunk i's l tokens at positions l..2l−1 on top of chunk j's cached keys and
 /// values (kept from chunk j's single pass, never recomputed), perplexity of chunk i's tokens 2..l; chunk i's first
-/// token is not scored. Means and exponents in float64. Each forward is deterministic, so results do not depend on
-/// how the work is spread over threads.
+/// token is not scored. The chunks' single passes run together, up to <see cref="PairBatchRows"/> rows a forward, each
+/// chunk's cache kept; then the pairs that share chunk j, again up to that many rows a forward
+/// (<see cref="CpuForward.SequencesNll(ReadOnlySpan{int}, ReadOnlySpan{int}, int, KvCache?, CancellationToken)"/>: each
+/// pair attends to the shared prefix and its own rows), so every weight block is converted once per batch and the
+/// matrix products are tall. Means and exponents in float64. Each pair's
+/// numbers are those of running it alone, so results do not depend on the batching or on how the work is spread over
+/// threads.
 /// </summary>
 public sealed class CpuProLongProbe : IProLongProbe
 {
+    /// <summary>Rows of pairs one forward runs by default: 16 pairs of 128-token chunks.</summary>
+    public const int DefaultPairBatchRows = 2048;
+
+    /// <summary>Weights up to this size run chunks in parallel (see <see cref="Measure"/>).</summary>
+    private const long SmallModelBytes = 16L << 20;
+
+    /// <summary>Most bytes of chunk caches kept at once when single passes run together.</summary>
+    private const long MaxGroupCacheBytes = 512L << 20;
+
     private readonly CpuForward _forward;
 
-    /// <summary>Measures with <paramref name="forward"/>'s model and thread limit.</summary>
-    public CpuProLongProbe(CpuForward forward)
+    /// <summary>
+    /// Measures with <paramref name="forward"/>'s model and thread limit, running up to <paramref name="pairBatchRows"/>
+    /// rows of pairs in one forward (at least one pair).
+    /// </summary>
+    public CpuProLongProbe(CpuForward forward, int pairBatchRows = DefaultPairBatchRows)
     {
         ArgumentNullException.ThrowIfNull(forward);
+        ArgumentOutOfRangeException.ThrowIfLessThan(pairBatchRows, 1);
         _forward = forward;
+        PairBatchRows = pairBatchRows;
     }
+
+    /// <summary>Most rows of pairs one forward runs (whole pairs; at least one).</summary>
+    public int PairBatchRows { get; }
 
     /// <inheritdoc />
     public ProLongMeasurement Measure(IReadOnlyList<int[]> chunks, IReadOnlyList<ChunkPair> pairs, CancellationToken cancellationToken = default)
@@ -55,20 +77,37 @@ public sealed class CpuProLongProbe : IProLongProbe
         var targets = new int[count][];
         for (int j = 0; j < count; j++) targets[j] = ShiftedTargets(chunks[j]);
 
-        // Many chunks: one chunk (its single pass, then its pairs (·, j) on its cache) per thread, the busiest first,
-        // so that at most one cache per thread is alive. Few chunks: one at a time, each forward multi-threaded.
-        bool outer = _forward.MaxThreads > 1 && count >= 2 * _forward.MaxThreads;
+        // A model whose weights fit the caches, with many chunks: one chunk (its single pass, then its pairs (·, j) on its
+        // cache) per thread, the busiest first, so that at most one cache per thread is alive; there the per-operation
+        // threading costs more than it saves. Otherwise one chunk at a time, each forward multi-threaded: the threads
+        // share every converted weight block (chunks in parallel would each stream all the weights, twice as slow).
+        bool outer = _forward.MaxThreads > 1 && count >= 2 * _forward.MaxThreads && _forward.Weights.ByteSize <= SmallModelBytes;
         var forward = outer ? _forward.WithMaxThreads(1) : _forward;
+        int perBatch = Math.Max(1, PairBatchRows / Math.Max(1, l));
         void Work(int j)
         {
             var nll = forward.TokenNll(chunks[j], targets[j], prefix: null, out var cache, keepCache: byJ[j].Count > 0,
                                        cancellationToken: cancellationToken);
-            single[j] = Perplexity(nll, l);
-            foreach (int k in byJ[j])
+            single[j] = Perplexity(nll, 0, l);
+            if (cache is not null) Pairs(j, cache);
+        }
+
+        void Pairs(int j, KvCache cache)
+        {
+            var mine = byJ[j];
+            for (int b0 = 0; b0 < mine.Count; b0 += perBatch)
             {
-                int i = pairs[k].I;
-                var pairNll = forward.TokenNll(chunks[i], targets[i], cache, out _, keepCache: false, cancellationToken: cancellationToken);
-                pairPpl[k] = Perplexity(pairNll, l);
+                int batch = Math.Min(perBatch, mine.Count - b0);
+                var tokens = new int[batch * l];
+                var batchTargets = new int[batch * l];
+                for (int b = 0; b < batch; b++)
+                {
+                    int i = pairs[mine[b0 + b]].I;
+                    chunks[i].CopyTo(tokens, b * l);
+                    targets[i].CopyTo(batchTargets, b * l);
+                }
+                var pairNll = forward.SequencesNll(tokens, batchTargets, l, cache, cancellationToken);
+                for (int b = 0; b < batch; b++) pairPpl[mine[b0 + b]] = Perplexity(pairNll, b * l, l);
             }
         }
 
@@ -80,10 +119,32 @@ public sealed class CpuProLongProbe : IProLongProbe
         }
         else
         {
-            for (int j = 0; j < count; j++)
+            // Up to PairBatchRows / l chunks' single passes in one forward (each chunk alone at positions 0..l−1, its cache
+            // kept), then each of those chunks' pairs.
+            var c = _forward.Config;
+            long cacheBytes = 2L * c.Layers * l * c.KvDim * sizeof(float);
+            int perGroup = (int)Math.Clamp(MaxGroupCacheBytes / Math.Max(1, cacheBytes), 1, perBatch);
+            for (int g0 = 0; g0 < count; g0 += perGroup)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                Work(j);
+                int group = Math.Min(perGroup, count - g0);
+                var tokens = new int[group * l];
+                var groupTargets = new int[group * l];
+                for (int g = 0; g < group; g++)
+                {
+                    chunks[g0 + g].CopyTo(tokens, g * l);
+                    targets[g0 + g].CopyTo(groupTargets, g * l);
+                }
+                KvCache[]? caches = null;
+                var nll = Enumerable.Range(g0, group).Any(j => byJ[j].Count > 0)
+                    ? forward.SequencesNll(tokens, groupTargets, l, out caches, cancellationToken)
+                    : forward.SequencesNll(tokens, groupTargets, l, prefix: null, cancellationToken);
+                for (int g = 0; g < group; g++) single[g0 + g] = Perplexity(nll, g * l, l);
+                for (int g = 0; g < group && caches is not null; g++)
+                {
+                    Pairs(g0 + g, caches[g]);
+                    caches[g] = null!; // a chunk's cache is not needed after its pairs
+                }
             }
         }
         return new ProLongMeasurement(single, pairs, pairPpl);
@@ -98,11 +159,11 @@ public sealed class CpuProLongProbe : IProLongProbe
         return targets;
     }
 
-    /// <summary>exp(mean of nll[0..l−2]): the perplexity of tokens 2..l.</summary>
-    private static double Perplexity(double[] nll, int l)
+    /// <summary>exp(mean of nll[start..start+l−2]): the perplexity of tokens 2..l of the sequence at <paramref name="start"/>.</summary>
+    private static double Perplexity(double[] nll, int start, int l)
     {
         double sum = 0;
-        for (int t = 0; t < l - 1; t++) sum += nll[t];
+        for (int t = start; t < start + l - 1; t++) sum += nll[t];
         return Math.Exp(sum / (l - 1));
     }
 

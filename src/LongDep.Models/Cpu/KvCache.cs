@@ -45,6 +45,21 @@ public sealed class KvCache
     /// <summary>Bytes held by the cached rows.</summary>
     public long ByteSize => 2L * Layers * Length * KvDim * sizeof(float);
 
+    /// <summary>A copy of positions [<paramref name="start"/>, start + length) as a cache of its own (at positions 0..length−1).</summary>
+    public KvCache Rows(int start, int length)
+    {
+        if (start < 0 || length < 0 || start + length > Length)
+            throw new ArgumentOutOfRangeException(nameof(start), $"positions [{start}, {start + length}) lie outside the cache's {Length}");
+        var keys = new float[Layers][];
+        var values = new float[Layers][];
+        for (int l = 0; l < Layers; l++)
+        {
+            keys[l] = _keys[l].AsSpan(start * KvDim, length * KvDim).ToArray();
+            values[l] = _values[l].AsSpan(start * KvDim, length * KvDim).ToArray();
+        }
+        return new KvCache(length, KvDim, keys, values);
+    }
+
     /// <summary>Post-RoPE keys of one layer, [Length, KvDim].</summary>
     public ReadOnlySpan<float> Keys(int layer) => _keys[layer].AsSpan(0, Length * KvDim);
 

@@ -33,7 +33,7 @@ public sealed class GgufFile : ITensorSource
     private readonly Dictionary<string, object> _metadata;
     private readonly Dictionary<string, TensorEntry> _entries;
     private readonly Dictionary<string, TensorInfo> _tensors;
-    private MappedModelFile? _mapping;
+    private ModelFileBytes? _bytes;
     private bool _disposed;
 
     private sealed record TensorEntry(TensorInfo Info, GgmlTypeInfo Ggml, long FileOffset);
@@ -517,21 +517,22 @@ public sealed class GgufFile : ITensorSource
     }
 
     /// <summary>
-    /// One tensor in its stored type as a read-only view of the file's memory mapping (made on first use, shared by
-    /// every tensor, and kept alive by the weights after this file is disposed): nothing is converted or copied.
+    /// One tensor in its stored type as a read-only view of the file's bytes (one file handle, opened on first use, shared
+    /// by every tensor and kept alive by the weights after this file is disposed; blocks are read when needed): nothing
+    /// is converted or copied at load.
     /// </summary>
-    /// <exception cref="ModelFormatException">No such tensor, an unreadable type, or the file cannot be mapped.</exception>
+    /// <exception cref="ModelFormatException">No such tensor, an unreadable type, or the file cannot be opened.</exception>
     public WeightMatrix ReadMatrix(string name)
     {
         var e = Entry(name);
         RequireReadable(e);
         if (e.Info.ElementCount == 0) return WeightMatrix.FromFloat32([]);
-        MappedModelFile mapping;
+        ModelFileBytes mapping;
         lock (_entries)
         {
-            mapping = _mapping ??= MappedModelFile.Open(SourcePath);
+            mapping = _bytes ??= ModelFileBytes.Open(SourcePath);
         }
-        return WeightMatrix.FromMapping(e.Ggml.Type, e.Info.ElementCount, mapping, e.FileOffset);
+        return WeightMatrix.FromFile(e.Ggml.Type, e.Info.ElementCount, mapping, e.FileOffset);
     }
 
     /// <summary>A copy of a tensor's stored bytes (any type, quantized blocks as they are in the file).</summary>

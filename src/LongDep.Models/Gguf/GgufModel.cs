@@ -247,8 +247,8 @@ public static class GgufModel
                 throw new ArgumentException($"RoPE scaling {s.Type} has no GGUF form; write a Hugging Face folder instead");
         }
         if (vocabulary is not null) GgufVocabularyKeys.Write(w, vocabulary);
-        foreach (var (tensorName, data, shape) in Architectures.TensorsFor(weights, ModelFormat.Gguf))
-            w.AddTensor(tensorName, data, shape, shape.Length == 1 ? TensorType.F32 : Quant.Quantize.FitRow(type, shape[^1]));
+        foreach (var (tensorName, produce, shape) in Architectures.TensorProducersFor(weights, ModelFormat.Gguf))
+            w.AddTensor(tensorName, shape, produce, shape.Length == 1 ? TensorType.F32 : Quant.Quantize.FitRow(type, shape[^1]));
         foreach (var (tensorName, data) in extra)
             w.AddTensor(tensorName, data, [data.Length], TensorType.F32);
 

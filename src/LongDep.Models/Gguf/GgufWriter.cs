@@ -267,14 +267,23 @@ public sealed class GgufWriter
                 }
             case var block when Quantize.IsBlockType(block):
                 {
-                    // ConvertChunk is a multiple of every block size, and rows are whole blocks.
-                    var buffer = new byte[Dequantize.ByteSize(block, ConvertChunk)];
-                    for (long i = 0; i < data.LongLength; i += ConvertChunk)
+                    // ConvertChunk is a multiple of every block size, and rows are whole blocks: chunks are quantized
+                    // independently (in parallel, a group at a time), so the bytes do not depend on the thread count.
+                    const int Group = 64;
+                    long chunks = (data.LongLength + ConvertChunk - 1) / ConvertChunk;
+                    int chunkBytes = (int)Dequantize.ByteSize(block, ConvertChunk);
+                    var buffer = new byte[(long)Math.Min(Group, chunks) * chunkBytes];
+                    for (long g0 = 0; g0 < chunks; g0 += Group)
                     {
-                        int n = (int)Math.Min(ConvertChunk, data.LongLength - i);
-                        var dst = buffer.AsSpan(0, (int)Dequantize.ByteSize(block, n));
-                        Quantize.FromF32(block, data.AsSpan((int)i, n), dst);
-                        w.Write(dst);
+                        int count = (int)Math.Min(Group, chunks - g0);
+                        Parallel.For(0, count, c =>
+                        {
+                            long i = (g0 + c) * ConvertChunk;
+                            int n = (int)Math.Min(ConvertChunk, data.LongLength - i);
+                            Quantize.FromF32(block, data.AsSpan((int)i, n), buffer.AsSpan(c * chunkBytes, (int)Dequantize.ByteSize(block, n)));
+                        });
+                        long last = Math.Min(data.LongLength, (g0 + count) * ConvertChunk) - g0 * ConvertChunk;
+                        w.Write(buffer.AsSpan(0, (int)Dequantize.ByteSize(block, last)));
                     }
                     break;
                 }

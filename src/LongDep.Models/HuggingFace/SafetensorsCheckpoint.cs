@@ -19,7 +19,7 @@ public sealed class SafetensorsCheckpoint : ITensorSource
     private readonly List<MappedFile> _files;
     private readonly Dictionary<string, (MappedFile File, Entry Entry)> _entries;
     private readonly Dictionary<string, TensorInfo> _infos;
-    private readonly Dictionary<string, MappedModelFile> _mappings = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ModelFileBytes> _mappings = new(StringComparer.Ordinal);
 
     private SafetensorsCheckpoint(string sourcePath, List<MappedFile> files,
         Dictionary<string, (MappedFile, Entry)> entries, IReadOnlyDictionary<string, string> metadata)
@@ -108,8 +108,9 @@ public sealed class SafetensorsCheckpoint : ITensorSource
     }
 
     /// <summary>
-    /// One tensor in its stored type (F32, F16 or BF16) as a read-only view of its file's memory mapping (one per file,
-    /// made on first use and kept alive by the weights after this checkpoint is disposed): nothing is converted.
+    /// One tensor in its stored type (F32, F16 or BF16) as a read-only view of its file's bytes (one handle per file,
+    /// opened on first use and kept alive by the weights after this checkpoint is disposed; blocks are read when needed):
+    /// nothing is converted at load.
     /// </summary>
     public WeightMatrix ReadMatrix(string name)
     {
@@ -122,13 +123,13 @@ public sealed class SafetensorsCheckpoint : ITensorSource
             throw new ModelFormatException(file.Path,
                 $"tensor '{name}' has dtype {info.TypeName}; only F32, F16 and BF16 can be read (re-save the checkpoint in one of those)");
         if (info.ElementCount == 0) return WeightMatrix.FromFloat32([]);
-        MappedModelFile mapping;
+        ModelFileBytes mapping;
         lock (_mappings)
         {
             if (!_mappings.TryGetValue(file.Path, out mapping!))
-                _mappings[file.Path] = mapping = MappedModelFile.Open(file.Path);
+                _mappings[file.Path] = mapping = ModelFileBytes.Open(file.Path);
         }
-        return WeightMatrix.FromMapping(info.Type, info.ElementCount, mapping, e.DataOffset);
+        return WeightMatrix.FromFile(info.Type, info.ElementCount, mapping, e.DataOffset);
     }
 
     /// <summary>Unmaps every file.</summary>

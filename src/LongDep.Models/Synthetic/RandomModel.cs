@@ -167,12 +167,26 @@ public static class RandomModel
     /// Weights for <paramref name="config"/>: matrices uniform with standard deviation 1/sqrt(fan-in), norm weights near 1
     /// (biases near 0), embeddings with unit variance, the output head scaled for logits of standard deviation about 2.
     /// </summary>
-    public static ModelWeights Create(ModelConfig config, long seed)
+    public static ModelWeights Create(ModelConfig config, long seed) => Create(config, seed, lazy: false);
+
+    /// <summary>
+    /// The same weights as <see cref="Create(ModelConfig, long)"/>; with <paramref name="lazy"/> the matrices are
+    /// computed when read (<see cref="WeightMatrix.FromGenerator"/>) instead of held, so that a model larger than memory
+    /// (llama2-7b's 27 GB of float32) can be written one tensor at a time.
+    /// </summary>
+    public static ModelWeights Create(ModelConfig config, long seed, bool lazy)
     {
         config.Validate("random model config");
         var c = config;
         int tensor = 0;
-        float[] Matrix(long rows, long cols, double std) => Fill(rows * cols, seed, tensor++, std, 0.0);
+        WeightMatrix Matrix(long rows, long cols, double std)
+        {
+            int id = tensor++;
+            long count = rows * cols;
+            return lazy
+                ? WeightMatrix.FromGenerator(count, (first, destination) => FillRange(first, destination, seed, id, std, 0.0))
+                : Fill(count, seed, id, std, 0.0);
+        }
         float[] Norm(int n) => Fill(n, seed, tensor++, 0.1, 1.0);
         float[] Bias(int n) => Fill(n, seed, tensor++, 0.1, 0.0);
         float[]? NormIf(bool wanted, int n) => wanted ? Norm(n) : null;
@@ -224,7 +238,7 @@ public static class RandomModel
             OutputNorm = outputNorm,
             OutputNormBias = outputNormBias,
             Output = output,
-            PositionEmbedding = c.Positions == PositionKind.Learned ? Matrix(c.PositionRows, c.Dim, 0.5) : null,
+            PositionEmbedding = c.Positions == PositionKind.Learned ? Fill((long)c.PositionRows * c.Dim, seed, tensor++, 0.5, 0.0) : null,
             ProjectIn = c.HasProjections ? Matrix(c.Dim, e, 1.0 / Math.Sqrt(e)) : null,
             ProjectOut = c.HasProjections ? Matrix(e, c.Dim, 1.0 / Math.Sqrt(c.Dim)) : null,
         };
@@ -232,26 +246,42 @@ public static class RandomModel
         return weights;
     }
 
+    private const int FillBlock = 1 << 16;
+    private const ulong Golden = 0x9E3779B97F4A7C15UL;
+
     /// <summary>Uniform values with the given mean and standard deviation; blocks are seeded independently so threads do not matter.</summary>
     private static float[] Fill(long count, long seed, int tensor, double std, double mean)
     {
         if (count > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(count), $"{count} weights do not fit in one array");
         var result = new float[count];
-        const int block = 1 << 16;
-        int blocks = (int)((count + block - 1) / block);
-        double halfWidth = std * Math.Sqrt(3.0);
+        int blocks = (int)((count + FillBlock - 1) / FillBlock);
         Parallel.For(0, blocks, b =>
         {
-            ulong state = Mix((ulong)seed * 0x9E3779B97F4A7C15UL ^ ((ulong)tensor << 32) ^ (ulong)b);
-            long end = Math.Min(count, (long)(b + 1) * block);
-            for (long i = (long)b * block; i < end; i++)
-            {
-                state += 0x9E3779B97F4A7C15UL;
-                double u = (Mix(state) >> 11) * (1.0 / (1UL << 53)); // [0, 1)
-                result[i] = (float)(mean + (2.0 * u - 1.0) * halfWidth);
-            }
+            long first = (long)b * FillBlock;
+            FillRange(first, result.AsSpan((int)first, (int)Math.Min(FillBlock, count - first)), seed, tensor, std, mean);
         });
         return result;
+    }
+
+    /// <summary>
+    /// Values [first, first + destination.Length) of a tensor: value i is drawn from the stream of its block of 2^16
+    /// (seeded by seed, tensor and block) at its place in the block, so any range can be computed on its own.
+    /// </summary>
+    private static void FillRange(long first, Span<float> destination, long seed, int tensor, double std, double mean)
+    {
+        double halfWidth = std * Math.Sqrt(3.0);
+        long end = first + destination.Length;
+        for (long i = first; i < end;)
+        {
+            long b = i / FillBlock, blockEnd = Math.Min(end, (b + 1) * FillBlock);
+            ulong state = Mix((ulong)seed * Golden ^ ((ulong)tensor << 32) ^ (ulong)b) + (ulong)(i - b * FillBlock) * Golden;
+            for (; i < blockEnd; i++)
+            {
+                state += Golden;
+                double u = (Mix(state) >> 11) * (1.0 / (1UL << 53)); // [0, 1)
+                destination[(int)(i - first)] = (float)(mean + (2.0 * u - 1.0) * halfWidth);
+            }
+        }
     }
 
     private static ulong Mix(ulong z)

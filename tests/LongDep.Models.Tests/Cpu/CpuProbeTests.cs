@@ -119,6 +119,31 @@ public class CpuProbeTests
     }
 
     [Test]
+    public void ProLong_PairBatches_GiveTheNumbersOfPairsRunOneByOne()
+    {
+        // Chunk 0 has 6 pairs: batches of 1 (one pair a forward), 4 (4 + 2) and all of them at once.
+        var weights = TinyModels.Create(seed: 204, "qwen2", RopeStyle.Halves, qkvBias: true);
+        const int l = 12, count = 7;
+        var chunks = Enumerable.Range(0, count).Select(i => TinyModels.RandomTokens(500 + i, l, 256)).ToArray();
+        var pairs = new List<ChunkPair>();
+        for (int i = count - 1; i > 0; i--)
+            for (int j = 0; j < i; j += 2) pairs.Add(new ChunkPair(i, j));
+        var forward = new CpuForward(weights, maxThreads: 2);
+        using var one = new CpuProLongProbe(forward, pairBatchRows: 1);
+        using var four = new CpuProLongProbe(forward, pairBatchRows: 4 * l + l / 2);
+        using var all = new CpuProLongProbe(forward);
+        Assert.That(all.PairBatchRows, Is.EqualTo(CpuProLongProbe.DefaultPairBatchRows));
+        var m1 = one.Measure(chunks, pairs);
+        var m4 = four.Measure(chunks, pairs);
+        var mAll = all.Measure(chunks, pairs);
+        Assert.That(m4.PairPpl, Is.EqualTo(m1.PairPpl));
+        Assert.That(mAll.PairPpl, Is.EqualTo(m1.PairPpl));
+        Assert.That(mAll.SinglePpl, Is.EqualTo(m1.SinglePpl));
+        Assert.That(m1.PairPpl.Distinct().Count(), Is.EqualTo(pairs.Count), "every pair has its own perplexity");
+        Assert.Throws<ArgumentOutOfRangeException>(() => new CpuProLongProbe(forward, pairBatchRows: 0));
+    }
+
+    [Test]
     public void ProLong_BadInput_GivesClearExceptions()
     {
         var weights = TinyModels.Create(seed: 203);

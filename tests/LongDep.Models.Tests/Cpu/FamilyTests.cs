@@ -89,6 +89,48 @@ public class FamilyTests
     }
 
     [TestCaseSource(nameof(Families))]
+    public void SequencesNll_OnASharedPrefix_EqualsEachSequenceAlone(string shape, Func<ModelConfig, ModelConfig> change)
+    {
+        // Three sequences on one 40-token prefix, each long enough that the sliding windows (24 to 48) cut into the
+        // prefix: one run must give every sequence's NLLs bit for bit as running it alone, in both arithmetic modes.
+        var w = Weights(shape, change);
+        const int p = 40, l = 30, count = 3;
+        var prefixTokens = TinyModels.RandomTokens(21, p, w.Config.VocabSize);
+        var tokens = TinyModels.RandomTokens(22, count * l, w.Config.VocabSize);
+        var targets = tokens.Select((_, t) => t % l == l - 1 ? -1 : tokens[t + 1]).ToArray();
+        targets[l + 3] = -1; // a row not scored in the middle of a sequence
+        foreach (var math in new[] { CpuMath.Exact, CpuMath.Fast })
+        {
+            var forward = new CpuForward(w, maxThreads: 2, math);
+            var prefix = forward.RunLayers(prefixTokens, null, keepCache: true)!;
+            var together = forward.SequencesNll(tokens, targets, l, prefix);
+            Assert.That(together, Has.Length.EqualTo(count * l));
+            for (int s = 0; s < count; s++)
+            {
+                var alone = forward.TokenNll(tokens[(s * l)..((s + 1) * l)], targets[(s * l)..((s + 1) * l)], prefix, out _, keepCache: false);
+                Assert.That(together[(s * l)..((s + 1) * l)], Is.EqualTo(alone), $"{shape} {math}: sequence {s}");
+            }
+            Assert.That(together.Count(double.IsNaN), Is.EqualTo(count + 1), "rows without a target stay NaN");
+
+            // Without a prefix, each sequence's cache as running it alone with keepCache gives it.
+            var first = forward.SequencesNll(tokens, targets, l, out var caches);
+            Assert.That(caches, Has.Length.EqualTo(count));
+            for (int s = 0; s < count; s++)
+            {
+                var alone = forward.TokenNll(tokens[(s * l)..((s + 1) * l)], targets[(s * l)..((s + 1) * l)], null, out var cache, keepCache: true);
+                Assert.That(first[(s * l)..((s + 1) * l)], Is.EqualTo(alone), $"{shape} {math}: sequence {s} without a prefix");
+                Assert.That(caches[s].Length, Is.EqualTo(l));
+                for (int layer = 0; layer < w.Config.Layers; layer++)
+                {
+                    Assert.That(caches[s].Keys(layer).ToArray(), Is.EqualTo(cache!.Keys(layer).ToArray()), $"{shape}: keys of {s}, layer {layer}");
+                    Assert.That(caches[s].Values(layer).ToArray(), Is.EqualTo(cache.Values(layer).ToArray()), $"{shape}: values of {s}, layer {layer}");
+                }
+            }
+            Assert.That(together.Where(double.IsFinite).Distinct().Count(), Is.GreaterThan(count * (l - 2) / 2), "the sequences differ");
+        }
+    }
+
+    [TestCaseSource(nameof(Families))]
     public void SavedAndLoaded_InEachFormat_GivesTheSameLogits(string shape, Func<ModelConfig, ModelConfig> change)
     {
         var w = Weights(shape, change);

@@ -61,6 +61,27 @@ public class DequantizeTests
         }
     }
 
+    [TestCase(TensorType.F16)]
+    [TestCase(TensorType.BF16)]
+    public void SixteenBitTypes_AnyLengthAndStart_MatchValueByValue(TensorType type)
+    {
+        // The vector loop takes 32 values a step; lengths and starts that are not multiples of it end in the scalar tail.
+        var patterns = Enumerable.Range(0, 1000).Select(i => (ushort)(i * 2654435761u >> 16)).ToArray();
+        var all = new float[patterns.Length];
+        Dequantize.ToF32(type, U16Bytes(patterns), all);
+        foreach (var (start, count) in new[] { (0, 45), (3, 32), (7, 100), (999, 1), (31, 33) })
+        {
+            var part = new float[count];
+            Dequantize.ToF32(type, U16Bytes(patterns.Skip(start).Take(count)), part);
+            for (int i = 0; i < count; i++)
+            {
+                double expected = type == TensorType.F16 ? HalfFromFields(patterns[start + i]) : BF16FromFields(patterns[start + i]);
+                AssertSameFloat(part[i], expected, $"{type} value {start + i}");
+                Assert.That(BitConverter.SingleToUInt32Bits(part[i]), Is.EqualTo(BitConverter.SingleToUInt32Bits(all[start + i])));
+            }
+        }
+    }
+
     [Test]
     public void F16_NamedValues()
     {
