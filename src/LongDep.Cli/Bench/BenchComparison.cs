@@ -256,7 +256,7 @@ public static class BenchComparison
     public static void Print(TextWriter output, Comparison c, bool wide)
     {
         var console = BenchReport.Console(output, wide);
-        var table = new Table().Border(TableBorder.Rounded).Title("[bold]longdep bench vs the PyTorch baseline (same GPU, model, samples)[/]");
+        var table = new Table().Border(TableBorder.Rounded).Title("[bold]longdep bench vs the PyTorch baseline (same device, model, samples)[/]");
         table.AddColumn("Method");
         foreach (var h in new[] { "samples", "ours s/sample", "baseline s/sample", "speed-up", "Pearson (scores)", "Pearson (detail)", "max rel. diff" })
             table.AddColumn(new TableColumn(h).RightAligned());

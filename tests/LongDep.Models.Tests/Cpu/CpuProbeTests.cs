@@ -140,6 +140,16 @@ public class CpuProbeTests
         Assert.That(mAll.PairPpl, Is.EqualTo(m1.PairPpl));
         Assert.That(mAll.SinglePpl, Is.EqualTo(m1.SinglePpl));
         Assert.That(m1.PairPpl.Distinct().Count(), Is.EqualTo(pairs.Count), "every pair has its own perplexity");
+
+        // One thread: chunks' single passes 4 at a time, then their pairs 4 a forward, pairs of different j together.
+        var forward1 = new CpuForward(weights, maxThreads: 1);
+        using var grouped = new CpuProLongProbe(forward1, pairBatchRows: 4 * l + l / 2);
+        using var groupedAll = new CpuProLongProbe(forward1);
+        var g4 = grouped.Measure(chunks, pairs);
+        var gAll = groupedAll.Measure(chunks, pairs);
+        Assert.That(g4.PairPpl, Is.EqualTo(m1.PairPpl));
+        Assert.That(g4.SinglePpl, Is.EqualTo(m1.SinglePpl));
+        Assert.That(gAll.PairPpl, Is.EqualTo(m1.PairPpl));
         Assert.Throws<ArgumentOutOfRangeException>(() => new CpuProLongProbe(forward, pairBatchRows: 0));
     }
 
