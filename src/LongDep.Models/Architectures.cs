@@ -240,7 +240,7 @@ public static class Architectures
 
         float[] Read(string name, long[] shape) => src.ReadF32(Check(name, shape));
 
-        // Matrices stay in their stored type (mapped where the source can); only vectors become float32.
+        // Matrices stay in their stored type, in the file where the source allows; only vectors become float32.
         WeightMatrix ReadMatrix(string name, long[] shape) => src.ReadMatrix(Check(name, shape));
 
         float[] Global(ModelRole role) => Read(info.Names[role], ModelShape(cfg, role));

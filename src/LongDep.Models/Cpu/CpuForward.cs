@@ -500,7 +500,7 @@ public sealed class CpuForward
 
     /// <summary>
     /// y[r, o] = Σ_i x[r, i] · W[o, i] (+ bias[o]) for r &lt; n, with y's rows at yOff + r · outDim. A float32 array is
-    /// read in place; a matrix stored in another type (mapped F16/BF16/quantized file data) is converted a block of
+    /// read in place; a matrix stored in another type (F16/BF16/quantized data in the model file) is converted a block of
     /// <see cref="ConvertedRowBlock"/> rows at a time into float32 scratch that serves up to <see cref="ConvertedRowChunk"/>
     /// activation rows, so the conversion is exact (as dequantizing at load would be) and its cost is shared by many rows.
     /// </summary>
