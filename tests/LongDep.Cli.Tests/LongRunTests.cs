@@ -91,7 +91,7 @@ public class LongRunTests
     [Test]
     public void TwoWriters_TheSecondStopsAtOnceNamingTheFirst_AndAKilledHolderDoesNotBlockTheRerun()
     {
-        using var s = new Setup(records: 30, words: 400);
+        using var s = new Setup(records: 400, words: 400); // long enough that the first run is still writing after both checks
         string output = s.Dir.File("o.jsonl");
         using var first = CliHarness.Start(Score(s.Model, s.Corpus, output));
         _ = first.StandardOutput.ReadToEndAsync();
@@ -108,6 +108,7 @@ public class LongRunTests
         Assert.That(timer.Elapsed, Is.LessThan(TimeSpan.FromSeconds(20)), "refused before the model is loaded");
 
         // A reader of the file while it is being written is told who writes it, in one line.
+        Assume.That(first.HasExited, Is.False, "the first run ended before the reader could start");
         var (rc, _, rerr) = CliHarness.RunChild("plot", "domains", "--scores", output, "-o", s.Dir.File("d.png"));
         Assert.That(rc, Is.EqualTo(1), rerr);
         OneLine(rerr, "reader");
@@ -125,7 +126,7 @@ public class LongRunTests
     [TestCase("INT", 130)]
     public void Signals_StopLikeCtrlC_WithTheirExitCode_AndTheRerunIsByteIdentical(string signal, int exitCode)
     {
-        using var s = new Setup(records: 30, words: 400);
+        using var s = new Setup(records: 400, words: 400); // long enough that the first run is still writing after both checks
         string output = s.Dir.File("o.jsonl");
         using var p = CliHarness.Start(Score(s.Model, s.Corpus, output));
         var stderr = p.StandardError.ReadToEndAsync();
