@@ -6,6 +6,19 @@
 // Launch (rmsnorm_*, rmsnorm_add_f32): grid.x = rows, block.x = 256 (a multiple of 32, at most 1024: block_sum needs it).
 #include "common.cuh"
 
+// 1 / sqrt(mean(xr[0..n)^2) + eps) of one row, summed by the whole block (every thread gets it).
+__device__ __forceinline__ float inverse_rms(const float* __restrict__ xr, int n, float eps)
+{
+    float squares = 0.0f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+    {
+        const float v = xr[i];
+        squares += v * v;
+    }
+    squares = longdep::block_sum(squares);
+    return 1.0f / sqrtf(squares / (float)n + eps);
+}
+
 template <typename T>
 __device__ __forceinline__ void rmsnorm_impl(const float* __restrict__ x, const float* __restrict__ w,
                                              T* __restrict__ y, int rows, int n, float eps)
@@ -14,14 +27,7 @@ __device__ __forceinline__ void rmsnorm_impl(const float* __restrict__ x, const 
     if (row >= rows) return; // uniform for the whole block
     const float* xr = x + (size_t)row * n;
     T* yr = y + (size_t)row * n;
-    float squares = 0.0f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x)
-    {
-        const float v = xr[i];
-        squares += v * v;
-    }
-    squares = longdep::block_sum(squares);
-    const float inv = 1.0f / sqrtf(squares / (float)n + eps);
+    const float inv = inverse_rms(xr, n, eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = longdep::from_f32<T>(w[i] * (xr[i] * inv));
 }
 
@@ -48,14 +54,7 @@ extern "C" __global__ void rmsnorm_add_f32(const float* x, const float* w, float
     if (row >= rows) return; // uniform for the whole block
     const float* xr = x + (size_t)row * n;
     float* hr = h + (size_t)row * n;
-    float squares = 0.0f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x)
-    {
-        const float v = xr[i];
-        squares += v * v;
-    }
-    squares = longdep::block_sum(squares);
-    const float inv = 1.0f / sqrtf(squares / (float)n + eps);
+    const float inv = inverse_rms(xr, n, eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x) hr[i] += w[i] * (xr[i] * inv);
 }
 
